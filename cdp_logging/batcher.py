@@ -1,0 +1,327 @@
+"""The queue between the application's threads and the one worker thread that delivers.
+
+The application thread only appends already-encoded bytes under a short lock; the worker
+wakes when a batch is due (the first event, every ``max_events_in_batch`` events, every
+``flush_interval`` seconds, a flush or a close) and hands each batch to ``deliver``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Literal, Union
+
+from .constants import MAX_BATCH_BYTES
+
+logger = logging.getLogger("cdp_logging")
+
+#: A queued event: its encoded bytes, or the bytes with the caller's callback.
+Item = Union[bytes, tuple[bytes, Callable[..., Any]]]
+Overflow = Literal["drop", "wait"]
+
+#: Room kept in every body for ``{"batch":[`` and ``],"sentAt":"...Z"}``.
+BODY_OVERHEAD = 64
+
+# Why put() refused an event.
+QUEUE_FULL = "queue full"
+QUEUE_BYTES_FULL = "queue byte limit reached"
+CLOSED = "client is closed"
+
+
+def item_bytes(item: Item) -> bytes:
+    """The encoded message of a queued item."""
+    return item if type(item) is bytes else item[0]  # type: ignore[return-value,index]
+
+
+class Batcher:
+    """A bounded queue of encoded events and the worker thread that drains it.
+
+    ``deliver(items)`` is called on the worker with at most ``max_events_in_batch`` items
+    whose bytes fit one request body. ``on_abandoned(items, reason)`` receives what close()
+    could not deliver in time. Forked children call :meth:`reset_after_fork`.
+
+    Example::
+
+        batcher = Batcher(send, max_events_in_batch=20, flush_interval=10.0)
+        batcher.put(b'{"type":"track",...}')
+        batcher.close(timeout=5.0)
+    """
+
+    def __init__(
+        self,
+        deliver: Callable[[list[Item]], None],
+        *,
+        max_events_in_batch: int = 20,
+        flush_interval: float = 10.0,
+        max_queue_size: int = 10_000,
+        max_queue_bytes: int = 20_000_000,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        overflow: Overflow = "drop",
+        overflow_timeout: float = 1.0,
+        on_abandoned: Callable[[list[Item], str], None] | None = None,
+        name: str = "cdp-logging",
+    ) -> None:
+        self._deliver = deliver
+        self.max_events_in_batch = max_events_in_batch
+        self.flush_interval = flush_interval
+        self.max_queue_size = max_queue_size
+        self.max_queue_bytes = max_queue_bytes
+        self._body_budget = max_batch_bytes - BODY_OVERHEAD
+        self.overflow = overflow
+        self.overflow_timeout = overflow_timeout
+        self._on_abandoned = on_abandoned
+        self._name = name
+        #: Set by close() to cut a retry wait short; the transport clears it.
+        self.interrupt = threading.Event()
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._queue: deque[Item] = deque()
+        self._queued_bytes = 0
+        self._in_flight = 0
+        self._first = True
+        self._flush_requests = 0
+        self._space_waiters = 0
+        self._closed = False
+        self._stopping = False
+        self._deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self._no_thread = False
+        self._sent_any = False
+        #: Events accepted into the queue since start (or fork).
+        self.accepted = 0
+        self.interrupt.clear()
+
+    # -- the application's side ---------------------------------------------------------
+
+    def put(self, item: Item, size: int) -> str | None:
+        """Queue one encoded event; None when queued, else why it was refused. Never blocks
+        unless ``overflow="wait"``, and then at most ``overflow_timeout`` seconds."""
+        with self._lock:
+            if self._closed:
+                return CLOSED
+            queue = self._queue
+            if len(queue) >= self.max_queue_size or self._queued_bytes + size > self.max_queue_bytes:
+                refused = self._wait_for_space(size)
+                if refused:
+                    return refused
+            queue.append(item)
+            self._queued_bytes += size
+            self.accepted += 1
+            if len(queue) == self.max_events_in_batch or self._first:
+                self._first = False
+                self._wake.notify()
+            if self._thread is None and not self._no_thread:
+                self._start_worker()
+        return None
+
+    def _wait_for_space(self, size: int) -> str | None:
+        """With the lock held: wait (policy "wait") for room, or say why there is none."""
+        if self.overflow == "wait":
+            deadline = time.monotonic() + self.overflow_timeout
+            self._space_waiters += 1
+            self._wake.notify()
+            try:
+                while not self._closed and self._is_full(size):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._space.wait(left)
+            finally:
+                self._space_waiters -= 1
+            if self._closed:
+                return CLOSED
+        if len(self._queue) >= self.max_queue_size:
+            return QUEUE_FULL
+        if self._queued_bytes + size > self.max_queue_bytes:
+            return QUEUE_BYTES_FULL
+        return None
+
+    def _is_full(self, size: int) -> bool:
+        return len(self._queue) >= self.max_queue_size or self._queued_bytes + size > self.max_queue_bytes
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            # Python 3.12+ refuses new threads at interpreter exit; flush/close then
+            # deliver on the calling thread instead.
+            self._no_thread = True
+            return
+        self._thread = thread
+
+    @property
+    def pending(self) -> int:
+        """Events queued or being delivered right now."""
+        return len(self._queue) + self._in_flight
+
+    @property
+    def queued_bytes(self) -> int:
+        """Encoded bytes waiting in the queue."""
+        return self._queued_bytes
+
+    def is_worker_thread(self) -> bool:
+        """True on this batcher's own worker thread (its callbacks and error reports run there)."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    # -- flush and close ------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything queued; True when the queue emptied within ``timeout``."""
+        if self.is_worker_thread():
+            return False  # a callback asking to flush would wait for itself
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            if not self._worker_available():
+                return self._drain_here(deadline)
+            self._flush_requests += 1
+            self._wake.notify()
+            try:
+                while self._queue or self._in_flight:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    if not self._thread or not self._thread.is_alive():
+                        return self._drain_here(deadline)
+                    self._idle.wait(left if left is None else min(left, 1.0))
+                return True
+            finally:
+                self._flush_requests -= 1
+
+    def _worker_available(self) -> bool:
+        """With the lock held: is (or can there be) a worker to do the sending?"""
+        if self._thread is None and self._queue and not self._no_thread:
+            self._start_worker()
+        return self._thread is not None and self._thread.is_alive()
+
+    def _drain_here(self, deadline: float | None) -> bool:
+        """With the lock held and no worker: deliver on the calling thread."""
+        while self._queue:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            batch = self._take_batch()
+            self._lock.release()
+            try:
+                self._deliver_safely(batch)
+            finally:
+                self._lock.acquire()
+                self._in_flight = 0
+        return True
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop taking events, deliver what is queued within ``timeout`` seconds, stop the
+        worker. What could not be delivered goes to ``on_abandoned``. Safe to call twice."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._closed:
+                return not self._queue and not self._in_flight
+            self._closed = True
+            self._stopping = True
+            self._deadline = deadline
+            self._wake.notify()
+            self._space.notify_all()
+            worker = self._thread if self._worker_available() else None
+        self.interrupt.set()
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            if worker is None or not worker.is_alive():
+                self._drain_here(deadline)
+            leftover = list(self._queue)
+            self._queue.clear()
+            self._queued_bytes = 0
+            delivered_all = not leftover and not self._in_flight
+        if leftover and self._on_abandoned is not None:
+            self._on_abandoned(leftover, f"not delivered within the close timeout of {timeout:g}s")
+        return delivered_all
+
+    def closing_deadline(self) -> float | None:
+        """The monotonic time by which a closing batcher must stop trying, else None."""
+        return self._deadline
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh, empty queue and no worker; the parent sends its own."""
+        self._init_state()
+
+    # -- the worker's side ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                batch = self._next_batch()
+            if batch is None:
+                return
+            self._deliver_safely(batch)
+            with self._lock:
+                self._in_flight = 0
+                if not self._queue:
+                    self._idle.notify_all()
+
+    def _deliver_safely(self, batch: list[Item]) -> None:
+        try:
+            self._deliver(batch)
+        except BaseException:  # the worker must outlive anything deliver() runs into
+            logger.exception(
+                "cdp-logging worker caught an unexpected error delivering %d events; "
+                "the worker keeps running", len(batch)
+            )
+
+    def _next_batch(self) -> list[Item] | None:
+        """With the lock held: wait until a batch is due and take it; None to stop."""
+        last_sent = time.monotonic()
+        while True:
+            queue = self._queue
+            now = time.monotonic()
+            if self._stopping:
+                if not queue or (self._deadline is not None and now >= self._deadline):
+                    self._idle.notify_all()
+                    return None
+                return self._take_batch()
+            if queue and (
+                len(queue) >= self.max_events_in_batch
+                or self._flush_requests
+                or self._space_waiters
+                or now - last_sent >= self.flush_interval
+                or self._first_batch_due()
+            ):
+                return self._take_batch()
+            if not queue:
+                self._idle.notify_all()
+                last_sent = now
+            self._wake.wait(max(0.0, last_sent + self.flush_interval - now))
+
+    def _first_batch_due(self) -> bool:
+        # put() notifies for the very first event; it is due however few are queued.
+        return not self._first and not self._sent_any
+
+    def _take_batch(self) -> list[Item]:
+        """With the lock held: remove up to one batch that fits a request body."""
+        queue = self._queue
+        limit = self.max_events_in_batch
+        budget = self._body_budget
+        batch: list[Item] = []
+        used = 0
+        while queue and len(batch) < limit:
+            size = len(item_bytes(queue[0])) + 1
+            if batch and used + size > budget:
+                break
+            batch.append(queue.popleft())
+            used += size
+        self._queued_bytes -= used - len(batch)
+        self._in_flight = len(batch)
+        self._sent_any = True
+        if self._space_waiters:
+            self._space.notify_all()
+        return batch

@@ -1,0 +1,579 @@
+"""``Analytics``: the six calls as methods, the options, and the client's lifecycle."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Mapping, TypedDict
+
+import orjson
+
+from .batcher import Batcher, Item, Overflow, item_bytes
+from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
+from .encoding import now_iso
+from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError
+from .messages import build_message, encode_message
+from .reporting import ErrorHandler, Reporter
+from .transport import HTTPTransport, RetryPolicy, Transport, send_with_retries
+
+#: ``callback(error, batch)``: error is None on success; batch lists the messages sent
+#: in the same request (as dicts).
+Callback = Callable[[Any, list], object]
+
+
+class Stats(TypedDict):
+    """Counts since the client started (or since fork, in a child process).
+
+    ``queued``: accepted into the queue; ``delivered``: acknowledged by the API; ``failed``:
+    given up on after retries (or not delivered by close); ``dropped``: refused by a full or
+    closed queue; ``invalid``: rejected by validation or size; ``skipped``: accepted while
+    ``enable=False``; ``batches``: requests that succeeded; ``retries``: extra attempts;
+    ``pending``: queued or in flight right now.
+    """
+
+    queued: int
+    delivered: int
+    failed: int
+    dropped: int
+    invalid: int
+    skipped: int
+    batches: int
+    retries: int
+    pending: int
+
+
+_COUNTERS = ("delivered", "failed", "dropped", "invalid", "skipped", "batches", "retries")
+
+
+class _Counters:
+    """Counts shared by the application's threads and the worker; one short lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values = dict.fromkeys(_COUNTERS, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.values[name] += amount
+
+
+def _option_error(option: str, expected: str, value: Any) -> TypeError:
+    return TypeError(f"cdp_logging option {option!r} must be {expected}, got {value!r}")
+
+
+def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise _option_error(option, "an integer" if integer else "a number", value)
+    if value < minimum:
+        raise ValueError(f"cdp_logging option {option!r} must be at least {minimum}, got {value!r}")
+    return value
+
+
+class Analytics:
+    """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
+
+    Calls return at once: messages are encoded on the calling thread and sent by one
+    background thread per client, on the first call, every ``max_events_in_batch`` events,
+    every ``flush_interval`` seconds and on :meth:`flush`. At interpreter exit the client
+    delivers what is queued within ``shutdown_timeout`` seconds.
+
+    Example::
+
+        analytics = Analytics("YOUR_WRITE_KEY")            # or CDP_WRITE_KEY in the environment
+        analytics.identify(user_id="019mr8mf4r", traits={"plan": "Enterprise"})
+        analytics.track(user_id="019mr8mf4r", event="added_to_cart", properties={"qty": 1})
+        analytics.close_and_flush()
+    """
+
+    def __init__(
+        self,
+        write_key: str | None = None,
+        *,
+        host: str | None = None,
+        max_events_in_batch: int = 20,
+        flush_interval: float = 10.0,
+        enable: bool = True,
+        error_handler: ErrorHandler | None = None,
+        max_queue_size: int = 10_000,
+        max_queue_bytes: int = 20_000_000,
+        overflow: Overflow = "drop",
+        overflow_timeout: float = 1.0,
+        timeout: float = 10.0,
+        gzip: bool = False,
+        max_retries: int = 5,
+        max_retry_time: float = 60.0,
+        shutdown_timeout: float = 5.0,
+        transport: Transport | None = None,
+    ) -> None:
+        if write_key is None:
+            write_key = os.environ.get(ENV_WRITE_KEY) or None
+        if write_key is not None and not isinstance(write_key, str):
+            raise _option_error("write_key", "a string", type(write_key).__name__)
+        if enable and not write_key and transport is None:
+            raise ValueError(
+                "cdp_logging needs a write key: pass write_key=... or set the environment "
+                f"variable {ENV_WRITE_KEY}."
+            )
+        if host is None:
+            host = os.environ.get(ENV_HOST) or DEFAULT_HOST
+        if not isinstance(host, str) or not host.startswith(("http://", "https://")):
+            raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {host!r}")
+        if error_handler is not None and not callable(error_handler):
+            raise _option_error("error_handler", "a callable", error_handler)
+        if overflow not in ("drop", "wait"):
+            raise ValueError(f"cdp_logging option 'overflow' must be 'drop' or 'wait', got {overflow!r}")
+        for option, flag in (("enable", enable), ("gzip", gzip)):
+            if not isinstance(flag, bool):
+                raise _option_error(option, "True or False", flag)
+        _number("max_events_in_batch", max_events_in_batch, minimum=1, integer=True)
+        _number("max_queue_size", max_queue_size, minimum=1, integer=True)
+        _number("max_queue_bytes", max_queue_bytes, minimum=1, integer=True)
+        _number("max_retries", max_retries, minimum=0, integer=True)
+        _number("flush_interval", flush_interval, minimum=0.001)
+        _number("overflow_timeout", overflow_timeout, minimum=0)
+        _number("timeout", timeout, minimum=0.001)
+        _number("max_retry_time", max_retry_time, minimum=0)
+        _number("shutdown_timeout", shutdown_timeout, minimum=0)
+
+        self.host = host.rstrip("/")
+        self.enable = enable
+        self.shutdown_timeout = float(shutdown_timeout)
+        self.retry_policy = RetryPolicy(max_retries=max_retries, max_retry_time=max_retry_time)
+        self._reporter = Reporter(error_handler)
+        self._transport: Transport = transport or HTTPTransport(
+            self.host, write_key or "", timeout=timeout, gzip=gzip
+        )
+        self._counters = _Counters()
+        self._batcher = Batcher(
+            self._deliver,
+            max_events_in_batch=max_events_in_batch,
+            flush_interval=float(flush_interval),
+            max_queue_size=max_queue_size,
+            max_queue_bytes=max_queue_bytes,
+            max_batch_bytes=MAX_BATCH_BYTES,
+            overflow=overflow,
+            overflow_timeout=float(overflow_timeout),
+            on_abandoned=self._abandon,
+            name=f"cdp-logging-{id(self):x}",
+        )
+        _track_client(self)
+
+    def __repr__(self) -> str:
+        return f"<Analytics host={self.host!r} enable={self.enable} pending={self._batcher.pending}>"
+
+    @property
+    def error_handler(self) -> ErrorHandler | None:
+        """The function given each :class:`CDPError`, or None to log them."""
+        return self._reporter.error_handler
+
+    # -- the six calls ------------------------------------------------------------------
+
+    def identify(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        traits: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Say who a person is and set their traits; returns the messageId.
+
+        Example::
+
+            analytics.identify(user_id="019mr8mf4r", traits={"email": "cool@example.com"})
+        """
+        return self.send(build_message(
+            "identify", user_id=user_id, anonymous_id=anonymous_id, traits=traits,
+            context=context, integrations=integrations, timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def track(
+        self,
+        *,
+        event: str | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        properties: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Record an action a person took; returns the messageId.
+
+        Example::
+
+            analytics.track(user_id="019mr8mf4r", event="added_to_cart",
+                            properties={"product": "shoes", "revenue": 39.95})
+        """
+        return self.send(build_message(
+            "track", user_id=user_id, anonymous_id=anonymous_id, event=event,
+            properties=properties, context=context, integrations=integrations,
+            timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def page(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        name: str | None = None,
+        category: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Record a page view; returns the messageId.
+
+        Example::
+
+            analytics.page(user_id="019mr8mf4r", category="Docs", name="CDP",
+                           properties={"url": "https://customer.io/cdp/"})
+        """
+        return self.send(build_message(
+            "page", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
+            properties=properties, context=context, integrations=integrations,
+            timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def screen(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        name: str | None = None,
+        category: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Record a mobile screen view; returns the messageId.
+
+        Example::
+
+            analytics.screen(user_id="019mr8mf4r", name="Checkout")
+        """
+        return self.send(build_message(
+            "screen", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
+            properties=properties, context=context, integrations=integrations,
+            timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def group(
+        self,
+        *,
+        group_id: str | int | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        traits: Mapping[str, Any] | None = None,
+        object_type_id: str | int | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Associate a person with a group (an object in Customer.io); returns the messageId.
+
+        Example::
+
+            analytics.group(user_id="019mr8mf4r", group_id="56", object_type_id=1,
+                            traits={"name": "Initech"})
+        """
+        return self.send(build_message(
+            "group", user_id=user_id, anonymous_id=anonymous_id, group_id=group_id,
+            traits=traits, object_type_id=object_type_id, context=context,
+            integrations=integrations, timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def alias(
+        self,
+        *,
+        previous_id: str | int | None = None,
+        user_id: str | int | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Merge two identities: ``previous_id`` into ``user_id``; returns the messageId.
+
+        Example::
+
+            analytics.alias(previous_id="anonymous_user", user_id="identified@example.com")
+        """
+        return self.send(build_message(
+            "alias", user_id=user_id, previous_id=previous_id, context=context,
+            integrations=integrations, timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    # -- the common path ----------------------------------------------------------------
+
+    def send(self, message: dict[str, Any], callback: Callback | None = None) -> str:
+        """Encode a built message (see ``cdp_logging.messages.build_message``) and queue it.
+
+        Raises :class:`InvalidEventError` (or :class:`EventTooLargeError`) for a message the
+        API would refuse; a message that cannot be queued is counted and reported, not
+        raised. Returns the messageId.
+        """
+        try:
+            data = encode_message(message)
+        except InvalidEventError:
+            self._counters.add("invalid")
+            raise
+        message_id: str = message["messageId"]
+        if not self.enable:
+            self._counters.add("skipped")
+            return message_id
+        refused = self._batcher.put(data if callback is None else (data, callback), len(data))
+        if refused is not None:
+            self._counters.add("dropped")
+            self._reporter.report(EventDroppedError(refused, message_id=message_id))
+            if callback is not None:
+                self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
+        return message_id
+
+    def count_invalid(self, error: InvalidEventError) -> None:
+        """Count and report an event rejected before reaching :meth:`send` (the handler's)."""
+        self._counters.add("invalid")
+        self._reporter.report(error)
+
+    def report(self, error: CDPError) -> None:
+        """Hand ``error`` to the error_handler, or log it (rate-limited)."""
+        self._reporter.report(error)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything queued now; True when all of it was delivered.
+
+        Blocks up to ``timeout`` seconds (None: until done).
+
+        Example::
+
+            if not analytics.flush(timeout=2.0):
+                print(analytics.stats())
+        """
+        failed_before = self._counters.values["failed"]
+        drained = self._batcher.flush(timeout)
+        return drained and self._counters.values["failed"] == failed_before
+
+    def close_and_flush(self, timeout: float | None = None) -> bool:
+        """Stop accepting calls, deliver what is queued within ``timeout`` (default
+        ``shutdown_timeout``) and stop the worker. Calling it again does nothing.
+
+        Example::
+
+            analytics.close_and_flush(timeout=3.0)
+        """
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        failed_before = self._counters.values["failed"]
+        delivered = self._batcher.close(timeout)
+        if isinstance(self._transport, HTTPTransport) and not self._batcher.pending:
+            self._transport.close()
+        return delivered and self._counters.values["failed"] == failed_before
+
+    def close(self, timeout: float | None = None) -> bool:
+        """The same as :meth:`close_and_flush`."""
+        return self.close_and_flush(timeout)
+
+    def __enter__(self) -> "Analytics":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close_and_flush()
+
+    @property
+    def closed(self) -> bool:
+        """True once the client was closed."""
+        return self._batcher.closed
+
+    def stats(self) -> Stats:
+        """Counts of what happened to the calls made so far.
+
+        Example::
+
+            >>> analytics.stats()["delivered"]
+            20
+        """
+        values = dict(self._counters.values)
+        return Stats(
+            queued=self._batcher.accepted,
+            delivered=values["delivered"],
+            failed=values["failed"],
+            dropped=values["dropped"],
+            invalid=values["invalid"],
+            skipped=values["skipped"],
+            batches=values["batches"],
+            retries=values["retries"],
+            pending=self._batcher.pending,
+        )
+
+    # -- the worker's side --------------------------------------------------------------
+
+    def _deliver(self, items: list[Item]) -> None:
+        """Send one batch (on the worker thread), then count, call back and report."""
+        body = b"".join((
+            b'{"batch":[', b",".join([item_bytes(item) for item in items]),
+            b'],"sentAt":"', now_iso().encode(), b'"}',
+        ))
+        outcome = send_with_retries(
+            self._transport, BATCH_PATH, body, self.retry_policy,
+            interrupt=self._batcher.interrupt, deadline=self._batcher.closing_deadline,
+        )
+        if outcome.attempts > 1:
+            self._counters.add("retries", outcome.attempts - 1)
+        if outcome.ok:
+            self._counters.add("delivered", len(items))
+            self._counters.add("batches")
+            self._finish(items, None)
+            return
+        response = outcome.response
+        if response is not None and response.status == 413 and len(items) > 1:
+            half = len(items) // 2
+            self._deliver(items[:half])
+            self._deliver(items[half:])
+            return
+        if response is not None and response.status == 413:
+            reason = "the API refused the event as too large (HTTP 413)"
+        elif outcome.gave_up:
+            last = f"HTTP {response.status}" if response is not None else str(outcome.error)
+            reason = f"{outcome.gave_up}; last: {last}"
+        elif response is not None:
+            reason = f"the API answered HTTP {response.status}"
+        else:
+            reason = str(outcome.error)
+        self._fail(items, DeliveryError(
+            reason,
+            message_ids=_message_ids(items),
+            status=None if response is None else response.status,
+            text="" if response is None else response.text,
+            attempts=outcome.attempts,
+            cause=None if outcome.error is None else outcome.error.cause,
+        ))
+
+    def _fail(self, items: list[Item], error: DeliveryError) -> None:
+        self._counters.add("failed", len(items))
+        self._reporter.report(error)
+        self._finish(items, error)
+
+    def _abandon(self, items: list[Item], reason: str) -> None:
+        self._fail(items, DeliveryError(reason, message_ids=_message_ids(items), attempts=0))
+
+    def _finish(self, items: list[Item], error: DeliveryError | None) -> None:
+        """Run the per-call callbacks of a finished batch."""
+        callbacks = [item[1] for item in items if type(item) is tuple]
+        if not callbacks:
+            return
+        batch = [orjson.loads(item_bytes(item)) for item in items]
+        for callback in callbacks:
+            self._run_callback(callback, error, batch)
+
+    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list) -> None:
+        try:
+            callback(error, batch)
+        except Exception as err:
+            self._reporter.report(CallbackError(err))
+
+    # -- fork and exit ------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self._batcher.reset_after_fork()
+        self._counters = _Counters()
+        reset = getattr(self._transport, "reset", None)
+        if reset is not None:
+            reset()
+
+
+class CallbackError(CDPError):
+    """A per-call callback raised; the error it raised is ``__cause__``."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"a callback raised {type(cause).__name__}: {cause}")
+        self.__cause__ = cause
+
+
+def _message_ids(items: list[Item]) -> list[str]:
+    ids = []
+    for item in items:
+        try:
+            ids.append(orjson.loads(item_bytes(item))["messageId"])
+        except Exception:
+            ids.append("?")
+    return ids
+
+
+# -- every live client: flushed at exit, reset in forked children -------------------------
+
+_clients: "weakref.WeakSet[Analytics]" = weakref.WeakSet()
+_registered = False
+_registration_lock = threading.Lock()
+
+
+def _track_client(client: Analytics) -> None:
+    global _registered
+    _clients.add(client)
+    if not _registered:
+        with _registration_lock:
+            if not _registered:
+                # Registered at the first client rather than at import, so that it runs before
+                # atexit functions registered earlier by the application's imports.
+                atexit.register(close_all_clients)
+                os.register_at_fork(after_in_child=_after_fork_in_child)
+                _registered = True
+
+
+def close_all_clients(timeout: float | None = None) -> None:
+    """Deliver and close every live client, each within its ``shutdown_timeout``.
+
+    Runs by itself at interpreter exit; call it from a signal handler or at the end of a
+    short-lived process (a Lambda invocation) to deliver what is queued.
+    """
+    for client in list(_clients):
+        try:
+            client.close_and_flush(timeout)
+        except Exception:
+            pass
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._after_fork_in_child()
+    _close_at_multiprocessing_exit()
+
+
+class _ForkToken:
+    """A weak-referenceable key for multiprocessing's after-fork registry."""
+
+
+_FORK_TOKEN = _ForkToken()
+
+
+def _close_at_multiprocessing_exit() -> None:
+    """multiprocessing's forked children end with os._exit, which skips atexit; its own
+    exit finalizers still run, so deliver from there."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    # The registry of finalizers is cleared as the child starts, after-fork callbacks run
+    # after that: register the finalizer from one.
+    util.register_after_fork(
+        _FORK_TOKEN, lambda _token: util.Finalize(None, close_all_clients, exitpriority=10)
+    )

@@ -1,0 +1,27 @@
+"""Numbers and names that come from the Customer.io Data Pipelines API, named once.
+
+Sources: Customer.io's Node.js source library documentation (batching section: "a maximum of
+500KB per batch request and 32KB per call"; EU region host) and the API's OpenAPI description.
+"""
+
+from __future__ import annotations
+
+#: The US data center; the Node library's default ``host``.
+DEFAULT_HOST = "https://cdp.customer.io"
+#: The EU data center ("If you're in our EU region, set the host parameter to ...").
+EU_HOST = "https://cdp-eu.customer.io"
+#: The batch endpoint, relative to the host (OpenAPI: ``POST /v1/batch``).
+BATCH_PATH = "/v1/batch"
+
+#: Largest encoded message the API accepts ("32KB per call"; the Node library counts 32 * 1024).
+MAX_MESSAGE_BYTES = 32 * 1024
+#: Largest request body ("500KB per batch request"); read as decimal kilobytes so that either
+#: reading of "KB" is respected.
+MAX_BATCH_BYTES = 500_000
+
+#: Environment variables read when an option is not given.
+ENV_WRITE_KEY = "CDP_WRITE_KEY"
+ENV_HOST = "CDP_HOST"
+
+#: The six calls of the API, in the order the docs present them.
+CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")

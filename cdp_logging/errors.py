@@ -1,0 +1,164 @@
+"""The exceptions of cdp_logging: what a user can catch, or receives in ``error_handler``.
+
+Everything derives from :class:`CDPError`. Errors about the event itself
+(:class:`InvalidEventError`, :class:`EventTooLargeError`) are raised by the client's calls;
+errors about delivery (:class:`DeliveryError`, :class:`EventDroppedError`) are never raised in
+the application: they go to ``error_handler`` or, without one, to the ``cdp_logging`` logger.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class CDPError(Exception):
+    """Base class of every error cdp_logging reports.
+
+    Example::
+
+        def report(err: cdp_logging.CDPError) -> None:
+            sentry_sdk.capture_exception(err)
+
+        analytics = cdp_logging.Analytics(error_handler=report)
+    """
+
+
+class InvalidEventError(CDPError, ValueError):
+    """A call's fields break the API's rules; names the call and the field.
+
+    ``origin`` says where the event came from when the library knows it (for log records,
+    ``logger name at pathname:lineno``).
+
+    Example::
+
+        try:
+            analytics.track(user_id="42")          # no event name
+        except cdp_logging.InvalidEventError as err:
+            assert err.call == "track" and err.field == "event"
+    """
+
+    def __init__(
+        self,
+        call: str,
+        field: str | None,
+        problem: str,
+        *,
+        message_id: str | None = None,
+        origin: str | None = None,
+    ) -> None:
+        self.call = call
+        self.field = field
+        self.problem = problem
+        self.message_id = message_id
+        self.origin = origin
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f"{self.call}: " if self.field is None else f"{self.call}.{self.field}: "
+        text = where + self.problem
+        if self.message_id:
+            text += f" (messageId {self.message_id})"
+        if self.origin:
+            text += f" [from {self.origin}]"
+        return text
+
+    def with_origin(self, origin: str) -> "InvalidEventError":
+        """Return the same error, saying where the event came from."""
+        self.origin = origin
+        self.args = (self._describe(),)
+        return self
+
+
+class EventTooLargeError(InvalidEventError):
+    """An encoded message is over the API's 32 KB limit; names its messageId and size.
+
+    Example::
+
+        try:
+            analytics.track(user_id="42", event="Big", properties={"blob": "x" * 40_000})
+        except cdp_logging.EventTooLargeError as err:
+            print(err.message_id, err.size, err.limit)
+    """
+
+    def __init__(
+        self, call: str, *, message_id: str, size: int, limit: int, origin: str | None = None
+    ) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            call,
+            None,
+            f"encoded message is {size} bytes, over the API's limit of {limit} bytes",
+            message_id=message_id,
+            origin=origin,
+        )
+
+
+class DeliveryError(CDPError):
+    """A batch could not be delivered; given to ``error_handler`` and to per-call callbacks.
+
+    Carries the HTTP ``status`` (None when no response came), the response ``text`` cut
+    short, the ``message_ids`` of the events in the batch, how many ``attempts`` were made,
+    and the ``cause`` (the exception behind a connection failure, if any).
+
+    Example::
+
+        def on_error(err: cdp_logging.CDPError) -> None:
+            if isinstance(err, cdp_logging.DeliveryError):
+                print(err.status, err.count, err.attempts)
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        message_ids: Sequence[str] = (),
+        status: int | None = None,
+        text: str = "",
+        attempts: int = 1,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.reason = reason
+        self.message_ids = list(message_ids)
+        self.status = status
+        self.text = text
+        self.attempts = attempts
+        self.cause = cause
+        super().__init__(self._describe())
+        if cause is not None:
+            self.__cause__ = cause
+
+    @property
+    def count(self) -> int:
+        """How many events the failed batch held."""
+        return len(self.message_ids)
+
+    def _describe(self) -> str:
+        noun = "event" if self.count == 1 else "events"
+        attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        text = f"{self.count} {noun} not delivered after {attempts}: {self.reason}"
+        if self.status is not None:
+            text += f" (HTTP {self.status}"
+            text += f": {self.text})" if self.text else ")"
+        if self.message_ids:
+            shown = ", ".join(self.message_ids[:3])
+            more = f" and {self.count - 3} more" if self.count > 3 else ""
+            text += f"; messageIds {shown}{more}"
+        return text
+
+
+class EventDroppedError(CDPError):
+    """An event was accepted by a call but could not be queued (full queue, closed client).
+
+    Example::
+
+        stats = analytics.stats()
+        assert stats["dropped"] == 0, "queue too small for this burst"
+    """
+
+    def __init__(self, reason: str, *, message_id: str | None = None, count: int = 1) -> None:
+        self.reason = reason
+        self.message_id = message_id
+        self.count = count
+        which = f"messageId {message_id}" if message_id else f"{count} events"
+        super().__init__(f"event dropped ({which}): {reason}")

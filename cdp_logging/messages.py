@@ -1,0 +1,239 @@
+"""From a call's fields to a CDP message: validation, normalisation and the encoded bytes.
+
+One function, :func:`build_message`, serves the client's methods and the logging handler, so
+both accept and reject exactly the same input.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ._version import __version__
+from .constants import CALL_TYPES, MAX_MESSAGE_BYTES
+from .encoding import EncodingError, encode, iso_from_datetime, iso_from_epoch, new_message_id
+from .errors import EventTooLargeError, InvalidEventError
+
+#: What every message says about its sender, under ``context.library``.
+LIBRARY = {"name": "cdp-logging", "version": __version__}
+_DEFAULT_CONTEXT = {"library": LIBRARY}
+
+_COMMON = ("context", "integrations", "timestamp", "message_id")
+#: The fields each call accepts, in snake_case (the client's keyword arguments).
+FIELDS: dict[str, frozenset[str]] = {
+    "identify": frozenset(("user_id", "anonymous_id", "traits", *_COMMON)),
+    "track": frozenset(("user_id", "anonymous_id", "event", "properties", *_COMMON)),
+    "page": frozenset(("user_id", "anonymous_id", "name", "category", "properties", *_COMMON)),
+    "screen": frozenset(("user_id", "anonymous_id", "name", "category", "properties", *_COMMON)),
+    "group": frozenset(
+        ("user_id", "anonymous_id", "group_id", "traits", "object_type_id", *_COMMON)
+    ),
+    "alias": frozenset(("user_id", "previous_id", "anonymous_id", *_COMMON)),
+}
+assert tuple(FIELDS) == CALL_TYPES
+
+#: The API's camelCase spelling of each field, for payloads written the API's way.
+CAMEL_CASE = {
+    "userId": "user_id",
+    "anonymousId": "anonymous_id",
+    "groupId": "group_id",
+    "objectTypeId": "object_type_id",
+    "previousId": "previous_id",
+    "messageId": "message_id",
+}
+
+
+def build_message(
+    call: str,
+    *,
+    user_id: Any = None,
+    anonymous_id: Any = None,
+    traits: Any = None,
+    event: Any = None,
+    properties: Any = None,
+    name: Any = None,
+    category: Any = None,
+    group_id: Any = None,
+    object_type_id: Any = None,
+    previous_id: Any = None,
+    context: Any = None,
+    integrations: Any = None,
+    timestamp: Any = None,
+    message_id: Any = None,
+) -> dict[str, Any]:
+    """Validate a call's fields and return the message the API expects.
+
+    Raises :class:`InvalidEventError` naming the call and the field. Absent fields are left
+    out, never sent as null; numeric ids become strings; ``timestamp`` defaults to now.
+
+    Example::
+
+        >>> build_message("track", user_id=42, event="Signed Up")["userId"]
+        '42'
+    """
+    if call not in FIELDS:
+        raise InvalidEventError(call, None, f"unknown call; expected one of {', '.join(CALL_TYPES)}")
+    message_id = _message_id(call, message_id)
+    message: dict[str, Any] = {"type": call, "messageId": message_id}
+    message["timestamp"] = _timestamp(call, timestamp, message_id)
+    user_id = _identifier(call, "user_id", user_id, message_id)
+    if user_id is not None:
+        message["userId"] = user_id
+    anonymous_id = _identifier(call, "anonymous_id", anonymous_id, message_id)
+    if anonymous_id is not None:
+        message["anonymousId"] = anonymous_id
+
+    if call == "track":
+        if not isinstance(event, str) or not event:
+            problem = "is required" if event is None else f"must be a non-empty string, got {event!r}"
+            raise InvalidEventError(call, "event", problem, message_id=message_id)
+        message["event"] = event
+        _need_someone(call, user_id, anonymous_id, message_id)
+        _put_mapping(message, call, "properties", properties, message_id)
+    elif call == "identify":
+        _need_someone(call, user_id, anonymous_id, message_id)
+        _put_mapping(message, call, "traits", traits, message_id)
+    elif call in ("page", "screen"):
+        _need_someone(call, user_id, anonymous_id, message_id)
+        _put_text(message, call, "name", name, message_id)
+        _put_text(message, call, "category", category, message_id)
+        _put_mapping(message, call, "properties", properties, message_id)
+    elif call == "group":
+        group = _identifier(call, "group_id", group_id, message_id)
+        if group is None:
+            raise InvalidEventError(call, "group_id", "is required", message_id=message_id)
+        message["groupId"] = group
+        object_type = _identifier(call, "object_type_id", object_type_id, message_id)
+        if object_type is not None:
+            message["objectTypeId"] = object_type
+        _put_mapping(message, call, "traits", traits, message_id)
+    else:  # alias
+        previous = _identifier(call, "previous_id", previous_id, message_id)
+        if previous is None:
+            raise InvalidEventError(call, "previous_id", "is required", message_id=message_id)
+        if user_id is None:
+            raise InvalidEventError(call, "user_id", "is required", message_id=message_id)
+        message["previousId"] = previous
+
+    if context is None:
+        message["context"] = _DEFAULT_CONTEXT
+    elif isinstance(context, Mapping):
+        message["context"] = {"library": LIBRARY, **context}
+    else:
+        raise _not_a_mapping(call, "context", context, message_id)
+    _put_mapping(message, call, "integrations", integrations, message_id)
+    return message
+
+
+def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """Encode a built message, enforcing the API's per-message size limit.
+
+    Raises :class:`EventTooLargeError` over ``limit`` bytes, :class:`InvalidEventError` if
+    the value cannot be encoded at all.
+
+    Example::
+
+        >>> encode_message(build_message("track", user_id=1, event="x"))[:15]
+        b'{"type":"track"'
+    """
+    try:
+        data = encode(message)
+    except EncodingError as err:
+        raise InvalidEventError(
+            message.get("type", "?"), None, str(err), message_id=message.get("messageId")
+        ) from err
+    if len(data) > limit:
+        raise EventTooLargeError(
+            message["type"], message_id=message["messageId"], size=len(data), limit=limit
+        )
+    return data
+
+
+def _message_id(call: str, value: Any) -> str:
+    if value is None:
+        return new_message_id()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    raise InvalidEventError(call, "message_id", f"must be a non-empty string, got {value!r}")
+
+
+def _timestamp(call: str, value: Any, message_id: str) -> str:
+    if value is None:
+        return iso_from_epoch(time.time())
+    if isinstance(value, _dt.datetime):
+        return iso_from_datetime(value)
+    if isinstance(value, _dt.date):
+        return f"{value.isoformat()}T00:00:00.000Z"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return iso_from_epoch(float(value))
+    if isinstance(value, str):
+        try:
+            parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return iso_from_datetime(parsed)
+    raise InvalidEventError(
+        call,
+        "timestamp",
+        f"must be a datetime, a date, epoch seconds or an ISO-8601 string, got {value!r}",
+        message_id=message_id,
+    )
+
+
+def _identifier(call: str, field: str, value: Any, message_id: str) -> str | None:
+    """Ids are strings; integers (0 included) and UUIDs become strings; '' counts as absent."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is str:
+        return value or None
+    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(int(value))
+    if isinstance(value, str):
+        return str(value) or None
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise InvalidEventError(
+        call,
+        field,
+        f"must be a string or an integer, got {type(value).__name__} {value!r}",
+        message_id=message_id,
+    )
+
+
+def _need_someone(call: str, user_id: str | None, anonymous_id: str | None, message_id: str) -> None:
+    if user_id is None and anonymous_id is None:
+        raise InvalidEventError(
+            call, "user_id", "user_id or anonymous_id is required", message_id=message_id
+        )
+
+
+def _put_mapping(message: dict[str, Any], call: str, field: str, value: Any, message_id: str) -> None:
+    if value is None:
+        return
+    if type(value) is dict or isinstance(value, Mapping):
+        message[field] = value
+        return
+    raise _not_a_mapping(call, field, value, message_id)
+
+
+def _put_text(message: dict[str, Any], call: str, field: str, value: Any, message_id: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidEventError(
+            call, field, f"must be a string, got {type(value).__name__} {value!r}", message_id=message_id
+        )
+    message[field] = value
+
+
+def _not_a_mapping(call: str, field: str, value: Any, message_id: str) -> InvalidEventError:
+    return InvalidEventError(
+        call, field, f"must be a dict, got {type(value).__name__}", message_id=message_id
+    )

@@ -1,0 +1,116 @@
+"""Where problems go: the user's ``error_handler``, else the ``cdp_logging`` logger.
+
+Both paths are contained: an error_handler that raises is logged, one that logs through a
+CDPHandler is not fed back into it (see :func:`in_report`), and warnings are rate-limited so a
+flood of bad events cannot flood the logs. Counting happens elsewhere and is never limited.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from .errors import CDPError
+
+logger = logging.getLogger("cdp_logging")
+
+ErrorHandler = Callable[[CDPError], object]
+
+_state = threading.local()
+
+
+def in_report() -> bool:
+    """True while this thread is inside a report (running the error_handler or warning).
+
+    CDPHandler ignores records logged then, so a report can never loop back into itself.
+    """
+    return getattr(_state, "active", False)
+
+
+class RateLimit:
+    """Allows ``burst`` events per ``period`` seconds, counting what it held back.
+
+    Example::
+
+        limit = RateLimit(burst=10, period=60.0)
+        if limit.allow():
+            logger.warning("...")
+    """
+
+    def __init__(self, burst: int = 10, period: float = 60.0) -> None:
+        self.burst = burst
+        self.period = period
+        self._window_start = -period
+        self._used = 0
+        self.suppressed = 0
+        self._lock = threading.Lock()
+
+    def allow(self) -> tuple[bool, int]:
+        """(whether to report now, how many were held back since the last report)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window_start >= self.period:
+                self._window_start = now
+                self._used = 0
+            if self._used < self.burst:
+                self._used += 1
+                held, self.suppressed = self.suppressed, 0
+                return True, held
+            self.suppressed += 1
+            return False, 0
+
+
+class Reporter:
+    """Sends each error to ``error_handler``, or logs a rate-limited WARNING without one.
+
+    Example::
+
+        reporter = Reporter(error_handler=None)
+        reporter.report(DeliveryError("HTTP 500", message_ids=["m1"], status=500))
+    """
+
+    def __init__(self, error_handler: ErrorHandler | None = None) -> None:
+        self.error_handler = error_handler
+        self._limits: dict[type, RateLimit] = {}
+
+    def report(self, error: CDPError) -> None:
+        """Report one problem; never raises."""
+        if in_report():
+            # A report raised while reporting (the handler logged a bad event, say):
+            # log it, rate-limited, and stop there.
+            self._warn(error)
+            return
+        _state.active = True
+        try:
+            if self.error_handler is None:
+                self._warn(error)
+            else:
+                try:
+                    self.error_handler(error)
+                except Exception:
+                    allowed, _ = self._limit(RuntimeError).allow()
+                    if allowed:
+                        logger.exception(
+                            "cdp-logging: error_handler raised while handling: %s", error
+                        )
+        except Exception:
+            pass  # reporting must never be what breaks the application
+        finally:
+            _state.active = False
+
+    def _limit(self, kind: type) -> RateLimit:
+        limit = self._limits.get(kind)
+        if limit is None:
+            limit = self._limits.setdefault(kind, RateLimit())
+        return limit
+
+    def _warn(self, error: CDPError) -> None:
+        allowed, held = self._limit(type(error)).allow()
+        if not allowed:
+            return
+        if held:
+            logger.warning("cdp-logging: %s (and %d similar reports suppressed)", error, held)
+        else:
+            logger.warning("cdp-logging: %s", error)

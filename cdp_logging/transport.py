@@ -1,0 +1,242 @@
+"""One HTTP POST of a batch, and the retry policy around it.
+
+:class:`Transport` is the small interface the client talks to; :class:`HTTPTransport` is the
+real one (``requests``), and ``cdp_logging.testing`` has one that keeps what it is given.
+:func:`send_with_retries` decides what is worth retrying and how long to wait.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip as _gzip
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+
+import requests
+
+from ._version import __version__
+
+USER_AGENT = f"cdp-logging/{__version__}"
+#: How much of an error response's text is kept in a DeliveryError.
+RESPONSE_TEXT_LIMIT = 300
+#: Statuses worth retrying besides 5xx; 501 and 505 will not change on a retry.
+_RETRY_STATUSES = frozenset({408, 429})
+_NEVER_RETRY_5XX = frozenset({501, 505})
+#: Statuses whose Retry-After header is honoured.
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a transport got back: the status, headers and (decoded) text."""
+
+    status: int
+    text: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class TransportError(Exception):
+    """No HTTP response: the connection failed or timed out. ``cause`` holds why."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class Transport(Protocol):
+    """Sends one request body; returns the response or raises :class:`TransportError`.
+
+    Example (a transport that accepts everything)::
+
+        class Accepting:
+            def post(self, path: str, body: bytes) -> Response:
+                return Response(200)
+            def close(self) -> None:
+                pass
+    """
+
+    def post(self, path: str, body: bytes) -> Response:
+        """POST ``body`` (JSON, uncompressed) to ``path`` under the host."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class HTTPTransport:
+    """The real transport: a ``requests.Session`` with Basic auth, gzip and a timeout.
+
+    TLS certificates are always verified. The write key is kept out of ``repr``.
+
+    Example::
+
+        transport = HTTPTransport("https://cdp.customer.io", write_key, timeout=10.0)
+        response = transport.post("/v1/batch", b'{"batch":[]}')
+    """
+
+    def __init__(
+        self, host: str, write_key: str, *, timeout: float = 10.0, gzip: bool = False
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.timeout = timeout
+        self.gzip = gzip
+        self._write_key = write_key
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"HTTPTransport(host={self.host!r}, gzip={self.gzip}, timeout={self.timeout})"
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = (self._write_key, "")
+        session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
+        session.trust_env = True
+        return session
+
+    def post(self, path: str, body: bytes) -> Response:
+        session = self._session
+        if session is None:
+            session = self._session = self._new_session()
+        headers = None
+        if self.gzip:
+            body = _gzip.compress(body, compresslevel=6)
+            headers = {"Content-Encoding": "gzip"}
+        try:
+            reply = session.post(self.host + path, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as err:
+            raise TransportError(_describe_request_error(err), err) from None
+        return Response(reply.status_code, reply.text[:RESPONSE_TEXT_LIMIT], reply.headers)
+
+    def reset(self) -> None:
+        """Forget pooled connections (after fork they belong to the parent)."""
+        self._session = None
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+
+def _describe_request_error(err: requests.RequestException) -> str:
+    # requests' messages can be long reprs of urllib3 pools; keep the kind and the gist.
+    kind = type(err).__name__
+    if isinstance(err, requests.Timeout):
+        return f"{kind}: no response within the timeout"
+    if isinstance(err, requests.ConnectionError):
+        return f"{kind}: could not connect"
+    return f"{kind}: {err}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How failed requests are retried: exponential backoff with full jitter, capped.
+
+    ``max_retries`` retries after the first attempt; ``max_retry_time`` bounds the whole time
+    spent on one batch; ``max_backoff`` caps one wait, ``max_retry_after`` caps a server's
+    ``Retry-After``.
+
+    Example::
+
+        RetryPolicy(max_retries=3, max_retry_time=20.0)
+    """
+
+    max_retries: int = 5
+    max_retry_time: float = 60.0
+    initial_backoff: float = 0.5
+    max_backoff: float = 10.0
+    max_retry_after: float = 30.0
+
+    def backoff(self, retry: int) -> float:
+        """The wait before retry number ``retry`` (1-based), before any Retry-After."""
+        ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (retry - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def is_retryable(status: int) -> bool:
+    """408, 429 and 5xx other than 501 and 505 are worth another attempt."""
+    return status in _RETRY_STATUSES or (500 <= status <= 599 and status not in _NEVER_RETRY_5XX)
+
+
+def retry_after_seconds(response: Response, now: float | None = None) -> float | None:
+    """The server's ``Retry-After`` (seconds or an HTTP date) for 429 and 503, else None."""
+    if response.status not in _RETRY_AFTER_STATUSES:
+        return None
+    value = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class Outcome:
+    """The end of :func:`send_with_retries`: a response (maybe an error one), or an error."""
+
+    response: Response | None
+    attempts: int
+    error: TransportError | None = None
+    gave_up: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for any 2xx."""
+        return self.response is not None and 200 <= self.response.status < 300
+
+
+def send_with_retries(
+    transport: Transport,
+    path: str,
+    body: bytes,
+    policy: RetryPolicy,
+    *,
+    interrupt: threading.Event,
+    deadline: Callable[[], float | None],
+) -> Outcome:
+    """POST ``body``, retrying what is worth retrying within ``policy``.
+
+    ``interrupt`` cuts the current wait short (it is cleared when it does); ``deadline()``
+    gives the monotonic time by which the client must stop (while closing), or None. The same
+    body is sent each time, so retries carry the same messageIds.
+    """
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        error: TransportError | None = None
+        response: Response | None = None
+        try:
+            response = transport.post(path, body)
+        except TransportError as err:
+            error = err
+        if response is not None and not is_retryable(response.status):
+            return Outcome(response, attempts)
+        if attempts > policy.max_retries:
+            return Outcome(response, attempts, error, gave_up=f"retries exhausted (max_retries={policy.max_retries})")
+        wait = policy.backoff(attempts)
+        if response is not None:
+            hinted = retry_after_seconds(response)
+            if hinted is not None:
+                wait = min(hinted, policy.max_retry_after)
+        now = time.monotonic()
+        if now + wait - started > policy.max_retry_time:
+            return Outcome(
+                response, attempts, error,
+                gave_up=f"gave up: retrying would exceed max_retry_time={policy.max_retry_time}s",
+            )
+        stop_by = deadline()
+        if stop_by is not None and now + wait > stop_by:
+            return Outcome(response, attempts, error, gave_up="gave up: the client is closing")
+        if interrupt.wait(wait):
+            interrupt.clear()
