@@ -7,9 +7,11 @@ Example::
     analytics.track(user_id="42", event="Signed Up")
 """
 
+from . import events
 from ._version import __version__
 from .client import Analytics, CallbackError, Stats, close_all_clients
 from .constants import DEFAULT_HOST, EU_HOST
+from .handler import CDPHandler
 from .errors import (
     CDPError,
     DeliveryError,
@@ -20,6 +22,7 @@ from .errors import (
 
 __all__ = [
     "Analytics",
+    "CDPHandler",
     "CDPError",
     "CallbackError",
     "DEFAULT_HOST",
@@ -30,5 +33,6 @@ __all__ = [
     "InvalidEventError",
     "Stats",
     "__version__",
+    "events",
     "close_all_clients",
 ]

@@ -8,6 +8,7 @@ flood of bad events cannot flood the logs. Counting happens elsewhere and is nev
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Callable
@@ -92,8 +93,9 @@ class Reporter:
                 except Exception:
                     allowed, _ = self._limit(RuntimeError).allow()
                     if allowed:
-                        logger.exception(
-                            "cdp-logging: error_handler raised while handling: %s", error
+                        _warning(
+                            "cdp-logging: error_handler raised %s while handling: %s",
+                            _current_exception(), error,
                         )
         except Exception:
             pass  # reporting must never be what breaks the application
@@ -111,6 +113,37 @@ class Reporter:
         if not allowed:
             return
         if held:
-            logger.warning("cdp-logging: %s (and %d similar reports suppressed)", error, held)
+            _warning("cdp-logging: %s (and %d similar reports suppressed)", error, held)
         else:
-            logger.warning("cdp-logging: %s", error)
+            _warning("cdp-logging: %s", error)
+
+
+def _warning(message: str, *args: object) -> None:
+    """Log on ``cdp_logging``; if only CDPHandlers would see it (they ignore records without
+    a payload), write it to logging's last-resort stderr handler so it is not lost."""
+    # dictConfig's default disable_existing_loggers=True disables this logger in most
+    # applications without anyone meaning to silence it: honour levels, not that flag.
+    if logger.getEffectiveLevel() > logging.WARNING:
+        return
+    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, args, None)
+    if _reaches_a_real_handler():
+        logger.callHandlers(record)
+    elif logging.lastResort is not None:
+        logging.lastResort.handle(record)
+
+
+def _current_exception() -> str:
+    err = sys.exc_info()[1]
+    return f"{type(err).__name__}: {err}" if err is not None else "an exception"
+
+
+def _reaches_a_real_handler() -> bool:
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if type(handler).__name__ != "CDPHandler" and logging.WARNING >= handler.level:
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent  # type: ignore[assignment]
+    return False

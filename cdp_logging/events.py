@@ -1,0 +1,166 @@
+"""Build a log call's ``extra`` for each CDP call, checked the way the client checks calls.
+
+Typos and missing ids fail at the call site instead of being reported later::
+
+    log.info("signed up", extra=cdp_logging.events.identify(user_id="42", traits={"plan": "pro"}))
+    log.info("added to cart", extra=cdp_logging.events.track(user_id="42", event="Added"))
+
+Each function raises :class:`cdp_logging.InvalidEventError` for input the API would refuse and
+returns ``{"<call>": {fields...}}``. The event's timestamp stays the moment of the log call
+unless ``timestamp`` is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .messages import build_message
+
+__all__ = ["alias", "group", "identify", "page", "screen", "track"]
+
+
+def _extra(call: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    given = {k: v for k, v in fields.items() if v is not None}
+    build_message(call, **given)
+    return {call: given}
+
+
+def identify(
+    *,
+    user_id: str | int | None = None,
+    anonymous_id: str | int | None = None,
+    traits: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    integrations: Mapping[str, Any] | None = None,
+    timestamp: Any = None,
+    message_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``extra`` for an identify call.
+
+    Example::
+
+        log.info("login", extra=events.identify(user_id="42", traits={"email": "a@b.c"}))
+    """
+    return _extra("identify", dict(
+        user_id=user_id, anonymous_id=anonymous_id, traits=traits, context=context,
+        integrations=integrations, timestamp=timestamp, message_id=message_id,
+    ))
+
+
+def track(
+    *,
+    event: str | None = None,
+    user_id: str | int | None = None,
+    anonymous_id: str | int | None = None,
+    properties: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    integrations: Mapping[str, Any] | None = None,
+    timestamp: Any = None,
+    message_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``extra`` for a track call.
+
+    Example::
+
+        log.info("cart", extra=events.track(user_id="42", event="Added", properties={"qty": 1}))
+    """
+    return _extra("track", dict(
+        event=event, user_id=user_id, anonymous_id=anonymous_id, properties=properties,
+        context=context, integrations=integrations, timestamp=timestamp, message_id=message_id,
+    ))
+
+
+def page(
+    *,
+    user_id: str | int | None = None,
+    anonymous_id: str | int | None = None,
+    name: str | None = None,
+    category: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    integrations: Mapping[str, Any] | None = None,
+    timestamp: Any = None,
+    message_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``extra`` for a page call.
+
+    Example::
+
+        log.info("viewed", extra=events.page(user_id="42", name="Pricing"))
+    """
+    return _extra("page", dict(
+        user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
+        properties=properties, context=context, integrations=integrations,
+        timestamp=timestamp, message_id=message_id,
+    ))
+
+
+def screen(
+    *,
+    user_id: str | int | None = None,
+    anonymous_id: str | int | None = None,
+    name: str | None = None,
+    category: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+    integrations: Mapping[str, Any] | None = None,
+    timestamp: Any = None,
+    message_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``extra`` for a screen call.
+
+    Example::
+
+        log.info("screen", extra=events.screen(user_id="42", name="Checkout"))
+    """
+    return _extra("screen", dict(
+        user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
+        properties=properties, context=context, integrations=integrations,
+        timestamp=timestamp, message_id=message_id,
+    ))
+
+
+def group(
+    *,
+    group_id: str | int | None = None,
+    user_id: str | int | None = None,
+    anonymous_id: str | int | None = None,
+    traits: Mapping[str, Any] | None = None,
+    object_type_id: str | int | None = None,
+    context: Mapping[str, Any] | None = None,
+    integrations: Mapping[str, Any] | None = None,
+    timestamp: Any = None,
+    message_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``extra`` for a group call.
+
+    Example::
+
+        log.info("joined", extra=events.group(user_id="42", group_id="acme", object_type_id=1))
+    """
+    return _extra("group", dict(
+        group_id=group_id, user_id=user_id, anonymous_id=anonymous_id, traits=traits,
+        object_type_id=object_type_id, context=context, integrations=integrations,
+        timestamp=timestamp, message_id=message_id,
+    ))
+
+
+def alias(
+    *,
+    previous_id: str | int | None = None,
+    user_id: str | int | None = None,
+    context: Mapping[str, Any] | None = None,
+    integrations: Mapping[str, Any] | None = None,
+    timestamp: Any = None,
+    message_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """``extra`` for an alias call.
+
+    Example::
+
+        log.info("merged", extra=events.alias(previous_id="anon-1", user_id="42"))
+    """
+    return _extra("alias", dict(
+        previous_id=previous_id, user_id=user_id, context=context,
+        integrations=integrations, timestamp=timestamp, message_id=message_id,
+    ))

@@ -1,0 +1,104 @@
+"""From a LogRecord to CDP calls: the ``extra`` conventions.
+
+Two forms are recognised:
+
+* one key per call, holding the call's fields as in the Node library::
+
+      log.info("cart", extra={"track": {"user_id": "42", "event": "Added", "properties": {...}}})
+
+* the short track form, where the record's other ``extra`` fields become the properties::
+
+      log.info("order", extra={"event": "Order Completed", "user_id": "42", "total": 9.5})
+
+Field names may be snake_case (``user_id``) or the API's camelCase (``userId``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+
+from .constants import CALL_TYPES
+from .errors import InvalidEventError
+from .messages import CAMEL_CASE, FIELDS
+
+#: The ``extra`` keys that mark a record as carrying a payload.
+PAYLOAD_KEYS = frozenset((*CALL_TYPES, "event"))
+#: Standard LogRecord attributes: whatever else a record holds came from ``extra``.
+_STANDARD_ATTRIBUTES = frozenset((*RESERVED_ATTRS, "taskName"))
+#: Short-form keys that are fields of the track call rather than properties.
+_SHORT_FORM_FIELDS = frozenset(("event", *FIELDS["track"], *CAMEL_CASE))
+
+
+def has_payload(record: logging.LogRecord) -> bool:
+    """True when the record's ``extra`` holds a payload; a C-level set check, no Python loop."""
+    return not record.__dict__.keys().isdisjoint(PAYLOAD_KEYS)
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The attributes that came from the log call's ``extra``."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES}
+
+
+def calls_from_record(record: logging.LogRecord) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(call, fields)`` for each call a record asks for, fields in snake_case.
+
+    The timestamp defaults to the moment of the log call. Raises
+    :class:`InvalidEventError` for a payload that is not a dict or names unknown fields.
+
+    Example::
+
+        >>> record = logging.makeLogRecord({"track": {"userId": 42, "event": "Added"}})
+        >>> next(calls_from_record(record))[1]["user_id"]
+        42
+    """
+    attributes = record.__dict__
+    found = False
+    for call in CALL_TYPES:
+        payload = attributes.get(call)
+        if payload is None:
+            continue
+        found = True
+        if not isinstance(payload, Mapping):
+            raise InvalidEventError(
+                call, None, f"extra[{call!r}] must be a dict of the call's fields, "
+                f"got {type(payload).__name__}"
+            )
+        yield call, _fields(call, payload, record)
+    if not found and "event" in attributes:
+        yield "track", _short_form(record)
+
+
+def _fields(call: str, payload: Mapping[str, Any], record: logging.LogRecord) -> dict[str, Any]:
+    allowed = FIELDS[call]
+    fields: dict[str, Any] = {}
+    for key, value in payload.items():
+        name = CAMEL_CASE.get(key, key)
+        if name not in allowed:
+            raise InvalidEventError(
+                call, str(key), f"is not a field of {call}; expected one of "
+                + ", ".join(sorted(allowed))
+            )
+        fields[name] = value
+    if fields.get("timestamp") is None:
+        fields["timestamp"] = record.created
+    return fields
+
+
+def _short_form(record: logging.LogRecord) -> dict[str, Any]:
+    extra = extra_fields(record)
+    fields: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key in _SHORT_FORM_FIELDS:
+            fields[CAMEL_CASE.get(key, key)] = value
+        else:
+            rest[key] = value
+    if "properties" not in fields and rest:
+        fields["properties"] = rest
+    if fields.get("timestamp") is None:
+        fields["timestamp"] = record.created
+    return fields
