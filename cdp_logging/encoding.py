@@ -15,10 +15,10 @@ import decimal
 import enum
 import json
 import math
-import os
 import time
 import uuid
 from collections.abc import Mapping
+from random import getrandbits
 from typing import Any
 
 import orjson
@@ -161,7 +161,7 @@ def iso_from_epoch(seconds: float) -> str:
         '1970-01-01T00:00:00.500Z'
     """
     global _last_second
-    whole = int(seconds // 1)
+    whole = int(seconds) if seconds >= 0 else math.floor(seconds)
     millis = int((seconds - whole) * 1000)
     cached_second, prefix = _last_second
     if whole != cached_second:
@@ -190,18 +190,23 @@ def now_iso() -> str:
 
 # -- message ids ---------------------------------------------------------------------------
 
-_VARIANT = "89ab89ab89ab89ab"
+_VERSION_MASK = ~(0xF << 76) & ((1 << 128) - 1)
+_VARIANT_MASK = ~(0x3 << 62) & ((1 << 128) - 1)
+_VERSION_AND_VARIANT = (0x4 << 76) | (0x2 << 62)
 
 
 def new_message_id() -> str:
-    """A random (version 4) UUID as a string, about twice as fast as ``str(uuid.uuid4())``.
+    """A random (version 4) UUID as a string, several times faster than ``str(uuid.uuid4())``.
 
-    ``os.urandom`` keeps ids unique in forked children, where a seeded generator would repeat.
+    The bits come from the ``random`` module's generator, which is seeded from the operating
+    system and reseeded by Python in every forked child, so ids stay unique across forks;
+    unpredictability is not needed here, only uniqueness.
 
     Example::
 
         >>> len(new_message_id())
         36
     """
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
+    bits = (getrandbits(128) & _VERSION_MASK & _VARIANT_MASK) | _VERSION_AND_VARIANT
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

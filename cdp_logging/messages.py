@@ -76,31 +76,56 @@ def build_message(
     """
     if call not in FIELDS:
         raise InvalidEventError(call, None, f"unknown call; expected one of {', '.join(CALL_TYPES)}")
-    message_id = _message_id(call, message_id)
-    message: dict[str, Any] = {"type": call, "messageId": message_id}
-    message["timestamp"] = _timestamp(call, timestamp, message_id)
-    user_id = _identifier(call, "user_id", user_id, message_id)
+    # Written for speed: this runs on the application's thread for every event, so the
+    # common types take the first branch of each check and helpers run only when needed.
+    if message_id is None:
+        message_id = new_message_id()
+    elif type(message_id) is not str or not message_id:
+        message_id = _message_id(call, message_id)
+    message: dict[str, Any] = {
+        "type": call,
+        "messageId": message_id,
+        "timestamp": iso_from_epoch(timestamp) if type(timestamp) is float
+        else _timestamp(call, timestamp, message_id),
+    }
     if user_id is not None:
-        message["userId"] = user_id
-    anonymous_id = _identifier(call, "anonymous_id", anonymous_id, message_id)
+        if type(user_id) is not str:
+            user_id = _identifier(call, "user_id", user_id, message_id)
+        if user_id:
+            message["userId"] = user_id
+        else:
+            user_id = None
     if anonymous_id is not None:
-        message["anonymousId"] = anonymous_id
+        if type(anonymous_id) is not str:
+            anonymous_id = _identifier(call, "anonymous_id", anonymous_id, message_id)
+        if anonymous_id:
+            message["anonymousId"] = anonymous_id
+        else:
+            anonymous_id = None
 
     if call == "track":
-        if not isinstance(event, str) or not event:
+        if type(event) is not str or not event:
             problem = "is required" if event is None else f"must be a non-empty string, got {event!r}"
             raise InvalidEventError(call, "event", problem, message_id=message_id)
         message["event"] = event
-        _need_someone(call, user_id, anonymous_id, message_id)
-        _put_mapping(message, call, "properties", properties, message_id)
+        if user_id is None and anonymous_id is None:
+            raise _nobody(call, message_id)
+        if properties is not None:
+            message["properties"] = _mapping(call, "properties", properties, message_id)
     elif call == "identify":
-        _need_someone(call, user_id, anonymous_id, message_id)
-        _put_mapping(message, call, "traits", traits, message_id)
-    elif call in ("page", "screen"):
-        _need_someone(call, user_id, anonymous_id, message_id)
-        _put_text(message, call, "name", name, message_id)
-        _put_text(message, call, "category", category, message_id)
-        _put_mapping(message, call, "properties", properties, message_id)
+        if user_id is None and anonymous_id is None:
+            raise _nobody(call, message_id)
+        if traits is not None:
+            message["traits"] = _mapping(call, "traits", traits, message_id)
+    elif call == "page" or call == "screen":
+        if user_id is None and anonymous_id is None:
+            raise _nobody(call, message_id)
+        if name is not None:
+            message["name"] = _text(call, "name", name, message_id)
+        if category is not None:
+            message["category"] = _text(call, "category", category, message_id)
+        if properties is not None:
+            message["properties"] = _mapping(call, "properties", properties, message_id)
     elif call == "group":
         group = _identifier(call, "group_id", group_id, message_id)
         if group is None:
@@ -109,7 +134,8 @@ def build_message(
         object_type = _identifier(call, "object_type_id", object_type_id, message_id)
         if object_type is not None:
             message["objectTypeId"] = object_type
-        _put_mapping(message, call, "traits", traits, message_id)
+        if traits is not None:
+            message["traits"] = _mapping(call, "traits", traits, message_id)
     else:  # alias
         previous = _identifier(call, "previous_id", previous_id, message_id)
         if previous is None:
@@ -120,11 +146,10 @@ def build_message(
 
     if context is None:
         message["context"] = _DEFAULT_CONTEXT
-    elif isinstance(context, Mapping):
-        message["context"] = {"library": LIBRARY, **context}
     else:
-        raise _not_a_mapping(call, "context", context, message_id)
-    _put_mapping(message, call, "integrations", integrations, message_id)
+        message["context"] = {"library": LIBRARY, **_mapping(call, "context", context, message_id)}
+    if integrations is not None:
+        message["integrations"] = _mapping(call, "integrations", integrations, message_id)
     return message
 
 
@@ -207,33 +232,21 @@ def _identifier(call: str, field: str, value: Any, message_id: str) -> str | Non
     )
 
 
-def _need_someone(call: str, user_id: str | None, anonymous_id: str | None, message_id: str) -> None:
-    if user_id is None and anonymous_id is None:
-        raise InvalidEventError(
-            call, "user_id", "user_id or anonymous_id is required", message_id=message_id
-        )
+def _nobody(call: str, message_id: str) -> InvalidEventError:
+    return InvalidEventError(call, "user_id", "user_id or anonymous_id is required", message_id=message_id)
 
 
-def _put_mapping(message: dict[str, Any], call: str, field: str, value: Any, message_id: str) -> None:
-    if value is None:
-        return
+def _mapping(call: str, field: str, value: Any, message_id: str) -> Any:
     if type(value) is dict or isinstance(value, Mapping):
-        message[field] = value
-        return
-    raise _not_a_mapping(call, field, value, message_id)
-
-
-def _put_text(message: dict[str, Any], call: str, field: str, value: Any, message_id: str) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise InvalidEventError(
-            call, field, f"must be a string, got {type(value).__name__} {value!r}", message_id=message_id
-        )
-    message[field] = value
-
-
-def _not_a_mapping(call: str, field: str, value: Any, message_id: str) -> InvalidEventError:
-    return InvalidEventError(
+        return value
+    raise InvalidEventError(
         call, field, f"must be a dict, got {type(value).__name__}", message_id=message_id
+    )
+
+
+def _text(call: str, field: str, value: Any, message_id: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise InvalidEventError(
+        call, field, f"must be a string, got {type(value).__name__} {value!r}", message_id=message_id
     )
