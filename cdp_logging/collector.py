@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import logging
@@ -28,9 +29,8 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -70,11 +70,14 @@ _MAX_READ_BYTES = 64 * 1024 * 1024
 _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId", "messageId")
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 _TIMESTAMP_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
-_NEEDS_USER = frozenset({"identify", "track", "page", "screen", "group"})
 
 # The OpenAPI file types these fields `format: date-time`, which is RFC 3339: an offset is required.
+# Ranges are checked field by field (a 30th of February passes): a regular expression is cheap
+# enough to run on every message.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))"
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"[Tt ](?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 )
 
 Message = dict[str, Any]
@@ -126,13 +129,11 @@ class MessageError:
 
 @dataclass(frozen=True)
 class RejectedMessage:
-    """A message the collector refused, with every reason it found.
+    """A message the collector refused, with every reason it found::
 
-    >>> with LocalCollector() as collector:
-    ...     ...  # a client sends {"type": "track", "userId": "42"} without an event
-    ...     [rejected] = collector.rejected
-    ...     rejected.errors[0].field
-    'event'
+    # after a client sent {"type": "track", "userId": "42"}, without an event
+    [rejected] = collector.rejected
+    assert rejected.errors[0].field == "event"
     """
 
     message: Any
@@ -149,11 +150,10 @@ class ReceivedRequest:
     keeps the names as sent; `header` looks one up regardless of case. The headers and body are left
     out of the repr, so that a write key in ``Authorization`` does not end up in test output::
 
-        >>> with LocalCollector() as collector:
-        ...     ...  # a client posts one batch
-        ...     [request] = collector.requests
-        ...     request.path, request.status, request.header("content-encoding")
-        ('/v1/batch', 200, 'gzip')
+        # after a client posted one gzip-compressed batch
+        [request] = collector.requests
+        assert (request.path, request.status) == ("/v1/batch", 200)
+        assert request.header("content-encoding") == "gzip"
     """
 
     method: str
@@ -167,10 +167,9 @@ class ReceivedRequest:
     client_address: tuple[str, int]
 
     def header(self, name: str) -> str | None:
-        """The value of header ``name``, matched without regard to case, or None.
+        """The value of header ``name``, matched without regard to case, or None::
 
-        >>> request.header("Content-Type")
-        'application/json'
+        assert request.header("content-type") == "application/json"
         """
         wanted = name.lower()
         for key, value in self.headers.items():
@@ -213,6 +212,7 @@ class LocalCollector:
     errors; otherwise, like the API, valid messages are kept, invalid ones land in `rejected`, and
     the answer is 200. ``on_message`` is called with each accepted message, on the server's thread.
 
+    >>> import requests
     >>> with LocalCollector(write_key="test-key") as collector:
     ...     requests.post(f"{collector.url}/v1/track", auth=("test-key", ""),
     ...                   json={"userId": "42", "event": "Order Completed"}).status_code
@@ -244,8 +244,7 @@ class LocalCollector:
         self._requests: list[ReceivedRequest] = []
         self._rejected: list[RejectedMessage] = []
         self._planned_failures: deque[_PlannedFailure] = deque()
-        self._failure_predicate: Callable[[str, Any], bool] | None = None
-        self._predicate_failure: _PlannedFailure | None = None
+        self._failure_rule: tuple[Callable[[str, Any], bool], _PlannedFailure] | None = None
         self._delay = 0.0
         self._server: _CollectorServer | None = None
         self._thread: threading.Thread | None = None
@@ -270,7 +269,7 @@ class LocalCollector:
         self._thread = threading.Thread(
             target=server.serve_forever,
             # A short poll keeps stop() quick; the loop only watches the listening socket.
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"cdp-logging-collector:{self._port}",
             daemon=True,
         )
@@ -340,30 +339,27 @@ class LocalCollector:
 
     @property
     def messages(self) -> list[Message]:
-        """A snapshot of the accepted messages, in arrival order, each with its ``type``.
+        """A snapshot of the accepted messages, in arrival order, each with its ``type``::
 
-        >>> collector.messages[0]["event"]
-        'Order Completed'
+        assert collector.messages[0]["event"] == "Order Completed"
         """
         with self._condition:
             return list(self._messages)
 
     @property
     def requests(self) -> list[ReceivedRequest]:
-        """A snapshot of every request answered, failed and refused ones included.
+        """A snapshot of every request answered, failed and refused ones included::
 
-        >>> [request.status for request in collector.requests]
-        [503, 200]
+        assert [request.status for request in collector.requests] == [503, 200]
         """
         with self._condition:
             return list(self._requests)
 
     @property
     def rejected(self) -> list[RejectedMessage]:
-        """A snapshot of the messages refused for being invalid, with their errors.
+        """A snapshot of the messages refused for being invalid, with their errors::
 
-        >>> collector.rejected[0].errors[0].reason
-        'missing'
+        assert collector.rejected[0].errors[0].reason == "missing"
         """
         with self._condition:
             return list(self._rejected)
@@ -374,10 +370,9 @@ class LocalCollector:
         event: str | None = None,
         user_id: str | None = None,
     ) -> list[Message]:
-        """The accepted messages matching every filter given.
+        """The accepted messages matching every filter given::
 
-        >>> collector.events("track", event="Order Completed", user_id="42")
-        [{'type': 'track', 'event': 'Order Completed', 'userId': '42', ...}]
+        [order] = collector.events("track", event="Order Completed", user_id="42")
         """
         return [
             message
@@ -388,10 +383,10 @@ class LocalCollector:
         ]
 
     def message_ids(self) -> list[str]:
-        """The ``messageId`` of each accepted message that has one, in arrival order.
+        """The ``messageId`` of each accepted message that has one, in arrival order::
 
-        >>> len(collector.message_ids()) == len(set(collector.message_ids()))  # no duplicates
-        True
+        ids = collector.message_ids()
+        assert len(ids) == len(set(ids)), "a retry created duplicates"
         """
         return [
             message_id
@@ -400,11 +395,10 @@ class LocalCollector:
         ]
 
     def clear(self) -> None:
-        """Forget received messages, requests and rejections; planned failures and delay remain.
+        """Forget received messages, requests and rejections; planned failures and delay remain::
 
-        >>> collector.clear()
-        >>> collector.messages
-        []
+        collector.clear()
+        assert collector.messages == []
         """
         with self._condition:
             self._messages.clear()
@@ -414,10 +408,10 @@ class LocalCollector:
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Message]:
         """Block until at least ``count`` messages were accepted; return them all.
 
-        Raises `TimeoutError` after ``timeout`` seconds, its message listing what did arrive.
+        Raises `TimeoutError` after ``timeout`` seconds, its message listing what did arrive::
 
-        >>> analytics.track("42", "Order Completed")
-        >>> [message] = collector.wait_for(1, timeout=2.0)
+            analytics.track("42", "Order Completed")
+            [message] = collector.wait_for(1, timeout=2.0)
         """
         with self._condition:
             if not self._condition.wait_for(lambda: len(self._messages) >= count, timeout):
@@ -428,10 +422,11 @@ class LocalCollector:
         """Block until at least ``count`` requests were answered (failed ones too); return them.
 
         Useful when the requests of interest keep no message, such as those answered by
-        `fail_next`. Raises `TimeoutError` after ``timeout`` seconds.
+        `fail_next`. Raises `TimeoutError` after ``timeout`` seconds::
 
-        >>> collector.fail_next(1, status=500)
-        >>> [failed] = collector.wait_for_requests(1)
+            collector.fail_next(1, status=500)
+            analytics.track("42", "Order Completed")
+            [failed] = collector.wait_for_requests(1)
         """
         with self._condition:
             if not self._condition.wait_for(lambda: len(self._requests) >= count, timeout):
@@ -462,11 +457,12 @@ class LocalCollector:
     ) -> None:
         """Answer the next ``n`` requests with ``status``, keeping none of their messages.
 
-        ``retry_after`` becomes the ``Retry-After`` header. ``body`` replaces the default JSON
-        error body (a mapping is sent as JSON, text and bytes as they are). Calls queue up: the
-        failures of a second call follow those of the first.
+        The failure comes before any check, the way a proxy in front of the API fails requests.
+        ``retry_after`` (seconds) becomes the ``Retry-After`` header. ``body`` replaces the
+        default JSON error body (a mapping is sent as JSON, text and bytes as they are). Calls
+        queue up: the failures of a second call follow those of the first::
 
-        >>> collector.fail_next(2, status=429, retry_after=1)
+            collector.fail_next(2, status=429, retry_after=1)  # then answers normally again
         """
         if n < 0:
             raise ValueError(f"n must be zero or more, not {n}")
@@ -485,20 +481,23 @@ class LocalCollector:
     ) -> None:
         """Fail every request for which ``predicate(path, payload)`` is true; None removes it.
 
-        ``payload`` is the decoded JSON body, or None when it could not be decoded.
+        ``payload`` is the decoded JSON body, or None when it could not be decoded::
 
-        >>> collector.fail_when(lambda path, payload: path == "/v1/batch", status=500)
-        >>> collector.fail_when(None)
+            collector.fail_when(lambda path, payload: path == "/v1/batch", status=500)
+            collector.fail_when(None)
         """
-        failure = None if predicate is None else _planned_failure(status, retry_after, body, 0)
+        rule = (
+            None
+            if predicate is None
+            else (predicate, _planned_failure(status, retry_after, body, 0))
+        )
         with self._condition:
-            self._failure_predicate = predicate
-            self._predicate_failure = failure
+            self._failure_rule = rule
 
     def set_delay(self, seconds: float) -> None:
-        """Hold every answer for ``seconds`` before sending it (0 for none).
+        """Hold every answer for ``seconds`` before sending it (0 for none)::
 
-        >>> collector.set_delay(0.5)  # to test a client's timeout
+        collector.set_delay(0.5)  # to test a client's timeout
         """
         if seconds < 0:
             raise ValueError(f"the delay must be zero or more seconds, not {seconds}")
@@ -518,7 +517,9 @@ class LocalCollector:
     ) -> _Response:
         received_at = time.time()
         path = target.partition("?")[0]
-        decoded = _Decoded(None, 0, framing_error) if framing_error else self._decode(path, headers, body)
+        decoded = (
+            _Decoded(None, 0, framing_error) if framing_error else self._decode(path, headers, body)
+        )
         with self._condition:
             delay = self._delay
         if delay:
@@ -598,9 +599,10 @@ class LocalCollector:
                 if failure.remaining == 0:
                     self._planned_failures.popleft()
                 return failure
-            predicate, failure = self._failure_predicate, self._predicate_failure
-        if predicate is None:
+            rule = self._failure_rule
+        if rule is None:
             return None
+        predicate, failure = rule
         try:
             return failure if predicate(path, payload) else None
         except Exception:
@@ -635,23 +637,18 @@ class LocalCollector:
         else:
             if not isinstance(payload, dict):
                 return _error(400, f"the body of {path} must be one message object")
-            messages = [payload]
+            # A copy, so that the type filled in from the path leaves the recorded payload as sent.
+            messages = [dict(payload)]
 
         strict = self.strict or (
             _header(headers, _STRICT_MODE_HEADER, "").strip().lower() in _TRUE_HEADER_VALUES
         )
         # A body within the limit cannot hold a message over it, so each need not be encoded again.
-        measure_size = decoded.size > self.max_message_bytes
+        size_limit = self.max_message_bytes if decoded.size > self.max_message_bytes else None
         message_errors: list[MessageError] = []
         valid: list[Message] = []
         for index, message in enumerate(messages):
-            found = _check_message(
-                message,
-                index,
-                default_type=default_type,
-                strict=strict,
-                max_message_bytes=self.max_message_bytes if measure_size else None,
-            )
+            found = _check_message(message, index, default_type, strict, size_limit)
             if found:
                 message_errors += found
                 rejected.append(RejectedMessage(message, tuple(found), path))
@@ -675,7 +672,8 @@ class LocalCollector:
             return "missing Authorization: use Basic auth, the write key as user name, no password"
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "basic":
-            return f"Authorization scheme {scheme!r} is not Basic"
+            # Not echoed: a client that sends its bare write key would see it in the answer.
+            return "Authorization is not of the Basic scheme"
         try:
             credentials = base64.b64decode(token.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -712,7 +710,6 @@ class LocalCollector:
 def _check_message(
     message: Any,
     index: int,
-    *,
     default_type: str | None,
     strict: bool,
     max_message_bytes: int | None,
@@ -720,98 +717,103 @@ def _check_message(
     """Everything wrong with one message, the way the API's schema sees it; [] when valid.
 
     A single-call message without ``type`` gets the endpoint's (the dict is updated in place).
+    This runs for every message the collector receives, so the valid path does as little as it can.
     """
-    if not isinstance(message, dict):
+    if type(message) is not dict:
         return [MessageError(index, None, "", "not_object", "a message must be a JSON object")]
-    raw_id = message.get("messageId")
-    message_id = raw_id if isinstance(raw_id, str) else None
+    get = message.get
     errors: list[MessageError] = []
 
-    def add(field_name: str, reason: str, detail: str) -> None:
-        errors.append(MessageError(index, message_id, field_name, reason, detail))
-
-    if strict:
+    if strict and None in message.values():
         for name, value in message.items():
             if value is None:
-                add(name, "null", "is null: leave an absent field out of the message")
+                errors.append(_fault(message, index, name, "null", _NULL_DETAIL))
 
-    call_type = message.get("type")
+    call_type = get("type")
     if call_type is None:
         if default_type is None:
-            add("type", "missing", f"a batch item needs a type, one of {', '.join(CALL_TYPES)}")
+            detail = f"a batch item needs a type, one of {', '.join(CALL_TYPES)}"
+            errors.append(_fault(message, index, "type", "missing", detail))
             return errors
         call_type = message["type"] = default_type
     elif call_type not in CALL_TYPES:
-        add("type", "unknown_type", f"{call_type!r} is not one of {', '.join(CALL_TYPES)}")
+        detail = f"{call_type!r} is not one of {', '.join(CALL_TYPES)}"
+        errors.append(_fault(message, index, "type", "unknown_type", detail))
         return errors
     elif default_type is not None and call_type != default_type:
-        add("type", "type_mismatch", f"{call_type!r} sent to the {default_type} endpoint")
+        detail = f"{call_type!r} sent to the {default_type} endpoint"
+        errors.append(_fault(message, index, "type", "type_mismatch", detail))
 
+    wrongly_typed: list[str] = []
     for name in _ID_FIELDS:
-        value = message.get(name)
-        if value is not None and not isinstance(value, str):
-            add(name, "wrong_type", f"must be a string, not {_json_type(value)}")
+        value = get(name)
+        if value is not None and type(value) is not str:
+            wrongly_typed.append(name)
+            detail = f"must be a string, not {_json_type(value)}"
+            errors.append(_fault(message, index, name, "wrong_type", detail))
 
-    def has_id(name: str) -> bool:
-        value = message.get(name)
-        return isinstance(value, str) and value != ""
-
-    def require(name: str, why: str) -> None:
-        value = message.get(name)
-        if value is None:
-            add(name, "missing", why)
-        elif value == "":
-            add(name, "empty", why)
-
-    id_has_wrong_type = any(error.reason == "wrong_type" for error in errors)
-    if call_type in _NEEDS_USER and not (has_id("userId") or has_id("anonymousId")):
-        if not id_has_wrong_type:
-            add("userId", "missing", f"a {call_type} call needs a userId or an anonymousId")
-    if call_type == "track":
-        event = message.get("event")
-        if event is not None and not isinstance(event, str):
-            add("event", "wrong_type", f"must be a string, not {_json_type(event)}")
-        else:
-            require("event", "a track call needs an event name")
-    if call_type in ("page", "screen"):
-        name = message.get("name")
-        if name is not None and not isinstance(name, str):
-            add("name", "wrong_type", f"must be a string, not {_json_type(name)}")
-    if call_type == "group":
-        require("groupId", "a group call needs a groupId")
     if call_type == "alias":
-        require("previousId", "an alias call needs the previousId to merge")
-        require("userId", "an alias call needs the userId to keep")
+        _require(
+            message, index, "previousId", "an alias call needs the previousId to merge", errors
+        )
+        _require(message, index, "userId", "an alias call needs the userId to keep", errors)
+    elif not (get("userId") or get("anonymousId")) and not (
+        "userId" in wrongly_typed or "anonymousId" in wrongly_typed
+    ):
+        detail = f"a {call_type} call needs a userId or an anonymousId"
+        errors.append(_fault(message, index, "userId", "missing", detail))
+    if call_type == "track":
+        event = get("event")
+        if event is not None and type(event) is not str:
+            detail = f"must be a string, not {_json_type(event)}"
+            errors.append(_fault(message, index, "event", "wrong_type", detail))
+        elif not event:
+            _require(message, index, "event", "a track call needs an event name", errors)
+    elif call_type == "group":
+        _require(message, index, "groupId", "a group call needs a groupId", errors)
+    elif call_type == "page" or call_type == "screen":
+        name = get("name")
+        if name is not None and type(name) is not str:
+            detail = f"must be a string, not {_json_type(name)}"
+            errors.append(_fault(message, index, "name", "wrong_type", detail))
 
     for name in _OBJECT_FIELDS:
-        value = message.get(name)
-        if value is not None and not isinstance(value, dict):
-            add(name, "wrong_type", f"must be an object, not {_json_type(value)}")
+        value = get(name)
+        if value is not None and type(value) is not dict:
+            detail = f"must be an object, not {_json_type(value)}"
+            errors.append(_fault(message, index, name, "wrong_type", detail))
     for name in _TIMESTAMP_FIELDS:
-        value = message.get(name)
-        if value is not None and not _is_rfc3339(value):
-            add(name, "bad_timestamp", f"{value!r} is not an ISO 8601 date-time with an offset")
+        value = get(name)
+        if value is not None and (type(value) is not str or not _RFC3339.fullmatch(value)):
+            detail = f"{value!r} is not an ISO 8601 date-time with an offset"
+            errors.append(_fault(message, index, name, "bad_timestamp", detail))
 
     if max_message_bytes is not None:
         size = len(_json_bytes(message))
         if size > max_message_bytes:
-            add("", "too_large", f"is {size} bytes, over the {max_message_bytes} byte limit a call")
+            detail = f"is {size} bytes, over the {max_message_bytes} byte limit a call"
+            errors.append(_fault(message, index, "", "too_large", detail))
     return errors
 
 
-def _is_rfc3339(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    match = _RFC3339.fullmatch(value)
-    if match is None:
-        return False
-    year, month, day, hour, minute, second, offset_hours, offset_minutes = match.groups()
-    try:
-        # RFC 3339 allows a leap second; datetime does not.
-        datetime(int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59))
-    except ValueError:
-        return False
-    return offset_hours is None or (int(offset_hours) < 24 and int(offset_minutes) < 60)
+_NULL_DETAIL = "is null: leave an absent field out of the message"
+
+
+def _fault(message: Message, index: int, field_name: str, reason: str, detail: str) -> MessageError:
+    message_id = message.get("messageId")
+    return MessageError(
+        index, message_id if isinstance(message_id, str) else None, field_name, reason, detail
+    )
+
+
+def _require(
+    message: Message, index: int, name: str, detail: str, errors: list[MessageError]
+) -> None:
+    value = message.get(name)
+    if value is None:
+        errors.append(_fault(message, index, name, "missing", detail))
+    elif value == "":
+        errors.append(_fault(message, index, name, "empty", detail))
 
 
 def _json_type(value: Any) -> str:
@@ -929,6 +931,10 @@ def _error(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) ->
     return _Response(status, body, headers=headers, errors=(text,))
 
 
+def _closing_error(status: int, text: str) -> _Response:
+    return _error(status, text)._replace(close=True)
+
+
 def _header(headers: Mapping[str, str], name: str, default: str) -> str:
     wanted = name.lower()
     for key, value in headers.items():
@@ -1000,10 +1006,9 @@ class _CollectorServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            # The client may have closed it already.
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; this collector speaks only through its logger.
@@ -1051,25 +1056,19 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
     def _read_body(self, headers: dict[str, str]) -> tuple[bytes | None, _Response | None]:
         """Read exactly Content-Length bytes: (body, None), (b"", an error answer), or (None, None)
         when the client went away mid-body."""
+        # Without a length the end of the body is unknown, so these answers also end the connection.
         if _header(headers, "Transfer-Encoding", ""):
-            return b"", _error(411, "send a Content-Length; chunked bodies are not supported")._replace(
-                close=True
-            )
+            return b"", _closing_error(411, "send a Content-Length; chunked bodies are refused")
         length_text = _header(headers, "Content-Length", "")
         if not length_text:
             if self.command == "POST":
-                return b"", _error(411, "a POST needs a Content-Length")._replace(close=True)
+                return b"", _closing_error(411, "a POST needs a Content-Length")
             return b"", None
-        try:
-            length = int(length_text)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            return b"", _error(400, f"bad Content-Length {length_text!r}")._replace(close=True)
+        length = int(length_text) if length_text.isdigit() else -1
+        if length < 0:
+            return b"", _closing_error(400, f"bad Content-Length {length_text!r}")
         if length > _MAX_READ_BYTES:
-            return b"", _error(413, f"a {length} byte body is far over any limit")._replace(
-                close=True
-            )
+            return b"", _closing_error(413, f"a {length} byte body is far over any limit")
         body = self.rfile.read(length)
         if len(body) < length:
             self.close_connection = True
