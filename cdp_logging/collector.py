@@ -261,9 +261,8 @@ class LocalCollector:
         """
         if self._server is not None:
             raise RuntimeError("the collector is already running")
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._stopping = threading.Event()
-        server = _CollectorServer((self.host, self._requested_port), self, family)
+        server = _CollectorServer((self.host, self._requested_port), self)
         self._server = server
         self._port = server.server_address[1]
         self._thread = threading.Thread(
@@ -332,8 +331,7 @@ class LocalCollector:
         ...     collector.url.startswith("http://127.0.0.1:")
         True
         """
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     # -- what was received ---------------------------------------------------------------------
 
@@ -587,7 +585,8 @@ class LocalCollector:
             text = f"body is {len(body)} bytes, over the {limit} byte limit"
             return _Decoded(None, len(body), _error(413, text))
         try:
-            return _Decoded(json.loads(body, parse_constant=_refuse_constant), len(body), None)
+            # UnicodeDecodeError is a ValueError too: JSON on the wire is UTF-8 (RFC 8259).
+            return _Decoded(_JSON_DECODER.decode(body.decode("utf-8")), len(body), None)
         except ValueError as error:
             return _Decoded(None, len(body), _error(400, f"body is not valid JSON: {error}"))
 
@@ -921,6 +920,10 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Python's json accepts NaN and Infinity, which are not JSON and which the API refuses.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -976,10 +979,7 @@ class _CollectorServer(ThreadingHTTPServer):
     # Many clients (one per worker process) may connect at once when a test starts.
     request_queue_size = 128
 
-    def __init__(
-        self, address: tuple[str, int], collector: LocalCollector, family: socket.AddressFamily
-    ) -> None:
-        self.address_family = family
+    def __init__(self, address: tuple[str, int], collector: LocalCollector) -> None:
         self.collector = collector
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()

@@ -121,6 +121,16 @@ def test_start_and_stop_without_with() -> None:
     collector.stop()
 
 
+def test_a_stopped_collector_can_start_again(session: requests.Session) -> None:
+    collector = LocalCollector(write_key=WRITE_KEY)
+    with collector:
+        post_batch(session, collector, track("Before"))
+    with collector:
+        assert post_batch(session, collector, track("After")).status_code == 200
+
+    assert [message["event"] for message in collector.messages] == ["Before", "After"]
+
+
 def test_stop_closes_the_listening_socket() -> None:
     with LocalCollector() as collector:
         port = collector.port
@@ -187,6 +197,7 @@ def test_single_call_endpoint_takes_its_type_from_the_path(
 
     assert response.status_code == 200
     assert collector.messages == [{**message, "type": call_type}]
+    assert collector.requests[0].payload == message
 
 
 def test_single_call_with_another_type_is_rejected(
@@ -329,6 +340,14 @@ def test_nan_is_not_json(session: requests.Session, collector: LocalCollector) -
     response = post(session, collector, body=b'{"batch": [{"type": "track", "total": NaN}]}')
 
     assert response.status_code == 400
+
+
+def test_body_that_is_not_utf8_answers_400(
+    session: requests.Session, collector: LocalCollector
+) -> None:
+    body = json.dumps({"batch": [track("Café")]}, ensure_ascii=False).encode("latin-1")
+
+    assert post(session, collector, body=body).status_code == 400
 
 
 def test_batch_body_must_hold_a_batch_list(
@@ -815,6 +834,22 @@ def test_chunked_body_answers_411(session: requests.Session, collector: LocalCol
 
     assert response.status_code == 411
     assert response.headers["Connection"] == "close"
+
+
+def test_bad_content_length_answers_400_and_closes_the_connection(
+    collector: LocalCollector,
+) -> None:
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=5.0) as connection:
+        connection.sendall(
+            b"POST /v1/batch HTTP/1.1\r\nHost: collector\r\nContent-Length: ten\r\n\r\n"
+        )
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"Connection: close" in answer
+    assert collector.requests[0].status == 400
 
 
 def test_concurrent_clients_lose_nothing(collector: LocalCollector) -> None:
