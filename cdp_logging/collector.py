@@ -512,7 +512,8 @@ class LocalCollector:
         body: bytes,
         client_address: tuple[str, int],
         framing_error: _Response | None,
-    ) -> _Response:
+    ) -> _Response | None:
+        """Decide the answer and record the request; None when the collector stopped meanwhile."""
         received_at = time.time()
         path = target.partition("?")[0]
         decoded = (
@@ -520,9 +521,12 @@ class LocalCollector:
         )
         with self._condition:
             delay = self._delay
+        # Waiting on the stop event lets stop() cut a long delay short; the request is then
+        # dropped unanswered, as a server going down would.
         if delay:
-            # Waiting on the stop event lets stop() cut a long delay short.
-            self._stopping.wait(delay)
+            logger.debug("holding the answer to %s %s for %g s", method, path, delay)
+            if self._stopping.wait(delay):
+                return None
 
         accepted: list[Message] = []
         rejected: list[RejectedMessage] = []
@@ -1043,6 +1047,9 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
             (str(self.client_address[0]), int(self.client_address[1])),
             framing_error,
         )
+        if response is None:
+            self.close_connection = True
+            return
         self.send_response_only(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -1050,8 +1057,13 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if response.close:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(response.body)
+        try:
+            self.end_headers()
+            self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # A client that timed out has gone; what it sent was still received and kept.
+            logger.debug("client on port %s left before its answer", self.client_address[1])
+            self.close_connection = True
 
     def _read_body(self, headers: dict[str, str]) -> tuple[bytes | None, _Response | None]:
         """Read exactly Content-Length bytes: (body, None), (b"", an error answer), or (None, None)

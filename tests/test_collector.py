@@ -672,11 +672,58 @@ def test_delay_holds_every_answer(session: requests.Session, collector: LocalCol
     assert elapsed >= 0.3
 
 
-def test_delay_lets_a_client_time_out(session: requests.Session, collector: LocalCollector) -> None:
-    collector.set_delay(2.0)
+def test_delay_lets_a_client_time_out_yet_keeps_what_it_sent(
+    session: requests.Session, collector: LocalCollector
+) -> None:
+    # As with the real API, a request the client gave up on may still have been received: this is
+    # why a retry must reuse the messageId.
+    collector.set_delay(0.5)
 
     with pytest.raises(requests.Timeout):
-        post_batch(session, collector, track(), timeout=0.2)
+        post_batch(session, collector, track(messageId="m1"), timeout=0.1)
+
+    assert collector.wait_for(1, timeout=5.0)[0]["messageId"] == "m1"
+
+
+def test_stop_drops_requests_still_being_delayed() -> None:
+    held = threading.Event()
+
+    class SignalHeldAnswers(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("holding the answer"):
+                held.set()
+
+    collector_logger = logging.getLogger("cdp_logging.collector")
+    signal = SignalHeldAnswers()
+    collector_logger.addHandler(signal)
+    previous_level = collector_logger.level
+    collector_logger.setLevel(logging.DEBUG)
+    failures: list[BaseException] = []
+    delaying = LocalCollector(write_key=WRITE_KEY).start()
+
+    def send() -> None:
+        try:
+            with new_session() as session:
+                post_batch(session, delaying, track(), timeout=10.0)
+        except requests.RequestException as error:
+            failures.append(error)
+
+    sender = threading.Thread(target=send)
+    try:
+        delaying.set_delay(30.0)
+        sender.start()
+        assert held.wait(timeout=5.0)
+        started = time.monotonic()
+        delaying.stop()
+        sender.join(timeout=10.0)
+    finally:
+        delaying.stop()
+        collector_logger.removeHandler(signal)
+        collector_logger.setLevel(previous_level)
+
+    assert time.monotonic() - started < 5.0
+    assert [type(failure) for failure in failures] == [requests.ConnectionError]
+    assert delaying.requests == []
 
 
 def test_negative_delay_is_refused(collector: LocalCollector) -> None:
