@@ -46,6 +46,10 @@ class Stats(TypedDict):
     pending: int
 
 
+#: While ``cdp_logging.testing`` captures events, every encoded message goes to these
+#: functions instead of the queue (in every client), so tests see exactly what would be sent.
+capture_sinks: list[Callable[[bytes], None]] = []
+
 _COUNTERS = ("delivered", "failed", "dropped", "invalid", "skipped", "batches", "retries")
 
 
@@ -339,6 +343,10 @@ class Analytics:
             self._counters.add("invalid")
             raise
         message_id: str = message["messageId"]
+        if capture_sinks:
+            for sink in capture_sinks:
+                sink(data)
+            return message_id
         if not self.enable:
             self._counters.add("skipped")
             return message_id

@@ -46,18 +46,11 @@ __all__ = [
     "format_event_line",
 ]
 
+from .constants import BATCH_PATH, CALL_TYPES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+
 logger = logging.getLogger(__name__)
 
-# Payload limits of the Data Pipelines API: "A request is limited to 32KB. A batch request is
-# limited to 500KB total and 32KB per call in the request." (customerio-pipelines-openapi.json,
-# "Rate and payload limits"; the Node source library docs give the same figures.)
-MAX_MESSAGE_BYTES = 32 * 1024
-MAX_BATCH_BYTES = 500_000
-
-CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
-"""The six call types, each with its own endpoint ``/v1/<type>``."""
-
-BATCH_PATH = "/v1/batch"
+# The API's limits, call types and paths are named once, in constants.py.
 _SINGLE_CALL_PATHS = {f"/v1/{call_type}": call_type for call_type in CALL_TYPES}
 
 _STRICT_MODE_HEADER = "X-Strict-Mode"
