@@ -110,6 +110,13 @@ def build_message(
         if object_type is not None:
             message["objectTypeId"] = object_type
         _put_mapping(message, call, "traits", traits, message_id)
+        in_traits = message.get("traits", {}).get("object_type_id")
+        if in_traits is not None:
+            # The docs also accept the object type as traits.object_type_id, a string there too.
+            message["traits"] = {
+                **message["traits"],
+                "object_type_id": _identifier(call, "object_type_id", in_traits, message_id),
+            }
     else:  # alias
         previous = _identifier(call, "previous_id", previous_id, message_id)
         if previous is None:
