@@ -11,9 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 import cdp_logging
-
-#: A write key distinctive enough that a leak into a log line or message is easy to find.
-WRITE_KEY = "wk-test-5e3b9d71c0a4"
+from helpers import WRITE_KEY
 
 #: Customer.io's reference material; the repository is cloned next to ``shared/``.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"

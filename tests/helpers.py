@@ -10,6 +10,9 @@ from typing import Any, Callable
 
 from pytest_httpserver import HTTPServer
 
+#: A write key distinctive enough that a leak into a log line or message is easy to find.
+WRITE_KEY = "wk-test-5e3b9d71c0a4"
+
 #: Deadlines are generous so a loaded 2-core machine does not make the suite flaky; a passing
 #: test returns as soon as its condition holds, so they cost nothing when all is well.
 DEADLINE = 15.0
