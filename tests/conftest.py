@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 
 import cdp_logging
-from helpers import WRITE_KEY
+from helpers import DEADLINE, WRITE_KEY, wait_until
 
 #: Customer.io's reference material; the repository is cloned next to ``shared/``.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -45,8 +47,22 @@ def second_api() -> Iterator[HTTPServer]:
 
 
 @pytest.fixture
-def make_client(httpserver: HTTPServer) -> Iterator[Callable[..., cdp_logging.Analytics]]:
-    """Make clients pointed at the local API (override any option); each is closed after the test."""
+def server_release() -> Iterator[threading.Event]:
+    """For handlers that hold a request: set when the test ends, if the test did not set it."""
+    release = threading.Event()
+    yield release
+    release.set()
+
+
+@pytest.fixture
+def make_client(
+    httpserver: HTTPServer, server_release: threading.Event
+) -> Iterator[Callable[..., cdp_logging.Analytics]]:
+    """Make clients pointed at the local API (override any option); each is closed after the test.
+
+    Afterwards, held requests are released and the server is drained, so that no request of
+    this test reaches the (shared) server's log during the next one.
+    """
     clients: list[cdp_logging.Analytics] = []
 
     def make(**options: Any) -> cdp_logging.Analytics:
@@ -57,8 +73,22 @@ def make_client(httpserver: HTTPServer) -> Iterator[Callable[..., cdp_logging.An
         return client
 
     yield make
+    server_release.set()
     for client in clients:
         client.close_and_flush(timeout=5.0)
+    for client in clients:
+        wait_until(lambda: client.stats()["pending"] == 0, message="the client's last request to finish")
+    drain(httpserver)
+
+
+def drain(server: HTTPServer) -> None:
+    """Return once the server has finished every request that came before this one.
+
+    The server handles one request at a time, so the answer to this request comes after
+    every earlier request was handled and logged.
+    """
+    server.expect_request("/drained").respond_with_data("")
+    requests.get(server.url_for("/drained"), timeout=DEADLINE).raise_for_status()
 
 
 @pytest.fixture

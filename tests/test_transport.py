@@ -8,7 +8,7 @@ import json
 import logging
 import socket
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 import cdp_logging
 from cdp_logging import DeliveryError
 from cdp_logging.transport import HTTPTransport, RetryPolicy, send_with_retries
-from helpers import WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until
+from helpers import DEADLINE, WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until
 
 Client = Callable[..., cdp_logging.Analytics]
 
@@ -48,14 +48,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """Set at the end of the test, so a handler held on it never outlives the test."""
-    event = threading.Event()
-    yield event
-    event.set()
 
 
 # -- the request -----------------------------------------------------------------------------
@@ -110,17 +102,17 @@ def test_any_2xx_counts_as_delivered(httpserver: HTTPServer, make_client: Client
 
 
 def test_the_request_is_bounded_by_the_timeout(
-    httpserver: HTTPServer, make_client: Client, recorder: Recorder, release: threading.Event
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder, server_release: threading.Event
 ) -> None:
     def stall(request: Request) -> Response:
-        release.wait(10)
+        server_release.wait(DEADLINE)
         return Response("{}", status=200)
 
     httpserver.expect_request("/v1/batch").respond_with_handler(stall)
     client = make_client(timeout=0.3, max_retries=0, error_handler=recorder.error_handler)
     message_id = client.track(user_id="u1", event="E")
     wait_until(lambda: recorder.errors, message="a DeliveryError for the timed-out request")
-    release.set()
+    server_release.set()
     error = recorder.errors[0]
     assert isinstance(error, DeliveryError)
     assert error.status is None and error.message_ids == [message_id]
