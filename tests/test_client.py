@@ -138,6 +138,30 @@ def test_every_call_takes_snake_case_keywords_and_sends_the_apis_fields(api: HTT
         assert message["context"]["library"] == {"name": "cdp-logging", "version": cdp_logging.__version__}
 
 
+def test_every_call_takes_a_callback_called_once_its_batch_is_delivered(
+    api: HTTPServer, client: cdp_logging.Analytics
+) -> None:
+    calls: list[tuple[Any, list[str]]] = []
+
+    def callback(error: Any, batch: list[dict[str, Any]]) -> None:
+        calls.append((error, [message["messageId"] for message in batch]))
+
+    ids = [
+        client.identify(user_id="u1", callback=callback),
+        client.track(user_id="u1", event="E", callback=callback),
+        client.page(user_id="u1", callback=callback),
+        client.screen(user_id="u1", callback=callback),
+        client.group(user_id="u1", group_id="g", callback=callback),
+        client.alias(user_id="u1", previous_id="p", callback=callback),
+    ]
+    assert client.flush(timeout=DEADLINE) is True
+    wait_until(lambda: len(calls) == 6, message="six callbacks")
+    assert all(error is None for error, _ in calls)
+    assert {message_id for _, batch in calls for message_id in batch} == set(ids)
+    for message_id in ids:
+        assert any(message_id in batch for _, batch in calls)
+
+
 def test_a_given_message_id_is_kept(api: HTTPServer, client: cdp_logging.Analytics) -> None:
     assert client.track(user_id="u1", event="E", message_id="my-own-id") == "my-own-id"
     assert wait_for_messages(api, 1)[0]["messageId"] == "my-own-id"
@@ -263,6 +287,7 @@ def test_an_event_over_32_kb_raises_naming_its_message_id_and_size_and_is_not_se
     assert "too-big-1" in str(error) and str(error.size) in str(error)
     assert client.flush(timeout=DEADLINE) is True
     assert batch_requests(api) == []
+    assert client.stats()["invalid"] == 1
 
 
 # -- enable, stats, callbacks ----------------------------------------------------------------
@@ -332,6 +357,26 @@ def test_two_clients_keep_their_own_key_host_queue_and_thread(
     assert threads["one"].isdisjoint(threads["two"])
     assert threading.current_thread() not in threads["one"] | threads["two"]
     assert (one.stats()["queued"], two.stats()["queued"]) == (5, 5)
+
+
+def test_a_stuck_server_for_one_client_does_not_hold_up_another(
+    httpserver: HTTPServer, second_api: HTTPServer, make_client: Client, server_release: threading.Event
+) -> None:
+    def hang(request: Request) -> Response:
+        server_release.wait(DEADLINE)
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/v1/batch").respond_with_handler(hang)
+    stuck = make_client(flush_interval=60)
+    free = make_client(host=second_api.url_for("").rstrip("/"), flush_interval=60)
+    for i in range(30):
+        stuck.track(user_id="u1", event=f"stuck-{i}")
+        free.track(user_id="u2", event=f"free-{i}")
+    assert free.flush(timeout=DEADLINE) is True
+    assert [m["event"] for m in received_messages(second_api)] == [f"free-{i}" for i in range(30)]
+    assert stuck.stats()["pending"] > 0
+    server_release.set()
+    assert stuck.flush(timeout=DEADLINE) is True
 
 
 # -- lifecycle -------------------------------------------------------------------------------
@@ -414,6 +459,24 @@ def test_a_script_that_never_flushes_still_delivers_everything_at_exit(api: HTTP
         client = cdp_logging.Analytics({WRITE_KEY!r}, host={api.url_for("")!r}, flush_interval=60)
         for i in range(45):
             client.track(user_id="u1", event="Exit", message_id=f"exit-{{i}}")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert [m["messageId"] for m in received_messages(api)] == [f"exit-{i}" for i in range(45)]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_client_no_longer_referenced_still_delivers_at_exit(api: HTTPServer) -> None:
+    result = run_script(f"""
+        import gc
+        import cdp_logging
+
+        def main():
+            client = cdp_logging.Analytics({WRITE_KEY!r}, host={api.url_for("")!r}, flush_interval=60)
+            for i in range(45):
+                client.track(user_id="u1", event="Exit", message_id=f"exit-{{i}}")
+
+        main()
+        gc.collect()
     """)
     assert result.returncode == 0, result.stderr
     assert [m["messageId"] for m in received_messages(api)] == [f"exit-{i}" for i in range(45)]

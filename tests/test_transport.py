@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from typing import Any, Callable
 
 import pytest
@@ -288,3 +289,35 @@ def test_send_with_retries_stops_after_max_retries(httpserver: HTTPServer) -> No
     assert (outcome.ok, outcome.attempts, outcome.response.status) == (False, 3, 502)
     assert "retries exhausted" in outcome.gave_up
     assert len(batch_requests(httpserver)) == 3
+
+
+def test_a_batch_refused_as_too_large_is_split_until_it_fits(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder
+) -> None:
+    def small_batches_only(request: Request) -> Response:
+        if len(json.loads(request.get_data())["batch"]) > 2:
+            return Response("too large", status=413)
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/v1/batch").respond_with_handler(small_batches_only)
+    client = make_client(flush_interval=60, max_retries=0, error_handler=recorder.error_handler)
+    client.track(user_id="u1", event="First")
+    wait_until(lambda: client.stats()["delivered"] == 1, message="the first event")
+    ids = [client.track(user_id="u1", event=f"E{i}") for i in range(7)]
+    assert client.flush(timeout=DEADLINE) is True
+    accepted = [body for body in received_bodies(httpserver) if len(body["batch"]) <= 2]
+    assert [m["messageId"] for body in accepted for m in body["batch"]][1:] == ids
+    assert recorder.errors == []
+
+
+def test_close_cuts_retries_short(httpserver: HTTPServer, make_client: Client, recorder: Recorder) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("down", status=503)
+    client = make_client(max_retries=10, max_retry_time=120, error_handler=recorder.error_handler)
+    message_id = client.track(user_id="u1", event="E")
+    wait_until(lambda: batch_requests(httpserver), message="the first attempt")
+    started = time.monotonic()
+    assert client.close_and_flush(timeout=1.0) is False
+    wait_until(lambda: recorder.errors, message="the DeliveryError")
+    assert time.monotonic() - started < 6
+    assert recorder.errors[0].message_ids == [message_id]
+    assert client.stats()["failed"] == 1
