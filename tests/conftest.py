@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,6 +25,18 @@ OPENAPI_FILE = REFERENCE / "customerio-pipelines-openapi.json"
 def httpserver_listen_address() -> tuple[str, int]:
     """pytest-httpserver listens on 127.0.0.1 (not "localhost", which may resolve to ::1)."""
     return ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def local_time_is_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time nine hours ahead of UTC, so that "taken as local time" cannot pass for UTC."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is not available on this platform")
+    monkeypatch.setenv("TZ", "XST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

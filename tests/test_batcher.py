@@ -206,11 +206,13 @@ class Recorded:
 
     def __init__(self) -> None:
         self.batches: list[list[bytes]] = []
+        self.entered = threading.Event()
         self.hold = threading.Event()
         self.hold.set()
         self.fail_next = False
 
     def __call__(self, items: list[Any]) -> None:
+        self.entered.set()
         self.hold.wait(DEADLINE)
         if self.fail_next:
             self.fail_next = False
@@ -260,7 +262,7 @@ def test_batcher_close_hands_what_it_could_not_deliver_to_on_abandoned() -> None
     batcher = Batcher(deliver, flush_interval=60, on_abandoned=lambda items, why: abandoned.append((items, why)))
     try:
         batcher.put(event(0), 50)
-        wait_until(lambda: batcher.pending == 1 and not batcher._queue, message="the first batch in flight")
+        assert deliver.entered.wait(DEADLINE), "the first batch was not taken"
         for i in range(1, 4):
             batcher.put(event(i), 50)
         started = time.monotonic()

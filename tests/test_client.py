@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import inspect
 import re
 import subprocess
 import sys
@@ -104,10 +105,17 @@ def test_a_disabled_client_needs_no_write_key(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_options_have_the_documented_defaults() -> None:
-    client = cdp_logging.Analytics(WRITE_KEY, enable=False)
-    batcher = client._batcher
-    assert (batcher.max_events_in_batch, batcher.flush_interval, batcher.max_queue_size) == (20, 10.0, 10_000)
-    assert client.error_handler is None and client.retry_policy.max_retries == 5
+    parameters = inspect.signature(cdp_logging.Analytics).parameters
+    defaults = {name: parameters[name].default for name in (
+        "write_key", "host", "max_events_in_batch", "flush_interval", "enable", "error_handler",
+        "max_queue_size", "gzip", "max_retries",
+    )}
+    assert defaults == {
+        "write_key": None, "host": None, "max_events_in_batch": 20, "flush_interval": 10.0, "enable": True,
+        "error_handler": None, "max_queue_size": 10_000, "gzip": False, "max_retries": 5,
+    }
+    assert parameters["timeout"].default > 0
+    assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in parameters if name != "write_key")
 
 
 # -- the six calls ---------------------------------------------------------------------------

@@ -93,9 +93,11 @@ def test_aware_datetime_timestamp_is_converted_to_utc() -> None:
     assert build_message("track", user_id="u1", event="E", timestamp=given)["timestamp"] == "2024-05-01T12:30:15.123Z"
 
 
-def test_naive_datetime_timestamp_is_taken_as_utc() -> None:
+def test_naive_datetime_timestamp_is_taken_as_utc(local_time_is_not_utc: None) -> None:
     given = dt.datetime(2024, 5, 1, 14, 30, 15, 999999)
     assert build_message("identify", user_id="u1", timestamp=given)["timestamp"] == "2024-05-01T14:30:15.999Z"
+    naive_text = "2024-05-01T14:30:15.500"
+    assert build_message("identify", user_id="u1", timestamp=naive_text)["timestamp"] == "2024-05-01T14:30:15.500Z"
 
 
 @pytest.mark.parametrize(
