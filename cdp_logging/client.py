@@ -195,7 +195,7 @@ class Analytics:
 
             analytics.identify(user_id="019mr8mf4r", traits={"email": "cool@example.com"})
         """
-        return self.send(build_message(
+        return self.send(self._build(
             "identify", user_id=user_id, anonymous_id=anonymous_id, traits=traits,
             context=context, integrations=integrations, timestamp=timestamp, message_id=message_id,
         ), callback)
@@ -220,7 +220,7 @@ class Analytics:
             analytics.track(user_id="019mr8mf4r", event="added_to_cart",
                             properties={"product": "shoes", "revenue": 39.95})
         """
-        return self.send(build_message(
+        return self.send(self._build(
             "track", user_id=user_id, anonymous_id=anonymous_id, event=event,
             properties=properties, context=context, integrations=integrations,
             timestamp=timestamp, message_id=message_id,
@@ -247,7 +247,7 @@ class Analytics:
             analytics.page(user_id="019mr8mf4r", category="Docs", name="CDP",
                            properties={"url": "https://customer.io/cdp/"})
         """
-        return self.send(build_message(
+        return self.send(self._build(
             "page", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
             properties=properties, context=context, integrations=integrations,
             timestamp=timestamp, message_id=message_id,
@@ -273,7 +273,7 @@ class Analytics:
 
             analytics.screen(user_id="019mr8mf4r", name="Checkout")
         """
-        return self.send(build_message(
+        return self.send(self._build(
             "screen", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
             properties=properties, context=context, integrations=integrations,
             timestamp=timestamp, message_id=message_id,
@@ -300,7 +300,7 @@ class Analytics:
             analytics.group(user_id="019mr8mf4r", group_id="56", object_type_id=1,
                             traits={"name": "Initech"})
         """
-        return self.send(build_message(
+        return self.send(self._build(
             "group", user_id=user_id, anonymous_id=anonymous_id, group_id=group_id,
             traits=traits, object_type_id=object_type_id, context=context,
             integrations=integrations, timestamp=timestamp, message_id=message_id,
@@ -323,12 +323,20 @@ class Analytics:
 
             analytics.alias(previous_id="anonymous_user", user_id="identified@example.com")
         """
-        return self.send(build_message(
+        return self.send(self._build(
             "alias", user_id=user_id, previous_id=previous_id, context=context,
             integrations=integrations, timestamp=timestamp, message_id=message_id,
         ), callback)
 
     # -- the common path ----------------------------------------------------------------
+
+    def _build(self, call: str, **fields: Any) -> dict[str, Any]:
+        """build_message, counting the calls it rejects."""
+        try:
+            return build_message(call, **fields)
+        except InvalidEventError:
+            self._counters.add("invalid")
+            raise
 
     def send(self, message: dict[str, Any], callback: Callback | None = None) -> str:
         """Encode a built message (see ``cdp_logging.messages.build_message``) and queue it.

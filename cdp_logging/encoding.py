@@ -73,10 +73,12 @@ def encode(value: Any) -> bytes:
         return orjson.dumps(value, default=_default, option=_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
         # Integers beyond 64 bits, nesting deeper than orjson allows, circular references,
-        # keys orjson cannot stringify: rebuild the value as plain data and use json.
+        # keys orjson cannot stringify, lone surrogates (undecodable file names): rebuild
+        # the value as plain data and use json. A lone surrogate is written as its \uXXXX
+        # escape, as surrogatepass would make the body invalid UTF-8 and lose the batch.
         try:
             return json.dumps(_plain(value, set()), separators=(",", ":"),
-                              ensure_ascii=False).encode("utf-8", "surrogatepass")
+                              ensure_ascii=False).encode("utf-8", "backslashreplace")
         except (RecursionError, ValueError, TypeError) as err:
             raise EncodingError(f"cannot encode as JSON: {err}") from err
 

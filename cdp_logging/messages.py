@@ -135,7 +135,15 @@ def build_message(
         if object_type is not None:
             message["objectTypeId"] = object_type
         if traits is not None:
-            message["traits"] = _mapping(call, "traits", traits, message_id)
+            traits = _mapping(call, "traits", traits, message_id)
+            in_traits = traits.get("object_type_id")
+            if in_traits is not None:
+                # The docs also accept the object type as traits.object_type_id, a string there too.
+                traits = {
+                    **traits,
+                    "object_type_id": _identifier(call, "object_type_id", in_traits, message_id),
+                }
+            message["traits"] = traits
     else:  # alias
         previous = _identifier(call, "previous_id", previous_id, message_id)
         if previous is None:

@@ -1,0 +1,92 @@
+"""Small helpers shared by the tests: waiting on conditions, reading what a server received."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from typing import Any, Callable
+
+from pytest_httpserver import HTTPServer
+
+#: A write key distinctive enough that a leak into a log line or message is easy to find.
+WRITE_KEY = "wk-test-5e3b9d71c0a4"
+
+#: Deadlines are generous so a loaded 2-core machine does not make the suite flaky; a passing
+#: test returns as soon as its condition holds, so they cost nothing when all is well.
+DEADLINE = 15.0
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = DEADLINE,
+    *,
+    message: str | Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Fails the test with ``message`` (a string, or a function giving one at the time of
+    failure) or the predicate's name when ``timeout`` passes first.
+    """
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            what = message() if callable(message) else message
+            what = what or getattr(predicate, "__name__", repr(predicate))
+            raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}")
+        pause.wait(0.01)
+
+
+def holds_for(predicate: Callable[[], Any], duration: float) -> bool:
+    """True when ``predicate`` stays truthy for ``duration`` seconds (to check that something
+    does *not* happen yet)."""
+    deadline = time.monotonic() + duration
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        if not predicate():
+            return False
+        pause.wait(0.01)
+    return bool(predicate())
+
+
+def batch_requests(server: HTTPServer) -> list[Any]:
+    """The requests that reached ``/v1/batch``, in order of arrival."""
+    return [request for request, _ in list(server.log) if request.path == "/v1/batch"]
+
+
+def raw_body(request: Any) -> bytes:
+    """A request's JSON body as sent before compression."""
+    data = request.get_data()
+    if request.headers.get("Content-Encoding") == "gzip":
+        data = gzip.decompress(data)
+    return data
+
+
+def received_bodies(server: HTTPServer) -> list[dict[str, Any]]:
+    """Every request body that reached ``/v1/batch``, parsed."""
+    return [json.loads(raw_body(request)) for request in batch_requests(server)]
+
+
+def received_batches(server: HTTPServer) -> list[list[dict[str, Any]]]:
+    """The ``batch`` list of every request, in order of arrival."""
+    return [body["batch"] for body in received_bodies(server)]
+
+
+def received_messages(server: HTTPServer) -> list[dict[str, Any]]:
+    """Every message the server received, in order."""
+    return [message for batch in received_batches(server) for message in batch]
+
+
+def wait_for_messages(server: HTTPServer, count: int, timeout: float = DEADLINE) -> list[dict[str, Any]]:
+    """Wait until the server holds at least ``count`` messages; return them all."""
+    wait_until(
+        lambda: len(received_messages(server)) >= count,
+        timeout,
+        message=lambda: f"{count} messages at the server (got {len(received_messages(server))})",
+    )
+    return received_messages(server)

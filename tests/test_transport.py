@@ -1,0 +1,323 @@
+"""cdp_logging.transport: one POST to {host}/v1/batch, its headers, and what a failure becomes."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+import requests
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+import cdp_logging
+from cdp_logging import DeliveryError
+from cdp_logging.transport import HTTPTransport, RetryPolicy, send_with_retries
+from helpers import DEADLINE, WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until
+
+Client = Callable[..., cdp_logging.Analytics]
+
+
+class Recorder:
+    """Collects what error_handler and callbacks receive, from whatever thread."""
+
+    def __init__(self) -> None:
+        self.errors: list[cdp_logging.CDPError] = []
+        self.callbacks: list[tuple[Any, list[dict[str, Any]]]] = []
+
+    def error_handler(self, error: cdp_logging.CDPError) -> None:
+        self.errors.append(error)
+
+    def callback(self, error: Any, batch: list[dict[str, Any]]) -> None:
+        self.callbacks.append((error, batch))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- the request -----------------------------------------------------------------------------
+
+
+def test_batches_are_posted_to_v1_batch_with_the_write_key_as_basic_auth_user(
+    api: HTTPServer, make_client: Client
+) -> None:
+    make_client().track(user_id="u1", event="E")
+    wait_for_messages(api, 1)
+    request = batch_requests(api)[0]
+    assert (request.method, request.path) == ("POST", "/v1/batch")
+    expected = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {expected}"
+
+
+def test_requests_say_json_and_cdp_logging_with_its_version(api: HTTPServer, make_client: Client) -> None:
+    make_client().identify(user_id="u1")
+    wait_for_messages(api, 1)
+    request = batch_requests(api)[0]
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == f"cdp-logging/{cdp_logging.__version__}"
+    assert "Content-Encoding" not in request.headers
+    json.loads(request.get_data())
+
+
+def test_gzip_body_decompresses_to_the_same_batch(api: HTTPServer, make_client: Client) -> None:
+    plain = make_client()
+    zipped = make_client(gzip=True)
+    properties = {"text": "compress me " * 200, "n": 1}
+    plain.track(user_id="u1", event="E", properties=properties, message_id="m1", timestamp="2024-05-01T00:00:00Z")
+    assert plain.flush(timeout=10)
+    zipped.track(user_id="u1", event="E", properties=properties, message_id="m1", timestamp="2024-05-01T00:00:00Z")
+    assert zipped.flush(timeout=10)
+    first, second = batch_requests(api)
+    assert second.headers["Content-Encoding"] == "gzip"
+    compressed = second.get_data()
+    assert len(compressed) < len(raw_body(first)) / 4
+    assert json.loads(gzip.decompress(compressed))["batch"] == json.loads(first.get_data())["batch"]
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_any_2xx_counts_as_delivered(httpserver: HTTPServer, make_client: Client, recorder: Recorder, status: int) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("", status=status)
+    client = make_client(error_handler=recorder.error_handler)
+    client.track(user_id="u1", event="E", callback=recorder.callback)
+    assert client.flush(timeout=10) is True
+    wait_until(lambda: recorder.callbacks, message="the callback")
+    assert recorder.callbacks[0][0] is None
+    assert recorder.errors == []
+    assert client.stats()["delivered"] == 1 and client.stats()["failed"] == 0
+
+
+def test_the_request_is_bounded_by_the_timeout(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder, server_release: threading.Event
+) -> None:
+    def stall(request: Request) -> Response:
+        server_release.wait(DEADLINE)
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/v1/batch").respond_with_handler(stall)
+    client = make_client(timeout=0.3, max_retries=0, error_handler=recorder.error_handler)
+    message_id = client.track(user_id="u1", event="E")
+    wait_until(lambda: recorder.errors, message="a DeliveryError for the timed-out request")
+    server_release.set()
+    error = recorder.errors[0]
+    assert isinstance(error, DeliveryError)
+    assert error.status is None and error.message_ids == [message_id]
+    assert isinstance(error.cause, requests.Timeout)
+
+
+def test_an_unreachable_host_becomes_a_delivery_error_with_its_cause(
+    make_client: Client, recorder: Recorder, closed_port: int
+) -> None:
+    client = make_client(host=f"http://127.0.0.1:{closed_port}", max_retries=0, error_handler=recorder.error_handler)
+    message_id = client.track(user_id="u1", event="E", callback=recorder.callback)
+    assert client.flush(timeout=10) is False
+    error = recorder.errors[0]
+    assert isinstance(error, DeliveryError) and error.status is None
+    assert isinstance(error.cause, requests.ConnectionError)
+    assert error.message_ids == [message_id]
+    assert recorder.callbacks[0][0] is error
+
+
+def test_http_transport_posts_through_one_requests_session(api: HTTPServer) -> None:
+    transport = HTTPTransport(api.url_for("").rstrip("/"), WRITE_KEY, timeout=5.0)
+    try:
+        first = transport.post("/v1/batch", b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}')
+        session = transport._session
+        second = transport.post("/v1/batch", b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}')
+        assert isinstance(session, requests.Session) and transport._session is session
+        assert (first.status, second.status) == (200, 200)
+    finally:
+        transport.close()
+    assert len(batch_requests(api)) == 2
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 401])
+def test_an_error_status_goes_to_error_handler_and_callback(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder, status: int
+) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data(f"nope: status {status}", status=status)
+    client = make_client(max_retries=0, error_handler=recorder.error_handler)
+    ids = [client.track(user_id="u1", event=f"E{i}", callback=recorder.callback) for i in range(3)]
+    client.flush(timeout=10)
+    wait_until(lambda: len(recorder.callbacks) == 3, message="three callbacks")
+    failures = [error for error in recorder.errors if isinstance(error, DeliveryError)]
+    assert sorted(id_ for error in failures for id_ in error.message_ids) == sorted(ids)
+    for error in failures:
+        assert error.status == status
+        assert f"status {status}" in error.text
+        assert error.count == len(error.message_ids)
+        assert str(status) in str(error)
+    for error, batch in recorder.callbacks:
+        assert isinstance(error, DeliveryError) and error in failures
+        assert {message["messageId"] for message in batch} == set(error.message_ids)
+    stats = client.stats()
+    assert (stats["failed"], stats["delivered"], stats["batches"]) == (3, 0, 0)
+
+
+def test_a_401_is_not_retried(httpserver: HTTPServer, make_client: Client, recorder: Recorder) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("unauthorized", status=401)
+    client = make_client(max_retries=3, error_handler=recorder.error_handler)
+    client.track(user_id="u1", event="E")
+    assert client.flush(timeout=10) is False
+    assert len(batch_requests(httpserver)) == 1
+    assert recorder.errors[0].attempts == 1
+
+
+def test_a_500_is_retried_max_retries_times_with_the_same_message_ids(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder
+) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("down", status=500)
+    client = make_client(max_retries=1, error_handler=recorder.error_handler)
+    message_id = client.track(user_id="u1", event="E")
+    assert client.flush(timeout=15) is False
+    bodies = received_bodies(httpserver)
+    assert len(bodies) == 2
+    assert [body["batch"][0]["messageId"] for body in bodies] == [message_id, message_id]
+    error = recorder.errors[0]
+    assert (error.status, error.attempts) == (500, 2)
+    assert client.stats()["retries"] == 1
+
+
+def test_a_retried_batch_is_delivered_once_the_server_recovers(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder
+) -> None:
+    httpserver.expect_oneshot_request("/v1/batch").respond_with_data("busy", status=503)
+    httpserver.expect_request("/v1/batch").respond_with_json({})
+    client = make_client(max_retries=2, error_handler=recorder.error_handler)
+    client.track(user_id="u1", event="E", callback=recorder.callback)
+    assert client.flush(timeout=15) is True
+    assert recorder.errors == []
+    assert recorder.callbacks[0][0] is None
+    assert len(batch_requests(httpserver)) == 2
+
+
+def test_the_response_text_is_cut_short(httpserver: HTTPServer, make_client: Client, recorder: Recorder) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("x" * 100_000, status=400)
+    client = make_client(max_retries=0, error_handler=recorder.error_handler)
+    client.track(user_id="u1", event="E")
+    client.flush(timeout=10)
+    error = recorder.errors[0]
+    assert 0 < len(error.text) <= 1000
+    assert len(str(error)) < 2000
+
+
+def test_without_error_handler_a_failure_is_logged_at_warning_on_the_cdp_logging_logger(
+    httpserver: HTTPServer, make_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("boom", status=500)
+    caplog.set_level(logging.WARNING, logger="cdp_logging")
+    client = make_client(max_retries=0)
+    message_id = client.track(user_id="u1", event="E")
+    assert client.flush(timeout=10) is False
+    warnings = [r for r in caplog.records if r.name == "cdp_logging" and r.levelno == logging.WARNING]
+    assert warnings, caplog.text
+    assert message_id in warnings[0].getMessage() and "500" in warnings[0].getMessage()
+
+
+def test_a_failure_is_never_raised_in_the_application(
+    httpserver: HTTPServer, make_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(error: cdp_logging.CDPError) -> None:
+        raise RuntimeError("error handler broke")
+
+    httpserver.expect_request("/v1/batch").respond_with_data("boom", status=500)
+    client = make_client(max_retries=0, error_handler=explode)
+    client.track(user_id="u1", event="E", callback=lambda error, batch: 1 / 0)
+    assert client.flush(timeout=10) is False
+    client.track(user_id="u1", event="E2")
+    assert client.close_and_flush(timeout=10) is False
+    assert "error handler broke" in caplog.text
+
+
+def test_the_write_key_appears_in_no_repr_log_line_or_error(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("bad key", status=401)
+    caplog.set_level(logging.DEBUG)
+    reported = make_client(max_retries=0, error_handler=recorder.error_handler)
+    logged = make_client(max_retries=0)
+    for client in (reported, logged):
+        client.track(user_id="u1", event="E", callback=recorder.callback)
+        client.flush(timeout=10)
+    wait_until(lambda: len(recorder.callbacks) == 2, message="both callbacks")
+    texts = [repr(reported), str(reported), repr(reported._transport), repr(reported.stats()), caplog.text]
+    for error in recorder.errors + [error for error, _ in recorder.callbacks]:
+        texts += [str(error), repr(error), repr(error.__dict__), repr(error.cause)]
+    assert recorder.errors and caplog.text
+    for text in texts:
+        assert WRITE_KEY not in text
+        assert base64.b64encode(f"{WRITE_KEY}:".encode()).decode() not in text
+
+
+def test_the_write_key_is_not_in_option_errors() -> None:
+    with pytest.raises(ValueError) as caught:
+        cdp_logging.Analytics(WRITE_KEY, host="ftp://example.test")
+    assert WRITE_KEY not in str(caught.value)
+
+
+# -- send_with_retries, directly ---------------------------------------------------------------
+
+
+def test_send_with_retries_stops_after_max_retries(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("down", status=502)
+    transport = HTTPTransport(httpserver.url_for("").rstrip("/"), WRITE_KEY, timeout=5.0)
+    policy = RetryPolicy(max_retries=2, initial_backoff=0.01, max_backoff=0.02)
+    try:
+        outcome = send_with_retries(
+            transport, "/v1/batch", b'{"batch":[]}', policy, interrupt=threading.Event(), deadline=lambda: None
+        )
+    finally:
+        transport.close()
+    assert (outcome.ok, outcome.attempts, outcome.response.status) == (False, 3, 502)
+    assert "retries exhausted" in outcome.gave_up
+    assert len(batch_requests(httpserver)) == 3
+
+
+def test_a_batch_refused_as_too_large_is_split_until_it_fits(
+    httpserver: HTTPServer, make_client: Client, recorder: Recorder
+) -> None:
+    def small_batches_only(request: Request) -> Response:
+        if len(json.loads(request.get_data())["batch"]) > 2:
+            return Response("too large", status=413)
+        return Response("{}", status=200)
+
+    httpserver.expect_request("/v1/batch").respond_with_handler(small_batches_only)
+    client = make_client(flush_interval=60, max_retries=0, error_handler=recorder.error_handler)
+    client.track(user_id="u1", event="First")
+    wait_until(lambda: client.stats()["delivered"] == 1, message="the first event")
+    ids = [client.track(user_id="u1", event=f"E{i}") for i in range(7)]
+    assert client.flush(timeout=DEADLINE) is True
+    accepted = [body for body in received_bodies(httpserver) if len(body["batch"]) <= 2]
+    assert [m["messageId"] for body in accepted for m in body["batch"]][1:] == ids
+    assert recorder.errors == []
+
+
+def test_close_cuts_retries_short(httpserver: HTTPServer, make_client: Client, recorder: Recorder) -> None:
+    httpserver.expect_request("/v1/batch").respond_with_data("down", status=503)
+    client = make_client(max_retries=10, max_retry_time=120, error_handler=recorder.error_handler)
+    message_id = client.track(user_id="u1", event="E")
+    wait_until(lambda: batch_requests(httpserver), message="the first attempt")
+    started = time.monotonic()
+    assert client.close_and_flush(timeout=1.0) is False
+    wait_until(lambda: recorder.errors, message="the DeliveryError")
+    assert time.monotonic() - started < 6
+    assert recorder.errors[0].message_ids == [message_id]
+    assert client.stats()["failed"] == 1
