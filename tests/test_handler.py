@@ -6,13 +6,17 @@ subprocesses for what happens at interpreter exit.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import logging.config
+import logging.handlers
+import queue
 import re
 import textwrap
 import threading
 import time
 import timeit
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -652,7 +656,6 @@ def test_each_bad_payload_is_reported_once_with_its_origin_and_counted(
 
 
 def _lineno() -> int:
-    import inspect
     frame = inspect.currentframe()
     assert frame is not None and frame.f_back is not None
     return frame.f_back.f_lineno
@@ -726,12 +729,12 @@ def test_an_unforeseen_failure_in_emit_is_reported_counted_and_never_raised(
     handler.close()
 
 
-def test_logging_after_close_is_counted_as_dropped_and_never_raises(
-    attached: tuple[logging.Logger, CDPHandler],
-) -> None:
-    logger, handler = attached
+def test_logging_after_close_is_counted_as_dropped_and_never_raises(server: HTTPServer, write_key: str) -> None:
     errors: list[Exception] = []
-    handler.client._reporter.error_handler = errors.append
+    handler = CDPHandler(write_key=write_key, host=host_of(server), error_handler=errors.append)
+    logger = new_logger("late")
+    logger.propagate = False
+    logger.addHandler(handler)
     handler.close()
 
     logger.info("too late", extra={"event": "Late", "user_id": "1"})
@@ -791,17 +794,59 @@ def test_close_delivers_stops_the_worker_and_is_safe_twice(server: HTTPServer, w
     logger = new_logger("close")
     logger.propagate = False
     logger.addHandler(handler)
+    threads_before = set(_cdp_threads())
     for n in range(5):
         logger.info("e", extra={"event": f"E{n}", "user_id": "1"})
-    worker = handler.client._batcher._thread
+    [worker] = set(_cdp_threads()) - threads_before
 
     handler.close()
     handler.close()
     handler.flush()
 
     assert len(messages(server, write_key)) == 5
-    assert worker is not None and not worker.is_alive()
+    assert not worker.is_alive()
     assert handler.client.closed
+
+
+def test_logging_shutdown_delivers_and_closes(server: HTTPServer, write_key: str) -> None:
+    handler = CDPHandler(write_key=write_key, host=host_of(server), flush_interval=3600)
+    logger = new_logger("exit")
+    logger.propagate = False
+    logger.addHandler(handler)
+    for n in range(5):
+        logger.info("e", extra={"event": f"E{n}", "user_id": "1"})
+
+    logging.shutdown([weakref.ref(handler)])  # what logging runs at exit, for this handler only
+
+    assert len(messages(server, write_key)) == 5
+    assert handler.client.closed
+
+
+def test_records_passed_through_a_queue_listener_keep_their_payload_and_timestamp(
+    server: HTTPServer, write_key: str
+) -> None:
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = CDPHandler(write_key=write_key, host=host_of(server))
+    capture = RecordCapture()
+    listener = logging.handlers.QueueListener(records, handler)
+    logger = new_logger("queued")
+    logger.propagate = False
+    queue_handler = logging.handlers.QueueHandler(records)
+    queue_handler.addFilter(capture)
+    logger.addHandler(queue_handler)
+    listener.start()
+
+    logger.info("order", extra={"event": "Order Completed", "user_id": "1", "total": 9.5})
+    logger.info("signed up", extra=events.identify(user_id="1", traits={"plan": "pro"}))
+    listener.stop()
+    handler.flush()
+
+    track, identify = messages(server, write_key)
+    assert (track["event"], track["properties"]) == ("Order Completed", {"total": 9.5})
+    assert identify["traits"] == {"plan": "pro"}
+    for message, record in zip((track, identify), capture.records):
+        assert_timestamp_is(message["timestamp"], record.created)
+    handler.close()
 
 
 def test_close_is_bounded_when_the_server_does_not_answer(httpserver_ipv4: HTTPServer, write_key: str) -> None:
@@ -924,12 +969,11 @@ def test_reconfiguring_logging_twice_leaves_no_worker_behind_and_loses_no_event(
             logger.info("order", extra={"event": "Order Completed", "user_id": "1", "n": sent})
             sent += 1
 
-    current = _current_cdp_handler()
-    current.flush()
+    _current_cdp_handler().flush()
     received = wait_for_messages(server, write_key, sent)
     assert sorted(m["properties"]["n"] for m in received) == list(range(sent))
-    wait_for(lambda: set(_cdp_threads()) - threads_before <= {current.client._batcher._thread},
-             "the workers of replaced handlers to end")
+    wait_for(lambda: len(set(_cdp_threads()) - threads_before) == 1,
+             "the workers of replaced handlers to end, leaving the current handler's")
     assert max(durations) < 3.0, f"reconfiguring took {max(durations):.1f}s"
 
 
