@@ -317,6 +317,36 @@ def test_an_unknown_option_suggests_the_option_it_resembles(write_key: str) -> N
         CDPHandler(write_key=write_key, flush_intervall=1.0)
 
 
+def test_a_handler_whose_configuration_failed_leaves_nothing_for_exit_to_trip_over(
+    server: HTTPServer, write_key: str
+) -> None:
+    script = textwrap.dedent("""\
+        import logging.config
+        from cdp_logging import CDPHandler
+        kept = []  # as a traceback kept for a report would: the frames stay alive until exit
+        for options in ({"flush_intervall": 1}, {"flush_interval": "soon"}, {"level": "LOUD"}):
+            try:
+                CDPHandler(**options)
+            except (TypeError, ValueError) as err:
+                print("refused:", err)
+                kept.append(err)
+        try:
+            logging.config.dictConfig({"version": 1, "handlers": {"cdp": {
+                "class": "cdp_logging.CDPHandler", "enable": "yes"}}})
+        except ValueError as err:
+            print("refused by dictConfig")
+            kept.append(err)
+        logging.config.dictConfig({"version": 1})  # closes the handlers of the last configuration
+    """)
+
+    result = run_python(["-c", script], subprocess_env(server, write_key))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("refused") == 4, result.stdout
+    assert "Unknown level: 'LOUD'" in result.stdout
+    assert result.stderr == ""
+
+
 def test_a_missing_write_key_fails_at_configuration_naming_the_environment_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
