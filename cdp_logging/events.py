@@ -5,23 +5,25 @@ Typos and missing ids fail at the call site instead of being reported later::
     log.info("signed up", extra=cdp_logging.events.identify(user_id="42", traits={"plan": "pro"}))
     log.info("added to cart", extra=cdp_logging.events.track(user_id="42", event="Added"))
 
-Each function raises :class:`cdp_logging.InvalidEventError` for input the API would refuse and
-returns ``{"<call>": {fields...}}``. The event's timestamp stays the moment of the log call
-unless ``timestamp`` is given.
+Each function raises :class:`cdp_logging.InvalidEventError` for input the API would refuse (a
+missing id, a wrong type, a value that cannot be encoded; :class:`cdp_logging.EventTooLargeError`
+over 32 KB), exactly as the client's methods do, and returns ``{"<call>": {fields...}}``. Fields
+left out are left out of the dict. The event's timestamp stays the moment of the log call unless
+``timestamp`` is given.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .messages import build_message
+from .messages import build_message, encode_message
 
 __all__ = ["alias", "group", "identify", "page", "screen", "track"]
 
 
 def _extra(call: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
     given = {k: v for k, v in fields.items() if v is not None}
-    build_message(call, **given)
+    encode_message(build_message(call, **given))  # the client's checks, the size limit included
     return {call: given}
 
 

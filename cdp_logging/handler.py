@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import logging
+import sys
+import threading
 from typing import Any
 
 from .client import Analytics
-from .errors import EventDroppedError, InvalidEventError
+from .constants import CALL_TYPES
+from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record
 from .messages import build_message
 from .reporting import in_report
@@ -55,7 +60,9 @@ class CDPHandler(logging.Handler):
 
     def __init__(self, level: int | str = logging.NOTSET, *, client: Analytics | None = None,
                  **options: Any) -> None:
-        super().__init__(level)
+        # Everything that can fail runs before logging.Handler.__init__, which registers the
+        # handler for logging.shutdown(): a handler whose configuration failed must not be
+        # flushed and closed later, at exit or at the next dictConfig.
         if client is not None:
             if options:
                 raise TypeError(
@@ -64,22 +71,21 @@ class CDPHandler(logging.Handler):
                 )
             if not isinstance(client, Analytics):
                 raise TypeError(f"CDPHandler option 'client' must be a cdp_logging.Analytics, got {client!r}")
-            self._owns_client = False
+            owns_client = False
         else:
+            _check_option_names(options)
             if "error_handler" in options:
                 options["error_handler"] = resolve_callable(options["error_handler"], "error_handler")
-            try:
-                client = Analytics(**options)
-            except TypeError as err:
-                unknown = _unknown_options(options)
-                if unknown:
-                    raise TypeError(
-                        f"CDPHandler got unknown option(s) {', '.join(map(repr, unknown))}; "
-                        f"known options: {', '.join(_KNOWN_OPTIONS)}"
-                    ) from None
-                raise err
-            self._owns_client = True
+            client = Analytics(**options)
+            owns_client = True
+        try:
+            super().__init__(level)
+        except BaseException:
+            if owns_client:
+                client.close_and_flush(timeout=0)
+            raise
         self.client = client
+        self._owns_client = owns_client
 
     def __repr__(self) -> str:
         return f"<CDPHandler ({logging.getLevelName(self.level)}) {self.client!r}>"
@@ -103,57 +109,108 @@ class CDPHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Turn the record into calls and queue them; never raises into the application."""
-        client = self.client
         try:
             for call, fields in calls_from_record(record):
                 self.send(call, fields, record)
         except InvalidEventError as err:
-            client.count_invalid(err.with_origin(_origin(record)))
+            self.client.count_invalid(err.with_origin(_origin(record)))
         except Exception:
             self.handleError(record)
 
     def send(self, call: str, fields: dict[str, Any], record: logging.LogRecord) -> None:
         """Build, check and queue one call; override to enrich or filter calls."""
         try:
-            self.client.send(build_message(call, **fields))
+            message = build_message(call, **fields)
         except InvalidEventError as err:
             self.client.count_invalid(err.with_origin(_origin(record)))
+            return
+        try:
+            self.client.send(message)
+        except InvalidEventError as err:
+            # Too large or not encodable: the client counted it when it refused it.
+            self.client.report(err.with_origin(_origin(record)))
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Count and report an unforeseen failure in emit as an invalid event, then let
+        logging report it as for any handler (a traceback on stderr while
+        ``logging.raiseExceptions`` is true)."""
+        cause = sys.exc_info()[1]
+        error = InvalidEventError(
+            next((call for call in CALL_TYPES if call in record.__dict__), "track"), None,
+            f"could not be sent: {type(cause).__name__}: {cause}", origin=_origin(record),
+        )
+        error.__cause__ = cause
+        self.client.count_invalid(error)
+        super().handleError(record)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Deliver what is queued, waiting at most the client's ``shutdown_timeout``."""
-        if not self.client.closed:
+        """Deliver what is queued, waiting at most the client's ``shutdown_timeout``.
+
+        Inside a reconfiguration of logging it does not wait: the close that follows delivers.
+        """
+        if not self.client.closed and not _reconfiguring_logging():
             self.client.flush(timeout=self.client.shutdown_timeout)
 
     def close(self) -> None:
         """Deliver what is queued and stop the worker (if this handler made the client).
 
         Bounded by ``shutdown_timeout``; safe to call twice. ``logging.shutdown()`` calls it at
-        exit and dictConfig when it replaces the configuration.
+        exit, and dictConfig and fileConfig when they replace the configuration.
         """
         try:
-            if self._owns_client:
-                self.client.close_and_flush()
+            if self._owns_client and not self.client.closed:
+                if _reconfiguring_logging():
+                    self._close_in_background()
+                else:
+                    self.client.close_and_flush()
         finally:
             super().close()
 
-    def handleError(self, record: logging.LogRecord) -> None:
-        """Report an unexpected failure in emit as a dropped event, then as logging does."""
-        self.client.report(EventDroppedError(f"unexpected error in CDPHandler for {_origin(record)}"))
-        super().handleError(record)
+    def _close_in_background(self) -> None:
+        """Close the client on a thread of its own.
+
+        dictConfig and fileConfig hold logging's module lock while they close the handlers
+        they replace, and the worker may need that lock to log (urllib3 at DEBUG, say):
+        waiting for it here would stall the reconfiguration for the whole timeout and then
+        give up on the queue. The closing thread is not a daemon, so an interpreter that
+        exits right after reconfiguring still delivers (within ``shutdown_timeout``).
+        """
+        closer = threading.Thread(
+            target=self.client.close_and_flush, name=f"cdp-logging-closer-{id(self.client):x}"
+        )
+        try:
+            closer.start()
+        except RuntimeError:  # no new threads at interpreter exit (Python 3.12+)
+            self.client.close_and_flush()
+
+
+def _reconfiguring_logging() -> bool:
+    """True while this thread holds logging's module lock, as dictConfig and fileConfig do
+    while they flush and close the handlers they replace."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    return bool(is_owned is not None and is_owned())
 
 
 def _origin(record: logging.LogRecord) -> str:
     return f"logger {record.name!r} at {record.pathname}:{record.lineno}"
 
 
-_KNOWN_OPTIONS = (
-    "write_key", "host", "max_events_in_batch", "flush_interval", "enable", "error_handler",
-    "max_queue_size", "max_queue_bytes", "overflow", "overflow_timeout", "timeout", "gzip",
-    "max_retries", "max_retry_time", "shutdown_timeout", "transport",
+#: The options of :class:`Analytics`, which are the handler's options too.
+_OPTIONS = tuple(
+    name for name, parameter in inspect.signature(Analytics).parameters.items()
+    if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 )
 
 
-def _unknown_options(options: dict[str, Any]) -> list[str]:
-    return sorted(set(options) - set(_KNOWN_OPTIONS))
+def _check_option_names(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if not unknown:
+        return
+    guesses = difflib.get_close_matches(unknown[0], _OPTIONS, n=1)
+    hint = f" (did you mean {guesses[0]!r}?)" if guesses else ""
+    raise TypeError(
+        f"CDPHandler got unknown option(s) {', '.join(map(repr, unknown))}{hint}. "
+        f"Known options: level, client, {', '.join(_OPTIONS)}."
+    )

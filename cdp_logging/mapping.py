@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Iterator
 
-from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
@@ -27,10 +27,15 @@ from .messages import CAMEL_CASE, FIELDS
 
 #: The ``extra`` keys that mark a record as carrying a payload.
 PAYLOAD_KEYS = frozenset((*CALL_TYPES, "event"))
-#: Standard LogRecord attributes: whatever else a record holds came from ``extra``.
+#: Standard LogRecord attributes (python-json-logger's list, plus Python 3.12's taskName):
+#: whatever else a record holds came from ``extra``.
 _STANDARD_ATTRIBUTES = frozenset((*RESERVED_ATTRS, "taskName"))
-#: Short-form keys that are fields of the track call rather than properties.
-_SHORT_FORM_FIELDS = frozenset(("event", *FIELDS["track"], *CAMEL_CASE))
+#: Short-form keys that are fields of the track call, in either spelling; any other key,
+#: a field of another call included (``groupId``, ``traits``), is a property.
+_SHORT_FORM_FIELDS = {
+    **{name: name for name in FIELDS["track"]},
+    **{camel: snake for camel, snake in CAMEL_CASE.items() if snake in FIELDS["track"]},
+}
 
 
 def has_payload(record: logging.LogRecord) -> bool:
@@ -39,8 +44,9 @@ def has_payload(record: logging.LogRecord) -> bool:
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The attributes that came from the log call's ``extra``."""
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES}
+    """The attributes that came from the log call's ``extra`` (as python-json-logger finds
+    them: neither standard nor private)."""
+    return merge_record_extra(record, {}, _STANDARD_ATTRIBUTES)
 
 
 def calls_from_record(record: logging.LogRecord) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -93,10 +99,11 @@ def _short_form(record: logging.LogRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for key, value in extra.items():
-        if key in _SHORT_FORM_FIELDS:
-            fields[CAMEL_CASE.get(key, key)] = value
-        else:
+        name = _SHORT_FORM_FIELDS.get(key)
+        if name is None:
             rest[key] = value
+        else:
+            fields[name] = value
     if "properties" not in fields and rest:
         fields["properties"] = rest
     if fields.get("timestamp") is None:

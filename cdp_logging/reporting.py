@@ -138,10 +138,12 @@ def _current_exception() -> str:
 
 
 def _reaches_a_real_handler() -> bool:
+    from .handler import CDPHandler  # imported here: the handler module imports this one
+
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
-            if type(handler).__name__ != "CDPHandler" and logging.WARNING >= handler.level:
+            if not isinstance(handler, CDPHandler) and logging.WARNING >= handler.level:
                 return True
         if not current.propagate:
             return False

@@ -1,0 +1,146 @@
+"""The examples run as they are documented: each in its own process, against a local server.
+
+dictConfig and fileConfig applications, the Django LOGGING snippet, and gunicorn started with
+``--log-config``; the write key and host come from the environment only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from handler_support import (  # noqa: F401  (fixtures)
+    EXAMPLES,
+    SUBPROCESS_TIMEOUT,
+    messages,
+    run_python,
+    server,
+    subprocess_env,
+    wait_for,
+    write_key,
+)
+
+
+def test_the_dictconfig_example_delivers_its_events_at_exit(server: HTTPServer, write_key: str) -> None:
+    result = run_python([str(EXAMPLES / "dictconfig_app.py")], subprocess_env(server, write_key))
+
+    assert result.returncode == 0, result.stderr
+    received = messages(server, write_key)
+    assert [(m["type"], m.get("event") or m.get("name")) for m in received] == [
+        ("identify", None), ("track", "added_to_cart"), ("track", "Order Completed"),
+        ("page", "Pricing"), ("group", None)]
+    assert received[2]["properties"] == {"order_id": 7, "total": 39.95}
+    assert received[4]["groupId"] == "56" and received[4]["objectTypeId"] == "1"
+    assert {m["userId"] for m in received} == {"019mr8mf4r"}
+    assert "served /checkout in 12 ms" in result.stderr  # the console handler saw everything
+
+
+def test_the_fileconfig_example_delivers_its_events_at_exit(server: HTTPServer, write_key: str) -> None:
+    result = run_python([str(EXAMPLES / "fileconfig_app.py")], subprocess_env(server, write_key))
+
+    assert result.returncode == 0, result.stderr
+    received = messages(server, write_key)
+    assert [m["type"] for m in received] == ["screen", "alias", "identify", "track"]
+    screen, alias, identify, track = received
+    assert (screen["anonymousId"], screen["name"]) == ("anon-42", "Home")
+    assert (alias["previousId"], alias["userId"]) == ("anon-42", "019mr8mf4r")
+    assert (identify["userId"], identify["traits"]) == ("019mr8mf4r", {"plan": "Free"})
+    assert (track["event"], track["userId"], track["properties"]) == ("Checkout Started", "019mr8mf4r", {"items": 3})
+
+
+def test_the_django_logging_snippet_configures_the_handler_without_django(
+    server: HTTPServer, write_key: str
+) -> None:
+    script = (
+        "import logging.config, sys\n"
+        "from django_settings import LOGGING\n"
+        "assert 'django' not in sys.modules\n"
+        "logging.config.dictConfig(LOGGING)\n"
+        "logging.getLogger('shop.views').info('checkout', extra={'track': {\n"
+        "    'user_id': 7, 'event': 'Checkout Started', 'properties': {'items': 3}}})\n"
+        "logging.getLogger('django.request').warning('Not Found: /favicon.ico')\n"
+    )
+
+    result = run_python(["-c", script], subprocess_env(server, write_key))
+
+    assert result.returncode == 0, result.stderr
+    [message] = messages(server, write_key)
+    assert (message["type"], message["userId"], message["event"]) == ("track", "7", "Checkout Started")
+    assert "Not Found: /favicon.ico" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["logging.ini", "gunicorn_logging.ini", "django_settings.py", "dictconfig_app.py"])
+def test_the_example_configurations_hold_no_secret(name: str) -> None:
+    text = (EXAMPLES / name).read_text()
+    assert "write_key'" not in text and 'write_key"' not in text and "write_key=" not in text
+
+
+@pytest.fixture
+def socket_directory() -> Iterator[Path]:
+    """A short directory for a unix socket (their paths are limited to about 100 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="cdp-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _get(socket_path: Path, path: str, visitor: str) -> bytes:
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(str(socket_path))
+
+    connection = UnixConnection("localhost")
+    try:
+        connection.request("GET", path, headers={"X-Visitor": visitor})
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+def test_gunicorn_with_the_example_log_config_tracks_requests_from_its_worker(
+    server: HTTPServer, write_key: str, socket_directory: Path
+) -> None:
+    socket_path = socket_directory / "app.sock"
+    env = subprocess_env(server, write_key, HOME=str(socket_directory))  # gunicorn's control socket
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--chdir", str(EXAMPLES),
+         "--log-config", str(EXAMPLES / "gunicorn_logging.ini"),
+         "--bind", f"unix:{socket_path}", "--workers", "1", "wsgi_app:application"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: socket_path.exists() or gunicorn.poll() is not None, "gunicorn to listen")
+        assert gunicorn.poll() is None, gunicorn.communicate()[1]
+        wait_for(lambda: _reachable(socket_path), "gunicorn's worker to answer")
+        for n in range(3):
+            assert _get(socket_path, f"/page-{n}", visitor=f"visitor-{n}") == b"ok\n"
+        gunicorn.send_signal(signal.SIGTERM)
+        _, stderr = gunicorn.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if gunicorn.poll() is None:
+            gunicorn.kill()
+            gunicorn.communicate()
+
+    assert gunicorn.returncode == 0, stderr
+    pages = [m for m in messages(server, write_key) if m.get("name", "").startswith("/page-")]
+    assert sorted((m["anonymousId"], m["name"]) for m in pages) == [
+        (f"visitor-{n}", f"/page-{n}") for n in range(3)]
+    assert "gunicorn.access" in stderr and "shop.web: page served" in stderr
+
+
+def _reachable(socket_path: Path) -> bool:
+    try:
+        return _get(socket_path, "/", visitor="probe") == b"ok\n"
+    except OSError:
+        return False
