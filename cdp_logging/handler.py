@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from typing import Any, Iterable
 
 from .client import Analytics
 from .errors import EventDroppedError, InvalidEventError
-from .mapping import PAYLOAD_KEYS, calls_from_record
+from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
 from .messages import build_message
 from .reporting import in_report
+from .rules import RuleSet, RulesSource, load_rules
 
 
 def resolve_callable(value: Any, option: str) -> Any:
@@ -40,6 +41,12 @@ class CDPHandler(logging.Handler):
     set check. Options are those of :class:`cdp_logging.Analytics`, or ``client=`` an
     existing client to share one pipeline. The write key defaults to ``CDP_WRITE_KEY``.
 
+    ``rules`` (a list of rules, or the path of a JSON or TOML file holding them; see
+    :mod:`cdp_logging.rules`) turns records without a payload into calls too: the first rule
+    a record matches by logger, level and message makes the call. Records with a payload
+    are handled as without rules. Bad rules raise :class:`cdp_logging.RulesError` here,
+    when logging is configured.
+
     Example (dictConfig)::
 
         logging.config.dictConfig({
@@ -54,8 +61,10 @@ class CDPHandler(logging.Handler):
     """
 
     def __init__(self, level: int | str = logging.NOTSET, *, client: Analytics | None = None,
-                 **options: Any) -> None:
+                 rules: RulesSource | None = None, **options: Any) -> None:
         super().__init__(level)
+        #: The mapping rules (a :class:`cdp_logging.RuleSet`), or None.
+        self.rules: RuleSet | None = load_rules(rules)
         if client is not None:
             if options:
                 raise TypeError(
@@ -90,7 +99,9 @@ class CDPHandler(logging.Handler):
         """Check for a payload before anything else; send without taking the handler lock
         (the queue has its own), so slow delivery can never hold up logging."""
         if record.__dict__.keys().isdisjoint(PAYLOAD_KEYS):
-            return False
+            rules = self.rules
+            if rules is None or rules.find(record) is None:
+                return False
         if in_report() or self.client._batcher.is_worker_thread():
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
@@ -105,19 +116,26 @@ class CDPHandler(logging.Handler):
         """Turn the record into calls and queue them; never raises into the application."""
         client = self.client
         try:
-            for call, fields in calls_from_record(record):
+            for call, fields in self.calls(record):
                 self.send(call, fields, record)
         except InvalidEventError as err:
-            client.count_invalid(err.with_origin(_origin(record)))
+            client.count_invalid(err.with_origin(_origin(record, self.rules)))
         except Exception:
             self.handleError(record)
+
+    def calls(self, record: logging.LogRecord) -> Iterable[tuple[str, dict[str, Any]]]:
+        """``(call, fields)`` for each call the record asks for: its payload in ``extra``,
+        else what the first matching rule makes of it; override to add conventions."""
+        if self.rules is None or has_payload(record):
+            return calls_from_record(record)
+        return self.rules.calls(record)
 
     def send(self, call: str, fields: dict[str, Any], record: logging.LogRecord) -> None:
         """Build, check and queue one call; override to enrich or filter calls."""
         try:
             self.client.send(build_message(call, **fields))
         except InvalidEventError as err:
-            self.client.count_invalid(err.with_origin(_origin(record)))
+            self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,8 +162,14 @@ class CDPHandler(logging.Handler):
         super().handleError(record)
 
 
-def _origin(record: logging.LogRecord) -> str:
-    return f"logger {record.name!r} at {record.pathname}:{record.lineno}"
+def _origin(record: logging.LogRecord, rules: RuleSet | None = None) -> str:
+    origin = f"logger {record.name!r} at {record.pathname}:{record.lineno}"
+    if rules is not None and not has_payload(record):
+        # Only on the error path: finding the rule again costs nothing that matters here.
+        matched = rules.find(record)
+        if matched is not None:
+            origin += f", rule {matched.rule.number} ({matched.rule.describe()})"
+    return origin
 
 
 _KNOWN_OPTIONS = (
