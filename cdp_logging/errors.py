@@ -200,6 +200,7 @@ class RulesError(ConfigurationError):
     ) -> None:
         self.problem = problem
         self.rule = rule
+        self.described = described
         self.source = source
         where = [] if source is None else [source]
         if rule is not None:
