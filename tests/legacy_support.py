@@ -82,12 +82,12 @@ def environment(**variables: str) -> dict[str, str]:
 
 def collector_environment(httpserver: HTTPServer, **variables: str) -> dict[str, str]:
     """The environment of an application run that sends to ``httpserver``."""
-    return environment(
-        CDP_WRITE_KEY="test-write-key",
-        CDP_HOST=collector_url(httpserver),
-        CDP_FLUSH_INTERVAL="0.1",
+    return environment(**{
+        "CDP_WRITE_KEY": "test-write-key",
+        "CDP_HOST": collector_url(httpserver),
+        "CDP_FLUSH_INTERVAL": "0.1",
         **variables,
-    )
+    })
 
 
 def run(args: list[str], env: dict[str, str], *, stdin: str | None = None,

@@ -45,6 +45,14 @@ class AutoInstalledHandler(CDPHandler):
     #: dictConfig's reset must not wait on the network.
     flushOnClose = False
 
+    def flush(self) -> None:
+        """Do nothing: delivery is the client's, every ``flush_interval`` and at exit.
+
+        dictConfig flushes every handler while holding logging's module lock (Python 3.11
+        and older ignore ``flushOnClose``), and the worker that would deliver needs that lock
+        to log: waiting here would hold up the application for ``shutdown_timeout``.
+        """
+
     def close(self) -> None:
         """Forget the handler's logging bookkeeping; the pipeline runs on until exit."""
         logging.Handler.close(self)
