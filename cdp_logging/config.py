@@ -129,7 +129,8 @@ def _analytics_variables() -> list[Variable]:
             kind, parse = _KINDS_OF_OPTIONS[option]
         else:
             kind, parse = _KINDS[type(default)]
-        shown = _SHOWN_DEFAULTS.get(option, str(default).lower() if isinstance(default, bool) else str(default))
+        shown = _SHOWN_DEFAULTS.get(option, str(default).lower() if isinstance(default, bool)
+                                    else str(default))
         variables.append(Variable(
             f"CDP_{option.upper()}", option, kind, shown, _DESCRIPTIONS.get(option, ""), parse,
         ))

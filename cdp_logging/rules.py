@@ -548,7 +548,7 @@ class Rule:
         except ValueError:
             return None
         if self._template.names:
-            return {key: value for (key, _), value in zip(groups, values)}
+            return {key: value for (key, _), value in zip(groups, values, strict=True)}
         return tuple(values)
 
 
@@ -626,7 +626,7 @@ class RuleSet:
         self._lowest_level = min((rule.level for rule in compiled), default=logging.CRITICAL + 1)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> "RuleSet":
+    def from_file(cls, path: str | os.PathLike[str]) -> RuleSet:
         """Read rules from a JSON file (a list, or ``{"rules": [...]}``) or a TOML file
         (``[[rules]]`` tables); the format follows the file's extension (``.json``,
         ``.toml``)."""

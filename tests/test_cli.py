@@ -222,7 +222,8 @@ def test_check_shows_what_each_line_would_send_and_sends_nothing(collector: HTTP
     assert "the configuration is valid; nothing is sent" in human.stdout
     assert "test-write-key" not in human.stdout
     assert ("-> rule 2 (logger 'shop.orders', message 'Order %s placed by %s') sends track "
-            '{"userId": "alice", "event": "Order Placed", "properties": {"order_id": "1001"}}') in human.stdout
+            '{"userId": "alice", "event": "Order Placed", "properties": {"order_id": "1001"}}'
+            ) in human.stdout
     assert "8 lines: 5 would send an event, 0 would be refused, 2 match no rule, 1 could not be read." \
         in human.stdout
     assert collector.log == []
@@ -261,6 +262,8 @@ def test_check_exits_2_for_a_configuration_that_cannot_work(tmp_path: Path) -> N
 def test_help_lists_every_environment_variable_with_its_default() -> None:
     result = run([CDP_LOGGING, "run", "--help"], environment())
     assert result.returncode == 0
-    for line in ("CDP_WRITE_KEY", "CDP_RULES", "CDP_LEVEL", "CDP_MAX_EVENTS_IN_BATCH  integer; default 20",
-                 "CDP_FLUSH_INTERVAL       seconds; default 10.0", "CDP_GZIP                 true/false; default false"):
+    for line in ("CDP_WRITE_KEY", "CDP_RULES", "CDP_LEVEL",
+                 "CDP_MAX_EVENTS_IN_BATCH  integer; default 20",
+                 "CDP_FLUSH_INTERVAL       seconds; default 10.0",
+                 "CDP_GZIP                 true/false; default false"):
         assert line in result.stdout

@@ -109,7 +109,7 @@ def uninstall(timeout: float | None = None) -> bool:
     handler, original = _installed, _original_call_handlers
     if handler is None or original is None:
         return True
-    logging.Logger.callHandlers = original  # type: ignore[method-assign]
+    logging.Logger.callHandlers = original  # type: ignore[method-assign,assignment]
     _installed = _original_call_handlers = None
     return handler.client.close_and_flush(timeout)
 

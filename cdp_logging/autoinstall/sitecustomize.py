@@ -26,12 +26,18 @@ def _run_displaced_sitecustomize():
     try:
         import sitecustomize  # noqa: F401  (the next one on sys.path)
     except ImportError as err:
-        sys.modules["sitecustomize"] = ours
+        _put_back(ours)
         if getattr(err, "name", None) != "sitecustomize":
             _as_site_reports(err)
     except Exception as err:
-        sys.modules["sitecustomize"] = ours
+        _put_back(ours)
         _as_site_reports(err)
+
+
+def _put_back(ours):
+    """With no other sitecustomize, this one stays the module site imported."""
+    if ours is not None:
+        sys.modules["sitecustomize"] = ours
 
 
 def _as_site_reports(err):
