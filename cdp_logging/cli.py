@@ -43,7 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(arguments, "command", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_CONFIGURATION
-    result: int = arguments.command(arguments)
+    try:
+        result: int = arguments.command(arguments)
+    except BrokenPipeError:
+        # The reader went away (`cdp-logging check | head`): stop quietly, as Unix tools do,
+        # and keep the interpreter from complaining when it flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
 
 
@@ -230,7 +236,8 @@ def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
             shown = "set (not shown)" if value else "not set (CDP_ENABLE=false)"
         elif variable.name == ENV_RULES:
             rules = handler.rules
-            shown = (f"{rules.source}: {len(rules)} rules" if rules is not None
+            shown = (f"{rules.source}: {len(rules)} rule{'' if len(rules) == 1 else 's'}"
+                     if rules is not None
                      else "not set: only records with a payload in extra are sent")
         elif value:
             shown = value

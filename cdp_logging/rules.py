@@ -177,10 +177,6 @@ class _Template:
         return re.compile("".join(parts), re.DOTALL), groups
 
 
-def _float(text: str) -> float:
-    return float(text)
-
-
 _INTEGER = r"[-+]?\d+"
 _FLOAT = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)"
 _TEXT_CONVERSIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -188,7 +184,7 @@ _TEXT_CONVERSIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "x": (r"[-+]?[0-9a-f]+", lambda text: int(text, 16)),
     "X": (r"[-+]?[0-9A-F]+", lambda text: int(text, 16)),
     "o": (r"[-+]?[0-7]+", lambda text: int(text, 8)),
-    **{kind: (_FLOAT, _float) for kind in "eEfFgG"},
+    **{kind: (_FLOAT, float) for kind in "eEfFgG"},
 }
 
 
@@ -243,8 +239,9 @@ class _FieldCompiler:
                 parts.append(self.reference(token.group(1), where))
         if position < len(text):
             _append_literal(parts, text[position:])
-        if not any(callable(part) for part in parts):
-            return None if "{" not in text and "}" not in text else _constant("".join(parts))  # type: ignore[arg-type]
+        if all(isinstance(part, str) for part in parts):
+            literal = "".join(parts)  # type: ignore[arg-type]
+            return None if literal == text else _constant(literal)   # {{ and }} made single
         if len(parts) == 1:
             return parts[0]  # type: ignore[return-value]
         return _interpolation(parts)
