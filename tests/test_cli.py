@@ -5,6 +5,7 @@ stays as it was, and configurations that cannot work stop start-up with a clear 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from cdp_logging.autoinstall import SITE_DIRECTORY
+from cdp_logging.cli import main
 from legacy_support import (
     CDP_LOGGING, GUNICORN, LEGACY_APP, Output, accept_batches, collector_environment,
     environment, legacy_app, received_events, run, wait_until,
@@ -45,6 +47,19 @@ def essentials(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def collector(httpserver: HTTPServer) -> HTTPServer:
     accept_batches(httpserver)
     return httpserver
+
+
+@pytest.fixture
+def cdp_environment(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """For commands run in this process: clears every CDP_ variable; call it to set some."""
+    for name in [name for name in os.environ if name.startswith("CDP_")]:
+        monkeypatch.delenv(name)
+
+    def set_variables(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_variables
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -164,25 +179,19 @@ def test_a_missing_write_key_says_which_variable_to_set() -> None:
     assert result.stderr.startswith("cdp-logging: CDP_WRITE_KEY is not set: set it to the write key")
 
 
-@pytest.mark.parametrize("variable, value, expected", [
-    ("CDP_MAX_EVENTS_IN_BATCH", "ten", "CDP_MAX_EVENTS_IN_BATCH='ten': must be a whole number"),
-    ("CDP_MAX_EVENTS_IN_BATCH", "0", "CDP_MAX_EVENTS_IN_BATCH: must be at least 1, got 0"),
-    ("CDP_GZIP", "maybe", "CDP_GZIP='maybe': must be true or false"),
-    ("CDP_HOST", "cdp.customer.io", "CDP_HOST: must be an http(s) URL, got 'cdp.customer.io'"),
-], ids=["not-a-number", "out-of-range", "not-a-flag", "not-a-url"])
-def test_a_bad_variable_is_named(collector: HTTPServer, variable: str, value: str, expected: str) -> None:
+def test_a_bad_variable_stops_start_up_naming_it(collector: HTTPServer) -> None:
     result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")],
-                 collector_environment(collector, **{variable: value}))
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"cdp-logging: {expected}")
+                 collector_environment(collector, CDP_MAX_EVENTS_IN_BATCH="ten"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("cdp-logging: CDP_MAX_EVENTS_IN_BATCH='ten': must be a whole number")
 
 
-def test_run_needs_a_command_it_can_find() -> None:
-    env = environment(CDP_WRITE_KEY="k")
-    nothing = run([CDP_LOGGING, "run"], env)
-    assert nothing.returncode == 2 and "give the command to run after --" in nothing.stderr
-    missing = run([CDP_LOGGING, "run", "--", "no-such-command-here"], env)
-    assert missing.returncode == 127 and "command not found: no-such-command-here" in missing.stderr
+def test_run_needs_a_command_it_can_find(cdp_environment: Any, capsys: Any) -> None:
+    cdp_environment(CDP_ENABLE="false")
+    assert main(["run"]) == 2
+    assert "give the command to run after --" in capsys.readouterr().err
+    assert main(["run", "--", "no-such-command-here"]) == 127
+    assert "command not found: no-such-command-here" in capsys.readouterr().err
 
 
 def test_a_process_that_cannot_install_says_so_once_and_runs_on() -> None:
@@ -229,41 +238,50 @@ def test_check_shows_what_each_line_would_send_and_sends_nothing(collector: HTTP
     assert collector.log == []
 
 
-def test_check_reads_the_default_basic_config_format_and_a_file(tmp_path: Path) -> None:
+def test_check_reads_the_default_basic_config_format_and_a_file(
+        cdp_environment: Any, capsys: Any, tmp_path: Path) -> None:
+    cdp_environment(CDP_ENABLE="false", CDP_RULES=str(LEGACY_APP / "rules.json"), CDP_LEVEL="INFO")
     sample = tmp_path / "sample.log"
     sample.write_text("INFO:shop.orders:Order 7 placed by ann\nDEBUG:shop.orders:Order 8 placed by bo\n")
-    result = run([sys.executable, "-m", "cdp_logging", "check", "--json", str(sample)],
-                 environment(CDP_ENABLE="false", CDP_RULES="rules.json", CDP_LEVEL="INFO"))
-    assert result.returncode == 0, result.stderr
-    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert main(["check", "--json", str(sample)]) == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert first["message"]["userId"] == "ann" and second["outcome"] == "unmatched"
 
 
-def test_check_exits_1_when_a_line_would_be_refused(tmp_path: Path) -> None:
+def test_check_exits_1_when_a_line_would_be_refused(
+        cdp_environment: Any, capsys: Any, tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rules]]\nmessage = "Order %s cancelled"\n'
                      'track = { event = "Order Cancelled", user_id = "{extra[customer]}" }\n')
-    result = run([CDP_LOGGING, "check"], environment(CDP_ENABLE="false", CDP_RULES=str(rules)),
-                 stdin="INFO:shop:Order 7 cancelled\n")
-    assert result.returncode == 1
+    sample = tmp_path / "sample.log"
+    sample.write_text("INFO:shop:Order 7 cancelled\n")
+    cdp_environment(CDP_ENABLE="false", CDP_RULES=str(rules))
+    assert main(["check", str(sample)]) == 1
     assert "rule 1 (logger (any), message 'Order %s cancelled') makes an event the API would " \
-           "refuse: track.user_id: user_id or anonymous_id is required" in result.stdout
+           "refuse: track.user_id: user_id or anonymous_id is required" in capsys.readouterr().out
 
 
-def test_check_exits_2_for_a_configuration_that_cannot_work(tmp_path: Path) -> None:
+def test_check_exits_2_for_a_configuration_that_cannot_work(
+        cdp_environment: Any, capsys: Any, tmp_path: Path) -> None:
     rules = tmp_path / "rules.json"
     rules.write_text('[{"message": "Hi %s", "page": {"user_id": "{args[1]}"}}]')
-    result = run([CDP_LOGGING, "check"], environment(CDP_WRITE_KEY="k", CDP_RULES=str(rules)), stdin="")
-    assert result.returncode == 2
-    assert result.stderr == (f"cdp-logging: CDP_RULES={rules}: rule 1 (message 'Hi %s'): page.user_id: "
-                             "{args[1]} is argument 2, but the message 'Hi %s' has 1 placeholder\n")
+    cdp_environment(CDP_WRITE_KEY="k", CDP_RULES=str(rules))
+    assert main(["check", "--format", "%(message)s"]) == 2
+    assert capsys.readouterr().err == (
+        f"cdp-logging: CDP_RULES={rules}: rule 1 (message 'Hi %s'): page.user_id: "
+        "{args[1]} is argument 2, but the message 'Hi %s' has 1 placeholder\n")
+    cdp_environment(CDP_ENABLE="false", CDP_RULES="")
+    assert main(["check", "--format", "%(levelname)s %(name)s"]) == 2
+    assert "has no %(message)s" in capsys.readouterr().err
 
 
-def test_help_lists_every_environment_variable_with_its_default() -> None:
-    result = run([CDP_LOGGING, "run", "--help"], environment())
-    assert result.returncode == 0
+def test_help_lists_every_environment_variable_with_its_default(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
     for line in ("CDP_WRITE_KEY", "CDP_RULES", "CDP_LEVEL",
                  "CDP_MAX_EVENTS_IN_BATCH  integer; default 20",
                  "CDP_FLUSH_INTERVAL       seconds; default 10.0",
                  "CDP_GZIP                 true/false; default false"):
-        assert line in result.stdout
+        assert line in shown
