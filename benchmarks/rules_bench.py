@@ -1,11 +1,12 @@
 """What mapping rules cost per log record: 500 rules against a handler without rules.
 
-    python benchmarks/rules_bench.py [--number 20000] [--repeat 5]
+    python benchmarks/rules_bench.py [--number 5000] [--rounds 20]
 
 Handlers run with ``enable=False``: a matched record is matched, built, checked and encoded
-as when sending, and only the queue append (a short lock) is left out. Times are the best of
-``--repeat`` runs, per record, in CPU time of the measuring thread (``time.thread_time``), so
-that other processes on a busy machine do not count.
+as when sending, and only the queue append (a short lock) is left out. Scenarios are timed in
+turns for ``--rounds`` rounds and each keeps its best, per record, in CPU time of the
+measuring thread (``time.thread_time``), so that other processes on a busy machine count
+as little as they can.
 """
 
 from __future__ import annotations
@@ -45,22 +46,44 @@ def record(name: str, msg: str, *args: Any, **extra: Any) -> logging.LogRecord:
                                               extra=extra or None)
 
 
-def best(statement: Callable[[], Any], number: int, repeat: int) -> float:
-    """Seconds per call, best of ``repeat``."""
-    return min(timeit.repeat(statement, number=number, repeat=repeat, timer=time.thread_time)) / number
+class Measurements:
+    """Scenarios timed in turns, round after round, each keeping its best round: a busy
+    machine then slows every scenario alike instead of whichever ran at the wrong moment."""
 
+    def __init__(self, number: int, rounds: int) -> None:
+        self.number = number
+        self.rounds = rounds
+        self.scenarios: list[tuple[str, str, Callable[[], Any], str | None]] = []
 
-def line(label: str, seconds: float, baseline: float | None) -> str:
-    ratio = "" if baseline is None else f"{seconds / baseline:6.2f}x"
-    return f"  {label:<62} {seconds * 1e9:9.0f} ns {ratio}"
+    def add(self, section: str, label: str, statement: Callable[[], Any],
+            baseline: str | None = None) -> None:
+        self.scenarios.append((section, label, statement, baseline))
+
+    def run(self) -> dict[str, float]:
+        """Seconds per call of each scenario, by label."""
+        best = {label: float("inf") for _, label, _, _ in self.scenarios}
+        for _ in range(self.rounds):
+            for _, label, statement, _ in self.scenarios:
+                seconds = timeit.timeit(statement, number=self.number, timer=time.thread_time)
+                best[label] = min(best[label], seconds / self.number)
+        return best
+
+    def report(self, best: dict[str, float]) -> None:
+        section_shown = None
+        for section, label, _, baseline in self.scenarios:
+            if section != section_shown:
+                print(f"\n{section}")
+                section_shown = section
+            ratio = "" if baseline is None else f"{best[label] / best[baseline]:6.2f}x"
+            print(f"  {label:<62} {best[label] * 1e9:9.0f} ns {ratio}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--number", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--number", type=int, default=5_000, help="records a round")
+    parser.add_argument("--rounds", type=int, default=20)
     options = parser.parse_args()
-    number, repeat = options.number, options.repeat
+    number, rounds = options.number, options.rounds
 
     plain = CDPHandler(enable=False)
     ruled = CDPHandler(enable=False, rules=five_hundred_rules())
@@ -77,53 +100,70 @@ def main() -> None:
     assert ruled.rules.find(matched_template) and ruled.rules.find(matched_regex)
     assert ruled.rules.find(unmatched_regex_logger) is None
 
-    print(f"CDPHandler.handle(record), {number} records x best of {repeat}; "
-          "ratios against the same record and a handler without rules\n")
-    print("unmatched record")
-    base = best(lambda: plain.handle(unmatched_quiet_logger), number, repeat)
-    print(line("no rules", base, None))
-    print(line("500 rules, logger without regex rules", best(
-        lambda: ruled.handle(unmatched_quiet_logger), number, repeat), base))
-    print(line("400 message rules only, any logger", best(
-        lambda: message_only.handle(unmatched_regex_logger), number, repeat), base))
-    print(line("500 rules, logger with 4 regex rules (4 regex searches)", best(
-        lambda: ruled.handle(unmatched_regex_logger), number, repeat), base))
-
-    print("\nmatched record, against the same call given explicitly in extra without rules")
-    base = best(lambda: plain.handle(explicit), number, repeat)
-    print(line("no rules, explicit extra={'track': ...}", base, None))
-    print(line("500 rules, message template rule", best(
-        lambda: ruled.handle(matched_template), number, repeat), base))
-    print(line("500 rules, regex rule", best(
-        lambda: ruled.handle(matched_regex), number, repeat), base))
-
-    print("\nwhat the application pays: logger.info(...) of an unmatched line")
     logger = logging.getLogger("web.requests")
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    quiet = logging.getLogger("web.quiet")
+    quiet.setLevel(logging.INFO)
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    logger.addHandler(plain)
+    ruled_logger = logging.getLogger("web.ruled")
+    ruled_logger.setLevel(logging.INFO)
+    ruled_logger.propagate = False
+    ruled_logger.addHandler(ruled)
 
-    def log_line() -> None:
-        logger.info("GET %s took %s ms", "/", 3)
+    measure = Measurements(number, rounds)
+    section = "unmatched record: CDPHandler.handle(record)"
+    measure.add(section, "no rules", lambda: plain.handle(unmatched_quiet_logger))
+    measure.add(section, "500 rules, logger without regex rules",
+                lambda: ruled.handle(unmatched_quiet_logger), "no rules")
+    measure.add(section, "400 message rules only, any logger",
+                lambda: message_only.handle(unmatched_regex_logger), "no rules")
+    measure.add(section, "500 rules, logger with 4 regex rules (4 regex searches)",
+                lambda: ruled.handle(unmatched_regex_logger), "no rules")
+    section = "matched record: CDPHandler.handle(record), against the same call in extra"
+    measure.add(section, "no rules, explicit extra={'track': ...}", lambda: plain.handle(explicit))
+    measure.add(section, "500 rules, message template rule", lambda: ruled.handle(matched_template),
+                "no rules, explicit extra={'track': ...}")
+    measure.add(section, "500 rules, regex rule", lambda: ruled.handle(matched_regex),
+                "no rules, explicit extra={'track': ...}")
+    section = "what the application pays: logger.info(...) of an unmatched line"
+    measure.add(section, "handler on the logger, no rules",
+                lambda: logger.info("GET %s took %s ms", "/", 3))
+    measure.add(section, "handler on the logger, 500 rules",
+                lambda: ruled_logger.info("GET %s took %s ms", "/", 3), "handler on the logger, no rules")
 
-    for label, handler in (("no rules", plain), ("500 rules", ruled)):
-        logger.handlers[:] = [handler]
-        seconds = best(log_line, number, repeat)
-        if handler is plain:
-            base = seconds
-        print(line(f"handler on the logger, {label}", seconds, None if handler is plain else base))
-    logger.handlers[:] = []
-    logger.addHandler(logging.NullHandler())
-    untouched = best(log_line, number, repeat)
+    print(f"{number} records a round, best of {rounds} rounds, CPU time per record; ratios against "
+          "the same record without rules")
+    results = measure.run()
+
+    # The zero-code hook changes every logger in the process: it is installed and removed
+    # around its own turn in each round.
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(five_hundred_rules(), file)
+    untouched = hooked = float("inf")
+
+    def log_quietly() -> None:
+        quiet.info("GET %s took %s ms", "/", 3)
+
     try:
-        install({"CDP_ENABLE": "false", "CDP_RULES": file.name})
-        hooked = best(log_line, number, repeat)
+        for _ in range(rounds):
+            seconds = timeit.timeit(log_quietly, number=number, timer=time.thread_time)
+            untouched = min(untouched, seconds / number)
+            install({"CDP_ENABLE": "false", "CDP_RULES": file.name})
+            try:
+                seconds = timeit.timeit(log_quietly, number=number, timer=time.thread_time)
+                hooked = min(hooked, seconds / number)
+            finally:
+                uninstall()
     finally:
-        uninstall()
         os.unlink(file.name)
-    print(line("NullHandler only (the application without cdp-logging)", untouched, None))
-    print(line("NullHandler + cdp-logging run's hook, 500 rules", hooked, untouched))
+    measure.report(results)
+    print("\nwhat `cdp-logging run` costs an application: logger.info(...) of an unmatched line")
+    print(f"  {'NullHandler only (no cdp-logging)':<62} {untouched * 1e9:9.0f} ns")
+    print(f"  {'NullHandler + the hook of cdp-logging run, 500 rules':<62} {hooked * 1e9:9.0f} ns "
+          f"{hooked / untouched:6.2f}x")
 
     for handler in (plain, ruled, message_only):
         handler.close()
