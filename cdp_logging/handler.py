@@ -43,9 +43,10 @@ class CDPHandler(logging.Handler):
 
     ``rules`` (a list of rules, or the path of a JSON or TOML file holding them; see
     :mod:`cdp_logging.rules`) turns records without a payload into calls too: the first rule
-    a record matches by logger, level and message makes the call. Records with a payload
-    are handled as without rules. Bad rules raise :class:`cdp_logging.RulesError` here,
-    when logging is configured.
+    a record matches by logger, level and message makes the call, and a record no rule
+    matches costs a dictionary look-up or two more. Records with a payload are handled as
+    without rules. Bad rules raise :class:`cdp_logging.RulesError` here, when logging is
+    configured.
 
     Example (dictConfig)::
 
@@ -96,8 +97,9 @@ class CDPHandler(logging.Handler):
     # -- the hot path ---------------------------------------------------------------------
 
     def handle(self, record: logging.LogRecord) -> Any:
-        """Check for a payload before anything else; send without taking the handler lock
-        (the queue has its own), so slow delivery can never hold up logging."""
+        """Check for a payload (or, with rules, a matching rule) before anything else; send
+        without taking the handler lock (the queue has its own), so slow delivery can never
+        hold up logging."""
         if record.__dict__.keys().isdisjoint(PAYLOAD_KEYS):
             rules = self.rules
             if rules is None or rules.find(record) is None:
