@@ -260,6 +260,7 @@ class Sample:
         self.json = arguments.json
         self.out = out
         self.lines = self.sent = self.rejected = self.unmatched = self.unreadable = 0
+        self.by_template = False
         if not self.json:
             out.write(f"\nSample lines, read in the format {arguments.format!r} "
                       "(arguments read back from text are strings unless the placeholder "
@@ -287,6 +288,7 @@ class Sample:
             self._show(number, line, {"outcome": "unmatched"}, "no rule matches: nothing is sent")
             return
         matched, record = found
+        self.by_template = self.by_template or matched.rule.message is not None
         rule = f"rule {matched.rule.number} ({matched.rule.describe()})"
         try:
             call, fields = matched.call(record)
@@ -319,6 +321,13 @@ class Sample:
             f"refused, {self.unmatched} match no rule, {self.unreadable} could not be read.\n"
             "Each event sent also carries a messageId, a timestamp and context.library.\n"
         )
+        if self.by_template:
+            self.out.write(
+                "Message rules were matched here by reading the text back. When the application "
+                "runs they match\nonly log calls whose message in the code is exactly the rule's, "
+                "placeholders included\n(%s is not %d): find it in the application's source, or "
+                "use a regex rule.\n"
+            )
 
 
 def _level_number(name: str) -> int | None:
