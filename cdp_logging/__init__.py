@@ -12,12 +12,15 @@ from ._version import __version__
 from .client import Analytics, CallbackError, Stats, close_all_clients
 from .constants import DEFAULT_HOST, EU_HOST
 from .handler import CDPHandler
+from .rules import RuleSet
 from .errors import (
     CDPError,
+    ConfigurationError,
     DeliveryError,
     EventDroppedError,
     EventTooLargeError,
     InvalidEventError,
+    RulesError,
 )
 
 __all__ = [
@@ -25,12 +28,15 @@ __all__ = [
     "CDPHandler",
     "CDPError",
     "CallbackError",
+    "ConfigurationError",
     "DEFAULT_HOST",
     "DeliveryError",
     "EU_HOST",
     "EventDroppedError",
     "EventTooLargeError",
     "InvalidEventError",
+    "RuleSet",
+    "RulesError",
     "Stats",
     "__version__",
     "events",

@@ -162,3 +162,47 @@ class EventDroppedError(CDPError):
         self.count = count
         which = f"messageId {message_id}" if message_id else f"{count} events"
         super().__init__(f"event dropped ({which}): {reason}")
+
+
+class ConfigurationError(CDPError, ValueError):
+    """Configuration the library cannot use; raised when logging is configured, never later.
+
+    The message names what to fix: the environment variable (``CDP_MAX_EVENTS_IN_BATCH``), or
+    the rules file and rule.
+
+    Example::
+
+        try:
+            handler = cdp_logging.CDPHandler(rules="rules.toml")
+        except cdp_logging.ConfigurationError as err:
+            sys.exit(f"cannot start: {err}")
+    """
+
+
+class RulesError(ConfigurationError):
+    """A mapping rule is invalid: names the file, the rule (its number and logger/message)
+    and the fault.
+
+    ``source`` is the rules file (None for rules given as a list), ``rule`` the rule's
+    number counting from 1 (None for a fault of the file as a whole), ``problem`` the fault.
+
+    Example::
+
+        try:
+            cdp_logging.RuleSet([{"logger": "shop", "message": "Hi %s", "trak": {}}])
+        except cdp_logging.RulesError as err:
+            assert err.rule == 1
+    """
+
+    def __init__(
+        self, problem: str, *, rule: int | None = None, described: str = "",
+        source: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.rule = rule
+        self.described = described
+        self.source = source
+        where = [] if source is None else [source]
+        if rule is not None:
+            where.append(f"rule {rule}" + (f" ({described})" if described else ""))
+        super().__init__(": ".join([*where, problem]))

@@ -8,14 +8,15 @@ import inspect
 import logging
 import sys
 import threading
-from typing import Any
+from typing import Any, Iterable
 
 from .client import Analytics
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
-from .mapping import PAYLOAD_KEYS, calls_from_record
+from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
 from .messages import build_message
 from .reporting import in_report
+from .rules import RuleSet, RulesSource, load_rules
 
 
 def resolve_callable(value: Any, option: str) -> Any:
@@ -45,6 +46,13 @@ class CDPHandler(logging.Handler):
     set check. Options are those of :class:`cdp_logging.Analytics`, or ``client=`` an
     existing client to share one pipeline. The write key defaults to ``CDP_WRITE_KEY``.
 
+    ``rules`` (a list of rules, or the path of a JSON or TOML file holding them; see
+    :mod:`cdp_logging.rules`) turns records without a payload into calls too: the first rule
+    a record matches by logger, level and message makes the call, and a record no rule
+    matches costs a dictionary look-up or two more. Records with a payload are handled as
+    without rules. Bad rules raise :class:`cdp_logging.RulesError` here, when logging is
+    configured.
+
     Example (dictConfig)::
 
         logging.config.dictConfig({
@@ -59,10 +67,12 @@ class CDPHandler(logging.Handler):
     """
 
     def __init__(self, level: int | str = logging.NOTSET, *, client: Analytics | None = None,
-                 **options: Any) -> None:
+                 rules: RulesSource | None = None, **options: Any) -> None:
         # Everything that can fail runs before logging.Handler.__init__, which registers the
         # handler for logging.shutdown(): a handler whose configuration failed must not be
         # flushed and closed later, at exit or at the next dictConfig.
+        #: The mapping rules (a :class:`cdp_logging.RuleSet`), or None.
+        self.rules: RuleSet | None = load_rules(rules)
         if client is not None:
             if options:
                 raise TypeError(
@@ -93,10 +103,13 @@ class CDPHandler(logging.Handler):
     # -- the hot path ---------------------------------------------------------------------
 
     def handle(self, record: logging.LogRecord) -> Any:
-        """Check for a payload before anything else; send without taking the handler lock
-        (the queue has its own), so slow delivery can never hold up logging."""
+        """Check for a payload (or, with rules, a matching rule) before anything else; send
+        without taking the handler lock (the queue has its own), so slow delivery can never
+        hold up logging."""
         if record.__dict__.keys().isdisjoint(PAYLOAD_KEYS):
-            return False
+            rules = self.rules
+            if rules is None or rules.find(record) is None:
+                return False
         if in_report() or self.client._batcher.is_worker_thread():
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
@@ -110,25 +123,32 @@ class CDPHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Turn the record into calls and queue them; never raises into the application."""
         try:
-            for call, fields in calls_from_record(record):
+            for call, fields in self.calls(record):
                 self.send(call, fields, record)
         except InvalidEventError as err:
-            self.client.count_invalid(err.with_origin(_origin(record)))
+            self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
         except Exception:
             self.handleError(record)
+
+    def calls(self, record: logging.LogRecord) -> Iterable[tuple[str, dict[str, Any]]]:
+        """``(call, fields)`` for each call the record asks for: its payload in ``extra``,
+        else what the first matching rule makes of it; override to add conventions."""
+        if self.rules is None or has_payload(record):
+            return calls_from_record(record)
+        return self.rules.calls(record)
 
     def send(self, call: str, fields: dict[str, Any], record: logging.LogRecord) -> None:
         """Build, check and queue one call; override to enrich or filter calls."""
         try:
             message = build_message(call, **fields)
         except InvalidEventError as err:
-            self.client.count_invalid(err.with_origin(_origin(record)))
+            self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
             return
         try:
             self.client.send(message)
         except InvalidEventError as err:
             # Too large or not encodable: the client counted it when it refused it.
-            self.client.report(err.with_origin(_origin(record)))
+            self.client.report(err.with_origin(_origin(record, self.rules)))
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count and report an unforeseen failure in emit as an invalid event, then let
@@ -193,8 +213,14 @@ def _reconfiguring_logging() -> bool:
     return bool(is_owned is not None and is_owned())
 
 
-def _origin(record: logging.LogRecord) -> str:
-    return f"logger {record.name!r} at {record.pathname}:{record.lineno}"
+def _origin(record: logging.LogRecord, rules: RuleSet | None = None) -> str:
+    origin = f"logger {record.name!r} at {record.pathname}:{record.lineno}"
+    if rules is not None and not has_payload(record):
+        # Only on the error path: finding the rule again costs nothing that matters here.
+        matched = rules.find(record)
+        if matched is not None:
+            origin += f", rule {matched.rule.number} ({matched.rule.describe()})"
+    return origin
 
 
 #: The options of :class:`Analytics`, which are the handler's options too.

@@ -1,0 +1,341 @@
+"""The ``cdp-logging`` command (also ``python -m cdp_logging``).
+
+``cdp-logging run -- <command...>``
+    runs the command with the handler installed in every Python process it starts,
+    configured by environment variables only.
+``cdp-logging check``
+    checks that configuration and shows what sample log lines would send, sending nothing.
+
+Each subcommand is one ``add_<name>(subcommands)`` function that adds its parser and sets
+``command`` to the function that runs it; :data:`SUBCOMMANDS` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from typing import Any, Callable, Iterable, Sequence, TextIO
+
+from .autoinstall import SITE_DIRECTORY
+from .config import ENV_RULES, VARIABLES, handler_from_environment
+from .constants import ENV_WRITE_KEY
+from .errors import ConfigurationError, InvalidEventError
+from .handler import CDPHandler
+from .messages import build_message, encode_message
+
+#: Exit statuses: a configuration that cannot work, and shell's "command not found" pair.
+EXIT_CONFIGURATION = 2
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+#: ``check`` found lines whose events the API would refuse.
+EXIT_REJECTED = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    if getattr(arguments, "command", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIGURATION
+    try:
+        result: int = arguments.command(arguments)
+    except BrokenPipeError:
+        # The reader went away (`cdp-logging check | head`): stop quietly, as Unix tools do,
+        # and keep the interpreter from complaining when it flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdp-logging",
+        description="Send an application's log lines to Customer.io Data Pipelines without "
+                    "changing its code.",
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subcommands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subcommands)
+    return parser
+
+
+def environment_help() -> str:
+    """The environment variables, their kinds and defaults, for ``--help``."""
+    width = max(len(variable.name) for variable in VARIABLES)
+    lines = ["environment variables (unset or empty: the default):"]
+    for variable in VARIABLES:
+        lines.append(f"  {variable.name:<{width}}  {variable.kind}; default {variable.default}")
+        lines.append(f"  {'':<{width}}  {variable.description}")
+    return "\n".join(lines)
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"cdp-logging: {message}\n")
+
+
+# -- run ------------------------------------------------------------------------------------
+
+def add_run(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "run", help="run a command with its log lines sent as CDP calls",
+        description="Run COMMAND with the CDP handler installed in every Python process it "
+                    "starts, configured by the environment variables below. The configuration "
+                    "is checked first: if it cannot work, the command is not started.",
+        epilog=environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="cdp-logging run -- COMMAND [ARGUMENT ...]",
+    )
+    parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="the command line to run, after --")
+    parser.set_defaults(command=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """Check the environment, then replace this process with the command."""
+    argv = list(arguments.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        _error("give the command to run after --, as in: cdp-logging run -- python app.py")
+        return EXIT_CONFIGURATION
+    environ = dict(os.environ)
+    try:
+        handler_from_environment(environ).client.close_and_flush(timeout=0)
+    except ConfigurationError as err:
+        _error(f"{err}\ncdp-logging: {argv[0]} was not started")
+        return EXIT_CONFIGURATION
+    environ["PYTHONPATH"] = os.pathsep.join(
+        [SITE_DIRECTORY, *(entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
+                           if entry and entry != SITE_DIRECTORY)]
+    )
+    if environ.get(ENV_RULES, "").strip():
+        # The program may change directory (gunicorn --chdir) before reading it.
+        environ[ENV_RULES] = os.path.abspath(environ[ENV_RULES].strip())
+    return _replace_process(argv, environ)
+
+
+def _replace_process(argv: list[str], environ: dict[str, str]) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        if os.name == "posix":
+            os.execvpe(argv[0], argv, environ)
+        return subprocess.call(argv, env=environ)
+    except FileNotFoundError:
+        _error(f"command not found: {argv[0]}")
+        return EXIT_NOT_FOUND
+    except PermissionError:
+        _error(f"cannot execute: {argv[0]}")
+        return EXIT_NOT_EXECUTABLE
+
+
+# -- check ----------------------------------------------------------------------------------
+
+#: The format of ``logging.basicConfig()``'s lines; --format for others.
+DEFAULT_LINE_FORMAT = logging.BASIC_FORMAT
+_FORMAT_FIELD = re.compile(r"%\((?P<name>\w+)\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]")
+#: How a field of a log line looks; padding (``%(levelname)-8s``) is allowed around words.
+_FIELD_PATTERNS = {
+    "message": r"(?P<{}>.*)",
+    "levelname": r"\s*(?P<{}>\w+)\s*",
+    "name": r"\s*(?P<{}>\S+?)\s*",
+}
+
+
+def add_check(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "check", help="check the configuration and show what log lines would send",
+        description="Check the environment variables and the rules file as `run` would, then "
+                    "read log lines (standard input, or FILE) and show the call each would "
+                    "make. Nothing is sent. Exit status: 0 when the configuration is valid, 1 "
+                    "when some lines would make events the API refuses, 2 when the "
+                    "configuration cannot work.",
+        epilog=environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", nargs="?", type=argparse.FileType("r"), default=None,
+                        metavar="FILE", help="log lines to try (default: standard input)")
+    parser.add_argument("--format", default=DEFAULT_LINE_FORMAT, metavar="FORMAT",
+                        help="the %%-style logging format of the lines (default: %(default)r, "
+                             "what logging.basicConfig() writes)")
+    parser.add_argument("--logger", default="root",
+                        help="logger of lines whose format has no %%(name)s (default: root)")
+    parser.add_argument("--level", default="INFO",
+                        help="level of lines whose format has no %%(levelname)s (default: INFO)")
+    parser.add_argument("--json", action="store_true",
+                        help="write one JSON object per line, with the full message")
+    parser.set_defaults(command=check)
+
+
+def check(arguments: argparse.Namespace) -> int:
+    """Validate the configuration; show what each sample line would send."""
+    out = sys.stdout
+    try:
+        handler = handler_from_environment(dict(os.environ))
+        line_pattern = _line_pattern(arguments.format)
+    except ConfigurationError as err:
+        _error(str(err))
+        return EXIT_CONFIGURATION
+    try:
+        if not arguments.json:
+            _describe_configuration(handler, out)
+        lines = _sample_lines(arguments.file)
+        if lines is None:
+            if not arguments.json:
+                out.write("\nNo sample lines: pipe log lines to standard input (or name a file) "
+                          "to see what they would send.\n")
+            return 0
+        sample = Sample(handler, line_pattern, arguments, out)
+        for number, line in enumerate(lines, 1):
+            sample.try_line(number, line.rstrip("\r\n"))
+        sample.summarise()
+        return EXIT_REJECTED if sample.rejected else 0
+    finally:
+        handler.client.close_and_flush(timeout=0)
+
+
+def _line_pattern(line_format: str) -> re.Pattern[str]:
+    parts = []
+    seen: set[str] = set()
+    position = 0
+    for field in _FORMAT_FIELD.finditer(line_format):
+        parts.append(re.escape(line_format[position:field.start()].replace("%%", "%")))
+        position = field.end()
+        name = field["name"]
+        if name in seen:
+            parts.append(f"(?P={name})")
+            continue
+        seen.add(name)
+        parts.append(_FIELD_PATTERNS.get(name, r"(?P<{}>.*?)").format(name))
+    parts.append(re.escape(line_format[position:].replace("%%", "%")))
+    if "message" not in seen:
+        raise ConfigurationError(f"--format {line_format!r} has no %(message)s")
+    return re.compile("".join(parts))
+
+
+def _sample_lines(file: TextIO | None) -> Iterable[str] | None:
+    if file is not None:
+        return file
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    return sys.stdin
+
+
+def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
+    client = handler.client
+    out.write("cdp-logging check: the configuration is valid; nothing is sent.\n")
+    for variable in VARIABLES:
+        value = os.environ.get(variable.name, "").strip()
+        if variable.name == ENV_WRITE_KEY:
+            shown = "set (not shown)" if value else "not set (CDP_ENABLE=false)"
+        elif variable.name == ENV_RULES:
+            rules = handler.rules
+            shown = (f"{rules.source}: {len(rules)} rule{'' if len(rules) == 1 else 's'}"
+                     if rules is not None
+                     else "not set: only records with a payload in extra are sent")
+        elif value:
+            shown = value
+        else:
+            continue
+        out.write(f"  {variable.name:<22} {shown}\n")
+    if not os.environ.get("CDP_HOST", "").strip():
+        out.write(f"  {'CDP_HOST':<22} {client.host} (default)\n")
+
+
+class Sample:
+    """Sample lines tried against the rules; counts what they would do."""
+
+    def __init__(self, handler: CDPHandler, line_pattern: re.Pattern[str],
+                 arguments: argparse.Namespace, out: TextIO) -> None:
+        self.rules = handler.rules
+        self.level = handler.level
+        self.line_pattern = line_pattern
+        self.arguments = arguments
+        self.json = arguments.json
+        self.out = out
+        self.lines = self.sent = self.rejected = self.unmatched = self.unreadable = 0
+        self.by_template = False
+        if not self.json:
+            out.write(f"\nSample lines, read in the format {arguments.format!r} "
+                      "(arguments read back from text are strings unless the placeholder "
+                      "is numeric, as %d or %f):\n")
+
+    def try_line(self, number: int, line: str) -> None:
+        if not line.strip():
+            return
+        self.lines += 1
+        parsed = self.line_pattern.fullmatch(line)
+        levelno = _level_number(parsed["levelname"].strip()) if parsed and "levelname" in \
+            self.line_pattern.groupindex else _level_number(self.arguments.level)
+        if parsed is None or levelno is None:
+            self.unreadable += 1
+            why = (f"not in the format {self.arguments.format!r} (see --format)" if parsed is None
+                   else "unknown level name")
+            self._show(number, line, {"outcome": "unreadable", "reason": why}, f"skipped: {why}")
+            return
+        logger = parsed["name"].strip() if "name" in self.line_pattern.groupindex else self.arguments.logger
+        found = None
+        if self.rules is not None and levelno >= self.level:
+            found = self.rules.find_in_text(logger, levelno, parsed["message"])
+        if found is None:
+            self.unmatched += 1
+            self._show(number, line, {"outcome": "unmatched"}, "no rule matches: nothing is sent")
+            return
+        matched, record = found
+        self.by_template = self.by_template or matched.rule.message is not None
+        rule = f"rule {matched.rule.number} ({matched.rule.describe()})"
+        try:
+            call, fields = matched.call(record)
+            message = build_message(call, **fields)
+            encode_message(message)
+        except InvalidEventError as err:
+            self.rejected += 1
+            self._show(number, line, {"outcome": "rejected", "rule": matched.rule.number,
+                                      "error": str(err)},
+                       f"{rule} makes an event the API would refuse: {err}")
+            return
+        self.sent += 1
+        shown = {key: value for key, value in message.items()
+                 if key not in ("type", "messageId", "timestamp", "context")}
+        self._show(number, line, {"outcome": "sent", "rule": matched.rule.number, "call": call,
+                                  "message": message},
+                   f"{rule} sends {call} {json.dumps(shown, default=str)}")
+
+    def _show(self, number: int, line: str, result: dict[str, Any], text: str) -> None:
+        if self.json:
+            self.out.write(json.dumps({"line": number, "text": line, **result}, default=str) + "\n")
+        else:
+            self.out.write(f"{number:>4}  {line}\n      -> {text}\n")
+
+    def summarise(self) -> None:
+        if self.json:
+            return
+        self.out.write(
+            f"\n{self.lines} lines: {self.sent} would send an event, {self.rejected} would be "
+            f"refused, {self.unmatched} match no rule, {self.unreadable} could not be read.\n"
+            "Each event sent also carries a messageId, a timestamp and context.library.\n"
+        )
+        if self.by_template:
+            self.out.write(
+                "Message rules were matched here by reading the text back. When the application "
+                "runs they match\nonly log calls whose message in the code is exactly the rule's, "
+                "placeholders included\n(%s is not %d): find it in the application's source, or "
+                "use a regex rule.\n"
+            )
+
+
+def _level_number(name: str) -> int | None:
+    if name.isdigit():
+        return int(name)
+    level = logging.getLevelName(name.upper())
+    return level if isinstance(level, int) else None
+
+
+#: The subcommands, in the order ``--help`` lists them; add one with an ``add_<name>``.
+SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (add_run, add_check)

@@ -1,0 +1,216 @@
+"""Options from environment variables, for ``cdp-logging run`` and ``cdp-logging check``.
+
+Every option of :class:`cdp_logging.Analytics` has a variable, ``CDP_`` and the option's
+name in capitals (``max_events_in_batch``: ``CDP_MAX_EVENTS_IN_BATCH``); the list is read
+from ``Analytics.__init__`` so that a new option gets its variable. Two more configure the
+handler: ``CDP_RULES`` (the rules file) and ``CDP_LEVEL``. Values are checked here, and a
+bad one raises :class:`cdp_logging.ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .client import Analytics
+from .constants import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
+from .errors import ConfigurationError, RulesError
+from .handler import CDPHandler, resolve_callable
+from .rules import RuleSet
+
+ENV_RULES = "CDP_RULES"
+ENV_LEVEL = "CDP_LEVEL"
+ENV_ENABLE = "CDP_ENABLE"
+
+#: Analytics options that cannot come from the environment (an object, not a value).
+_NOT_FROM_ENVIRONMENT = frozenset(("transport",))
+
+#: What each Analytics option means, for ``cdp-logging --help`` and the README.
+_DESCRIPTIONS = {
+    "write_key": "the write key of your Data Pipelines source (required unless CDP_ENABLE=false)",
+    "host": "the API host; https://cdp-eu.customer.io for the EU region",
+    "max_events_in_batch": "send a batch when this many events are queued",
+    "flush_interval": "send what is queued at least this often, in seconds",
+    "enable": "false: match and check events but send nothing",
+    "error_handler": "a function given each problem (module.path:function); "
+                     "unset: warnings on the cdp_logging logger",
+    "max_queue_size": "events held while waiting to be sent; beyond it new events are dropped",
+    "max_queue_bytes": "bytes of events held while waiting to be sent",
+    "overflow": "when the queue is full: drop (the new event) or wait (up to CDP_OVERFLOW_TIMEOUT)",
+    "overflow_timeout": "seconds a log call may wait for room with CDP_OVERFLOW=wait",
+    "timeout": "seconds to wait for the API to answer one request",
+    "gzip": "true: compress request bodies",
+    "max_retries": "retries of a failed request before its events are given up",
+    "max_retry_time": "seconds after which a failing request is given up",
+    "shutdown_timeout": "seconds the process may spend at exit delivering what is queued",
+}
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, the option it sets, how to read it, its default."""
+
+    name: str
+    option: str
+    kind: str
+    default: str
+    description: str
+    parse: Callable[[str], Any]
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"must be true or false ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError("must be a number (seconds may have decimals: 0.5)") from None
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _level(text: str) -> int:
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    level = logging.getLevelName(value.upper())
+    if isinstance(level, int):
+        return level
+    raise ValueError("must be a level name (DEBUG, INFO, WARNING, ERROR, CRITICAL) or a number")
+
+
+def _callable(text: str) -> Any:
+    return resolve_callable(text.strip(), "error_handler")
+
+
+_KINDS: dict[type, tuple[str, Callable[[str], Any]]] = {
+    bool: ("true/false", _boolean), int: ("integer", _integer), float: ("seconds", _number),
+    str: ("text", _text),
+}
+#: Options whose default does not say what they hold.
+_KINDS_OF_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "write_key": ("text", _text), "host": ("URL", _text),
+    "error_handler": ("module.path:function", _callable), "overflow": ("drop or wait", _text),
+}
+_SHOWN_DEFAULTS = {"write_key": "(none)", "host": DEFAULT_HOST, "error_handler": "(none)"}
+
+
+def _analytics_variables() -> list[Variable]:
+    variables = []
+    for parameter in inspect.signature(Analytics.__init__).parameters.values():
+        option = parameter.name
+        if option == "self" or option in _NOT_FROM_ENVIRONMENT:
+            continue
+        default = parameter.default
+        if option in _KINDS_OF_OPTIONS:
+            kind, parse = _KINDS_OF_OPTIONS[option]
+        else:
+            kind, parse = _KINDS[type(default)]
+        shown = _SHOWN_DEFAULTS.get(option, str(default).lower() if isinstance(default, bool)
+                                    else str(default))
+        variables.append(Variable(
+            f"CDP_{option.upper()}", option, kind, shown, _DESCRIPTIONS.get(option, ""), parse,
+        ))
+    return variables
+
+
+#: Every variable, in the order ``--help`` lists them.
+VARIABLES: tuple[Variable, ...] = (
+    *_analytics_variables(),
+    Variable(ENV_RULES, "rules", "path", "(none: only records with a payload in extra)",
+             "the rules file (.json or .toml) that makes log lines calls", _text),
+    Variable(ENV_LEVEL, "level", "level", "NOTSET",
+             "the lowest level of record considered (DEBUG, INFO, ...)", _level),
+)
+assert ENV_WRITE_KEY in {v.name for v in VARIABLES} and ENV_HOST in {v.name for v in VARIABLES}
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The options set in ``environ`` (default: ``os.environ``), parsed; unset and empty
+    variables are left out so the defaults apply.
+
+    Raises :class:`ConfigurationError` naming the variable for a value it cannot read, and
+    for a missing write key.
+
+    Example::
+
+        >>> read_environment({"CDP_WRITE_KEY": "k", "CDP_GZIP": "yes"})
+        {'write_key': 'k', 'gzip': True}
+    """
+    environ = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    for variable in VARIABLES:
+        text = environ.get(variable.name, "")
+        if not text.strip():
+            continue
+        try:
+            options[variable.option] = variable.parse(text)
+        except (ValueError, TypeError) as err:
+            raise ConfigurationError(f"{variable.name}={text!r}: {_without_option(err)}") from None
+    if options.get("enable", True) and not options.get("write_key"):
+        raise ConfigurationError(
+            f"{ENV_WRITE_KEY} is not set: set it to the write key of your Customer.io Data "
+            f"Pipelines source (or set {ENV_ENABLE}=false to try the rules without sending)"
+        )
+    return options
+
+
+def handler_from_environment(environ: Mapping[str, str] | None = None, *,
+                             handler_class: type[CDPHandler] = CDPHandler) -> CDPHandler:
+    """A handler configured by the environment (see :data:`VARIABLES`).
+
+    Raises :class:`ConfigurationError` (or :class:`cdp_logging.RulesError`) naming the
+    variable or the rule at fault.
+
+    Example::
+
+        logging.getLogger().addHandler(handler_from_environment())
+    """
+    options = read_environment(environ)
+    rules = options.pop("rules", None)
+    level = options.pop("level", logging.NOTSET)
+    try:
+        loaded = None if rules is None else RuleSet.from_file(rules)
+    except RulesError as err:
+        raise RulesError(err.problem, rule=err.rule, described=err.described,
+                         source=f"{ENV_RULES}={err.source}") from None
+    try:
+        return handler_class(level, rules=loaded, **options)
+    except (TypeError, ValueError) as err:
+        raise ConfigurationError(_naming_the_variable(err)) from None
+
+
+def _naming_the_variable(err: Exception) -> str:
+    """Analytics names the option at fault; say which variable set it."""
+    found = re.search(r"option '(\w+)'", str(err))
+    if found is None:
+        return str(err)
+    variable = f"CDP_{found.group(1).upper()}"
+    return f"{variable}: {_without_option(err)}"
+
+
+def _without_option(err: Exception) -> str:
+    return re.sub(r"^cdp_logging option '\w+':? ", "", str(err))
