@@ -9,9 +9,10 @@ Example::
 
 from . import events
 from ._version import __version__
-from .client import Analytics, CallbackError, Stats, close_all_clients
+from .client import Analytics, CallbackError, Stats, close_all_clients, flush_all_clients
 from .constants import DEFAULT_HOST, EU_HOST
 from .handler import CDPHandler
+from .lifecycle import flush_after
 from .errors import (
     CDPError,
     DeliveryError,
@@ -35,4 +36,6 @@ __all__ = [
     "__version__",
     "events",
     "close_all_clients",
+    "flush_after",
+    "flush_all_clients",
 ]
