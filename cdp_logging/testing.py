@@ -309,7 +309,7 @@ class CapturedEvents:
             )
 
     def _assert_some(self, criteria: dict[str, Any]) -> dict[str, Any]:
-        wanted = _criteria(criteria.pop("type"), criteria.pop("event"), criteria)
+        wanted = _criteria(criteria.pop("type", None), criteria.pop("event", None), criteria)
         messages = self.messages
         for message in messages:
             if _matches(message, wanted):
@@ -421,7 +421,9 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _differences(actual: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+def _differences(
+    actual: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = ""
+) -> list[str]:
     """What keeps ``actual`` from matching, one phrase per field: ``userId is '43', not '42'``."""
     found = []
     for field, value in wanted.items():
