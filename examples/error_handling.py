@@ -31,7 +31,8 @@ def report(error: cdp_logging.CDPError) -> None:
 
 def on_delivered(error: cdp_logging.CDPError | None, batch: list[dict]) -> None:
     """A per-call callback, called once the event's batch was delivered or given up on."""
-    print("callback:", "delivered" if error is None else f"failed: {error}", f"({len(batch)} in batch)")
+    outcome = "delivered" if error is None else f"failed: {error}"
+    print(f"callback: {outcome} ({len(batch)} in batch)")
 
 
 def nowhere() -> str:

@@ -1,13 +1,14 @@
 """FastAPI under uvicorn: add the CDPHandler in the app's lifespan, close it when the app stops.
 
-Serve it:   CDP_WRITE_KEY=... uvicorn examples.fastapi_app:app
+Serve it:   CDP_WRITE_KEY=... uvicorn --app-dir examples fastapi_app:app
 Try it:     CDP_WRITE_KEY=... python examples/fastapi_app.py   (starts uvicorn on a free port of
             127.0.0.1, makes two requests, stops; CDP_HOST=http://127.0.0.1:PORT sends to a local
             collector instead)
 
-Why the lifespan: uvicorn applies its own logging configuration with dictConfig when it starts,
-and dictConfig closes every handler that exists at that moment, a CDPHandler added at import
-included. The lifespan runs after that, in the process that serves (each worker, with
+Why the lifespan: uvicorn applies its own logging configuration with dictConfig as it starts,
+and dictConfig closes every handler that exists at that moment: a CDPHandler added when the
+module was imported before (as with ``uvicorn.run(app)``) would then drop every event ("client
+is closed"). The lifespan runs after that, in each process that serves (each worker, with
 ``--workers``), and its end delivers what is still queued before the process exits.
 """
 

@@ -1,6 +1,7 @@
 """Testing your code's events: a user's own pytest module, with the fixtures cdp-logging brings.
 
-Run it:     python -m pytest examples/testing_example_test.py    (or: python examples/testing_example_test.py)
+Run it:     python -m pytest examples/testing_example_test.py
+            (or python examples/testing_example_test.py, which runs pytest on itself)
 
 ``cdp_events`` captures every call made through any Analytics client or CDPHandler during the
 test, as the messages that would be sent, and sends nothing. ``cdp_collector`` is a real HTTP

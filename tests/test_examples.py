@@ -167,7 +167,9 @@ def collector(shared_collector: LocalCollector) -> LocalCollector:
     return shared_collector
 
 
-def run_example(path: Path, run: Run, collector: LocalCollector) -> subprocess.CompletedProcess[str]:
+def run_example(
+    path: Path, run: Run, collector: LocalCollector
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CDP_HOST": collector.url,
