@@ -17,11 +17,10 @@ import cdp_logging
 
 # The application's source: the defaults (20 events a batch, every 10 s).
 app_analytics = cdp_logging.Analytics()                       # CDP_WRITE_KEY, CDP_HOST
-# The marketing team's source: its own key, sent at once. Without CDP_MARKETING_WRITE_KEY,
-# this example falls back to the application's key.
+# The marketing team's source: its own key, each event sent at once. (Without
+# CDP_MARKETING_WRITE_KEY, write_key is None and the client reads CDP_WRITE_KEY.)
 marketing_analytics = cdp_logging.Analytics(
-    os.environ.get("CDP_MARKETING_WRITE_KEY") or os.environ["CDP_WRITE_KEY"],
-    max_events_in_batch=1,
+    os.environ.get("CDP_MARKETING_WRITE_KEY"), max_events_in_batch=1,
 )
 
 # Logs of "shop" go to the application's source, logs of "campaigns" to marketing's.
