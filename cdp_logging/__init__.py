@@ -7,21 +7,29 @@ Example::
     analytics.track(user_id="42", event="Signed Up")
 """
 
-from . import events
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .client import Analytics, CallbackError, Stats, close_all_clients
-from .constants import DEFAULT_HOST, EU_HOST
-from .handler import CDPHandler
-from .rules import RuleSet
-from .errors import (
-    CDPError,
-    ConfigurationError,
-    DeliveryError,
-    EventDroppedError,
-    EventTooLargeError,
-    InvalidEventError,
-    RulesError,
-)
+
+if TYPE_CHECKING:
+    from . import events
+    from .client import Analytics, CallbackError, Stats, close_all_clients, flush_all_clients
+    from .constants import DEFAULT_HOST, EU_HOST
+    from .errors import (
+        CDPError,
+        ConfigurationError,
+        DeliveryError,
+        EventDroppedError,
+        EventTooLargeError,
+        InvalidEventError,
+        RulesError,
+    )
+    from .handler import CDPHandler
+    from .lifecycle import flush_after
+    from .rules import RuleSet
 
 __all__ = [
     "Analytics",
@@ -41,4 +49,45 @@ __all__ = [
     "__version__",
     "events",
     "close_all_clients",
+    "flush_after",
+    "flush_all_clients",
 ]
+
+# The module each public name comes from. They are imported on first use rather than here, so
+# that importing a submodule alone stays light: pytest imports cdp_logging.pytest_plugin at
+# every start of every project that has cdp-logging installed, and the engine (requests,
+# orjson) would cost that start a few hundred milliseconds.
+_MODULES = {
+    "Analytics": "client",
+    "CallbackError": "client",
+    "Stats": "client",
+    "close_all_clients": "client",
+    "flush_all_clients": "client",
+    "DEFAULT_HOST": "constants",
+    "EU_HOST": "constants",
+    "CDPHandler": "handler",
+    "flush_after": "lifecycle",
+    "CDPError": "errors",
+    "DeliveryError": "errors",
+    "EventDroppedError": "errors",
+    "EventTooLargeError": "errors",
+    "InvalidEventError": "errors",
+    "ConfigurationError": "errors",
+    "RulesError": "errors",
+    "RuleSet": "rules",
+    "events": "events",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _MODULES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = module if name == module_name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -352,9 +352,16 @@ class Analytics:
             raise
         message_id: str = message["messageId"]
         if capture_sinks:
-            for sink in capture_sinks:
-                sink(data)
-            return message_id
+            # A snapshot: a capture ending on another thread must not make this loop skip
+            # another capture's sink, and an empty snapshot means the message is queued.
+            sinks = tuple(capture_sinks)
+            if sinks:
+                for sink in sinks:
+                    sink(data)
+                if callback is not None:
+                    # Captured counts as delivered: the callback sees success at once.
+                    self._run_callback(callback, None, [orjson.loads(data)])
+                return message_id
         if not self.enable:
             self._counters.add("skipped")
             return message_id
@@ -567,6 +574,35 @@ def close_all_clients(timeout: float | None = None) -> None:
             client.close_and_flush(timeout)
         except Exception:
             pass
+
+
+def flush_all_clients(timeout: float | None = None) -> bool:
+    """Deliver what every live client has queued, without closing them; True when all was.
+
+    Waits at most ``timeout`` seconds in all (None: each client at most its own
+    ``shutdown_timeout``). For the end of a unit of work in a process that lives on, such
+    as an AWS Lambda invocation: see :func:`cdp_logging.flush_after`.
+
+    Example::
+
+        def handler(event, context):
+            analytics.track(user_id=event["user_id"], event="Invoked")
+            cdp_logging.flush_all_clients(timeout=2.0)
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delivered = True
+    for client in list(_clients):
+        if client.closed:
+            continue
+        if deadline is None:
+            left = client.shutdown_timeout
+        else:
+            left = max(0.0, deadline - time.monotonic())
+        try:
+            delivered = client.flush(timeout=left) and delivered
+        except Exception:
+            delivered = False
+    return delivered
 
 
 def _after_fork_in_child() -> None:

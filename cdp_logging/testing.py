@@ -1,0 +1,466 @@
+"""What users need in their own tests: capture the calls their code makes, and a local collector.
+
+:func:`capture_events` catches every call made through any :class:`~cdp_logging.Analytics` or
+:class:`~cdp_logging.CDPHandler` while it is open, as the message that would have been sent
+(validated, normalised and encoded exactly as for delivery, then decoded back to a dict), and
+sends nothing::
+
+    from cdp_logging.testing import capture_events
+
+    def test_signup_is_tracked():
+        with capture_events() as events:
+            signup(user_id="42", email="ada@example.com")      # the code under test
+        events.assert_tracked("Signed Up", user_id="42", properties={"plan": "free"})
+
+With pytest the ``cdp_events`` fixture does the same for the length of a test, and
+``cdp_collector`` starts a :class:`LocalCollector` (a real HTTP server on 127.0.0.1) for tests
+that want the whole way over the network; both come with the package (see
+``cdp_logging.pytest_plugin``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+import orjson
+
+from . import client as _client
+from .collector import LocalCollector, format_event_line
+
+__all__ = [
+    "CallType",
+    "CapturedEvents",
+    "LocalCollector",
+    "capture_events",
+    "format_event_line",
+]
+
+CallType = Literal["identify", "track", "page", "screen", "group", "alias"]
+
+#: Keyword names accepted by the filters and assertions, and the message field each matches.
+_FIELD_NAMES = {
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "group_id": "groupId",
+    "object_type_id": "objectTypeId",
+    "previous_id": "previousId",
+    "message_id": "messageId",
+}
+#: Fields the library sends as strings; a number given in a filter is compared as its string.
+_ID_FIELDS = frozenset(_FIELD_NAMES.values())
+#: How many captured messages a failure message lists before it says how many more there are.
+_LISTED = 50
+#: How many messages of the wanted call a failure message explains.
+_NEAR_MISSES = 5
+
+_capture_lock = threading.Lock()
+
+
+class CapturedEvents:
+    """The messages captured by :func:`capture_events` (or the ``cdp_events`` fixture), in order.
+
+    Each message is the dict the API would receive: camelCase fields (``userId``,
+    ``messageId``), ids as strings, ISO-8601 ``timestamp``, ``context.library``. Filters take
+    the same keywords as the client's calls (``user_id=...``); a dict value matches a message
+    whose dict holds those keys with equal values (``properties={"plan": "pro"}``), any other
+    value must be equal. Safe to use from several threads.
+
+    Example::
+
+        with capture_events() as events:
+            analytics.identify(user_id=42, traits={"plan": "pro"})
+            analytics.track(user_id=42, event="Signed Up")
+        assert events.tracks("Signed Up")[0]["userId"] == "42"
+        assert [m["type"] for m in events] == ["identify", "track"]
+    """
+
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._condition = threading.Condition()
+        self._capturing = False
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        """The capture sink: called by every client's ``send()`` with an encoded message."""
+        message = orjson.loads(data)
+        with self._condition:
+            self._messages.append(message)
+            self._condition.notify_all()
+
+    def start(self) -> "CapturedEvents":
+        """Begin capturing (what :func:`capture_events` does on entry); returns itself."""
+        with _capture_lock:
+            if self._capturing:
+                raise RuntimeError("this capture is already running")
+            _client.capture_sinks.append(self._receive)
+            self._capturing = True
+        return self
+
+    def stop(self) -> None:
+        """Stop capturing: calls made from now on are queued and sent again. Safe to repeat."""
+        with _capture_lock:
+            if not self._capturing:
+                return
+            sinks = _client.capture_sinks
+            for index, sink in enumerate(sinks):
+                if sink == self._receive:
+                    del sinks[index]
+                    break
+            self._capturing = False
+
+    @property
+    def capturing(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._capturing
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """A snapshot of every captured message, in the order the calls were made.
+
+        Example::
+
+            assert events.messages[-1]["type"] == "alias"
+        """
+        with self._condition:
+            return list(self._messages)
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._messages)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.messages)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        with self._condition:
+            return self._messages[index]
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __repr__(self) -> str:
+        state = "capturing" if self._capturing else "stopped"
+        return f"<CapturedEvents {len(self)} messages, {state}>"
+
+    def filter(self, type: CallType | None = None, event: str | None = None,
+               **fields: Any) -> list[dict[str, Any]]:
+        """The captured messages matching every criterion given, in order.
+
+        ``type`` is the call (``"track"``...), ``event`` a track's event name; any other
+        keyword is a field of the call, in the client's spelling or the API's
+        (``user_id``/``userId``, ``properties``, ``traits``, ``name``, ``integrations``...).
+
+        Example::
+
+            [order] = events.filter("track", event="Order Completed", user_id="42")
+            events.filter(properties={"coupon": "SPRING"})
+        """
+        wanted = _criteria(type, event, fields)
+        return [message for message in self.messages if _matches(message, wanted)]
+
+    def identifies(self, user_id: str | int | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The identify calls, optionally only those of ``user_id`` or matching ``fields``.
+
+        Example::
+
+            assert events.identifies("42")[0]["traits"]["plan"] == "pro"
+        """
+        return self.filter("identify", user_id=user_id, **fields)
+
+    def tracks(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The track calls, optionally only those named ``event`` or matching ``fields``.
+
+        Example::
+
+            assert events.tracks("Signed Up")[0]["userId"] == "42"
+            assert len(events.tracks(user_id="42")) == 3
+        """
+        return self.filter("track", event=event, **fields)
+
+    def pages(self, name: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The page calls, optionally only those named ``name`` or matching ``fields``.
+
+        Example::
+
+            assert events.pages("Pricing", user_id="42")
+        """
+        return self.filter("page", name=name, **fields)
+
+    def screens(self, name: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The screen calls, optionally only those named ``name`` or matching ``fields``.
+
+        Example::
+
+            assert events.screens("Checkout")[0]["properties"]["step"] == 2
+        """
+        return self.filter("screen", name=name, **fields)
+
+    def groups(self, group_id: str | int | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The group calls, optionally only those of ``group_id`` or matching ``fields``.
+
+        Example::
+
+            assert events.groups("acme", object_type_id=1)[0]["userId"] == "42"
+        """
+        return self.filter("group", group_id=group_id, **fields)
+
+    def aliases(self, user_id: str | int | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The alias calls, optionally only those into ``user_id`` or matching ``fields``.
+
+        Example::
+
+            assert events.aliases("42")[0]["previousId"] == "anon-7"
+        """
+        return self.filter("alias", user_id=user_id, **fields)
+
+    def by_user(self, user_id: str | int) -> list[dict[str, Any]]:
+        """Every call made for ``user_id`` (its ``userId``), of any type.
+
+        Example::
+
+            assert [m["type"] for m in events.by_user("42")] == ["identify", "track"]
+        """
+        return self.filter(user_id=user_id)
+
+    def clear(self) -> None:
+        """Forget what was captured so far; capturing goes on.
+
+        Example::
+
+            events.clear()
+            assert not events
+        """
+        with self._condition:
+            self._messages.clear()
+
+    # -- asserting --------------------------------------------------------------------------
+
+    def one(self, type: CallType | None = None, event: str | None = None,
+            **fields: Any) -> dict[str, Any]:
+        """The one message matching the criteria of :meth:`filter`; AssertionError when none
+        or several match, listing everything captured.
+
+        Example::
+
+            signup = events.one("track", event="Signed Up")
+            assert signup["properties"]["plan"] == "free"
+        """
+        wanted = _criteria(type, event, fields)
+        messages = self.messages
+        found = [message for message in messages if _matches(message, wanted)]
+        if len(found) != 1:
+            how_many = "none" if not found else str(len(found))
+            raise AssertionError(
+                f"expected exactly one {_describe(wanted)}, found {how_many}\n"
+                + _listing(messages, found, wanted)
+            )
+        return found[0]
+
+    def assert_identified(self, user_id: str | int | None = None,
+                          **fields: Any) -> dict[str, Any]:
+        """Assert at least one identify call matches; return the first that does.
+
+        Example::
+
+            events.assert_identified("42", traits={"email": "ada@example.com"})
+        """
+        return self._assert_some({"type": "identify", "userId": user_id, **fields})
+
+    def assert_tracked(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Assert at least one track call named ``event`` matches ``fields``; return the first.
+
+        Example::
+
+            events.assert_tracked("Order Completed", user_id="42", properties={"total": 9.5})
+        """
+        return self._assert_some({"type": "track", "event": event, **fields})
+
+    def assert_sent(self, type: CallType | None = None, event: str | None = None,
+                    **fields: Any) -> dict[str, Any]:
+        """Assert at least one call matches the criteria of :meth:`filter`; return the first.
+
+        Example::
+
+            events.assert_sent("group", group_id="acme", object_type_id=1)
+        """
+        return self._assert_some({"type": type, "event": event, **fields})
+
+    def assert_not_sent(self, type: CallType | None = None, event: str | None = None,
+                        **fields: Any) -> None:
+        """Assert no call matches the criteria of :meth:`filter` (none at all without any).
+
+        Example::
+
+            events.assert_not_sent("track", event="Payment Failed")
+        """
+        wanted = _criteria(type, event, fields)
+        messages = self.messages
+        found = [message for message in messages if _matches(message, wanted)]
+        if found:
+            raise AssertionError(
+                f"expected no {_describe(wanted)}, found {len(found)}\n"
+                + _listing(messages, found)
+            )
+
+    def _assert_some(self, criteria: dict[str, Any]) -> dict[str, Any]:
+        wanted = _criteria(criteria.pop("type", None), criteria.pop("event", None), criteria)
+        messages = self.messages
+        for message in messages:
+            if _matches(message, wanted):
+                return message
+        raise AssertionError(
+            f"expected {_describe(wanted)}, found none\n" + _listing(messages, [], wanted)
+        )
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Block until at least ``count`` messages were captured (calls made on other threads);
+        return them all. AssertionError after ``timeout`` seconds, listing what was captured.
+
+        Example::
+
+            threading.Thread(target=signup, args=("42",)).start()
+            events.wait_for(2, timeout=2.0)
+        """
+        with self._condition:
+            if self._condition.wait_for(lambda: len(self._messages) >= count, timeout):
+                return list(self._messages)
+            messages = list(self._messages)
+        raise AssertionError(
+            f"expected at least {count} messages within {timeout:g} s, got {len(messages)}\n"
+            + _listing(messages, [])
+        )
+
+    def format(self) -> str:
+        """Every captured message as one readable line each (see :func:`format_event_line`).
+
+        Example::
+
+            print(events.format())
+        """
+        return "\n".join(format_event_line(message) for message in self.messages)
+
+
+@contextlib.contextmanager
+def capture_events() -> Iterator[CapturedEvents]:
+    """Capture every call made through any client or handler, in any thread, while open.
+
+    Nothing is queued or sent meanwhile; calls queued before it opened are delivered as usual.
+    Calls are validated as always: an invalid one raises :class:`~cdp_logging.InvalidEventError`
+    from ``Analytics`` (and is reported by ``CDPHandler``) and is not captured. A per-call
+    ``callback`` is called at once, on the calling thread, with ``(None, [message])``, as if
+    the message had been delivered. Clients made with ``enable=False`` are captured too.
+    Captures nest: each sees the calls made while it is open. The capture ends on leaving the
+    block, whether by an exception or not.
+
+    Example::
+
+        with capture_events() as events:
+            logging.getLogger("shop").info("paid", extra={"event": "Order Paid", "user_id": 7})
+        assert events.one("track")["properties"] == {}
+    """
+    events = CapturedEvents().start()
+    try:
+        yield events
+    finally:
+        events.stop()
+
+
+# -- matching ---------------------------------------------------------------------------------
+
+
+def _criteria(type: str | None, event: str | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The message fields to match, in the API's spelling; criteria given as None are dropped."""
+    wanted: dict[str, Any] = {}
+    if type is not None:
+        wanted["type"] = type
+    if event is not None:
+        wanted["event"] = event
+    for name, value in fields.items():
+        if value is None:
+            continue
+        field = _FIELD_NAMES.get(name, name)
+        if field in _ID_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        wanted[field] = value
+    return wanted
+
+
+def _matches(message: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    for field, value in wanted.items():
+        if field not in message or not _value_matches(message[field], value):
+            return False
+    return True
+
+
+def _value_matches(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, Mapping):
+        return isinstance(actual, Mapping) and all(
+            key in actual and _value_matches(actual[key], value) for key, value in expected.items()
+        )
+    return bool(actual == expected)
+
+
+def _describe(wanted: Mapping[str, Any]) -> str:
+    """``track "Signed Up" with userId='42'``: the criteria as a failure message states them."""
+    text = str(wanted.get("type", "call"))
+    if "event" in wanted:
+        text += f" {_short(wanted['event'])}"
+    rest = [f"{field}={_short(value)}" for field, value in wanted.items()
+            if field not in ("type", "event")]
+    return f"{text} with {', '.join(rest)}" if rest else text
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _differences(
+    actual: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = ""
+) -> list[str]:
+    """What keeps ``actual`` from matching, one phrase per field: ``userId is '43', not '42'``."""
+    found = []
+    for field, value in wanted.items():
+        name = prefix + str(field)
+        if field not in actual:
+            found.append(f"{name} is missing")
+        elif isinstance(value, Mapping) and isinstance(actual[field], Mapping):
+            found += _differences(actual[field], value, name + ".")
+        elif not _value_matches(actual[field], value):
+            found.append(f"{name} is {_short(actual[field])}, not {_short(value)}")
+    return found
+
+
+def _listing(messages: list[dict[str, Any]], marked: list[dict[str, Any]],
+             wanted: Mapping[str, Any] | None = None) -> str:
+    """Every captured message as a line (``>`` marks matches), then why near misses differ."""
+    if not messages:
+        return (
+            "no messages were captured. A call with invalid fields is not captured "
+            "(Analytics raises InvalidEventError; CDPHandler reports it on the 'cdp_logging' "
+            "logger); a log record below the logger's or the handler's level never reaches "
+            "the handler; calls made before the capture began were queued, not captured."
+        )
+    marked_ids = {id(message) for message in marked}
+    noun = "message" if len(messages) == 1 else "messages"
+    lines = [f"captured {len(messages)} {noun}:"]
+    for message in messages[:_LISTED]:
+        lines.append(("> " if id(message) in marked_ids else "  ") + format_event_line(message))
+    if len(messages) > _LISTED:
+        lines.append(f"  ... and {len(messages) - _LISTED} more")
+    if wanted and not marked:
+        # A message of the same call (and event) is the one the test most likely meant.
+        kind = {field: wanted[field] for field in ("type", "event") if field in wanted}
+        near = [message for message in messages if _matches(message, kind)][:_NEAR_MISSES]
+        if near and len(kind) < len(wanted):
+            lines.append("closest:")
+            for message in near:
+                why = "; ".join(_differences(message, wanted))
+                lines.append(f"  {format_event_line(message)}: {why}")
+    return "\n".join(lines)
