@@ -10,6 +10,7 @@ only :class:`OursClient` and :func:`make_cdp_handler` change.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import logging.handlers
@@ -23,12 +24,20 @@ class SkipScenario(Exception):
     """The subject cannot be built here (library missing); the scenario is skipped, not failed."""
 
 
+def ours() -> Any:
+    """The ``cdp_logging`` module, loaded at run time: it may not be written yet."""
+    return importlib.import_module("cdp_logging")
+
+
 def ours_import_error() -> str | None:
     """Why ``cdp_logging.Analytics``/``CDPHandler`` cannot be used, or None if they can."""
     try:
-        from cdp_logging import Analytics, CDPHandler  # noqa: F401
+        module = ours()
     except ImportError as err:
-        return (f"cdp_logging.Analytics/CDPHandler not importable yet ({err}); "
+        return f"cdp_logging not importable ({err}); 'ours' scenarios run once the library lands"
+    missing = [name for name in ("Analytics", "CDPHandler") if not hasattr(module, name)]
+    if missing:
+        return (f"cdp_logging has no {' or '.join(missing)} yet; "
                 "'ours' scenarios run once the library lands")
     return None
 
@@ -36,15 +45,15 @@ def ours_import_error() -> str | None:
 def official_import_error() -> str | None:
     """Why the official client cannot be used, or None if it can."""
     try:
-        from customerio.analytics.client import Client  # noqa: F401
+        importlib.import_module("customerio.analytics.client")
     except ImportError as err:
         return f"official client missing ({err}): pip install customerio-cdp-analytics==1.1.0"
     return None
 
 
-def _app_logger(handler: logging.Handler) -> logging.Logger:
+def _app_logger(handler: logging.Handler, name: str = APP_LOGGER) -> logging.Logger:
     """A fresh, non-propagating INFO logger with exactly ``handler`` attached."""
-    logger = logging.getLogger(APP_LOGGER)
+    logger = logging.getLogger(name)
     for old in list(logger.handlers):
         logger.removeHandler(old)
     logger.setLevel(logging.INFO)
@@ -87,8 +96,8 @@ class NullSubject(Subject):
 
     kind = "null"
 
-    def __init__(self, *, with_payload: bool = True) -> None:
-        self.logger = _app_logger(logging.NullHandler())
+    def __init__(self, *, with_payload: bool = True, logger_name: str = APP_LOGGER) -> None:
+        self.logger = _app_logger(logging.NullHandler(), logger_name)
         self.call = _log_call(self.logger, with_payload)
 
 
@@ -101,11 +110,11 @@ class QueueSubject(Subject):
 
     kind = "queue"
 
-    def __init__(self, *, with_payload: bool = True) -> None:
+    def __init__(self, *, with_payload: bool = True, logger_name: str = APP_LOGGER) -> None:
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.listener = logging.handlers.QueueListener(self.queue, logging.NullHandler())
         self.listener.start()
-        self.logger = _app_logger(logging.handlers.QueueHandler(self.queue))
+        self.logger = _app_logger(logging.handlers.QueueHandler(self.queue), logger_name)
         self.call = _log_call(self.logger, with_payload)
 
     def flush(self, timeout: float) -> None:
@@ -168,9 +177,7 @@ class OursClient(Subject):
         reason = ours_import_error()
         if reason:
             raise SkipScenario(reason)
-        from cdp_logging import Analytics
-
-        self.analytics = Analytics(
+        self.analytics = ours().Analytics(
             WRITE_KEY, host=host, max_events_in_batch=batch, flush_interval=flush_interval,
             max_queue_size=queue_size)
         track = self.analytics.track
@@ -198,8 +205,7 @@ def make_cdp_handler(analytics: Any, host: str, options: dict[str, Any]) -> tupl
     ``analytics=...``), and ``CDPHandler(write_key, host=..., **options)`` exposing the client
     it made as ``handler.client`` or ``handler.analytics``.
     """
-    from cdp_logging import CDPHandler
-
+    CDPHandler = ours().CDPHandler
     parameters = inspect.signature(CDPHandler).parameters
     for name in ("client", "analytics"):
         if name in parameters:
@@ -216,17 +222,15 @@ class OursHandler(Subject):
     kind = "ours_handler"
 
     def __init__(self, host: str, *, batch: int, queue_size: int, with_payload: bool = True,
-                 flush_interval: float = 10.0) -> None:
+                 flush_interval: float = 10.0, logger_name: str = APP_LOGGER) -> None:
         reason = ours_import_error()
         if reason:
             raise SkipScenario(reason)
-        from cdp_logging import Analytics
-
         options = {"max_events_in_batch": batch, "flush_interval": flush_interval,
                    "max_queue_size": queue_size}
-        analytics = Analytics(WRITE_KEY, host=host, **options)
+        analytics = ours().Analytics(WRITE_KEY, host=host, **options)
         self.handler, self.analytics = make_cdp_handler(analytics, host, options)
-        self.logger = _app_logger(self.handler)
+        self.logger = _app_logger(self.handler, logger_name)
         self.call = _log_call(self.logger, with_payload)
 
     def flush(self, timeout: float) -> None:
@@ -249,16 +253,20 @@ class OursHandler(Subject):
 
 
 def make_subject(kind: str, host: str = "", *, batch: int = 20, queue_size: int = 10_000,
-                 with_payload: bool = True) -> Subject:
-    """Build the subject called ``kind`` (see each class's ``kind``)."""
+                 with_payload: bool = True, logger_name: str = APP_LOGGER) -> Subject:
+    """Build the subject called ``kind`` (see each class's ``kind``).
+
+    ``logger_name`` lets two logging subjects live side by side in one process.
+    """
     if kind == "null":
-        return NullSubject(with_payload=with_payload)
+        return NullSubject(with_payload=with_payload, logger_name=logger_name)
     if kind == "queue":
-        return QueueSubject(with_payload=with_payload)
+        return QueueSubject(with_payload=with_payload, logger_name=logger_name)
     if kind == "official":
         return OfficialSubject(host, batch=batch, queue_size=queue_size)
     if kind == "ours_client":
         return OursClient(host, batch=batch, queue_size=queue_size)
     if kind == "ours_handler":
-        return OursHandler(host, batch=batch, queue_size=queue_size, with_payload=with_payload)
+        return OursHandler(host, batch=batch, queue_size=queue_size, with_payload=with_payload,
+                           logger_name=logger_name)
     raise ValueError(f"unknown subject {kind!r}")

@@ -81,6 +81,7 @@ class Settings:
     repeats: int
     calls: int
     warmup: int
+    pair_chunks: int
     events: int
     batch_sizes: tuple[int, ...]
     memory_events: int
@@ -100,14 +101,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         repeats=args.repeats or (1 if quick else 3),
         calls=2_000 if quick else 20_000,
         warmup=200 if quick else 1_000,
+        # Pairs of ~100-call chunks (a millisecond or less) mostly fall between preemptions.
+        pair_chunks=20 if quick else 200,
         events=args.events or (3_000 if quick else 100_000),
         batch_sizes=batch_sizes,
         memory_events=1_000 if quick else 10_000,
-        soak_seconds=args.soak_seconds or (3.0 if quick else 45.0),
+        soak_seconds=args.soak_seconds or (2.0 if quick else 60.0),
         soak_rate=2_000.0,
         soak_delay=0.2,
         soak_sample=0.5 if quick else 1.0,
-        idle_seconds=args.idle_seconds or (1.5 if quick else 10.0),
+        idle_seconds=args.idle_seconds or (1.0 if quick else 10.0),
         capacity_seconds=1.0 if quick else 4.0,
     )
 
@@ -126,6 +129,13 @@ def build_specs(s: Settings) -> list[Spec]:
         args = ("call", "--subject", subject, *call) + (() if payload else ("--no-payload",))
         specs.append(Spec(f"call.{subject}.{'track' if payload else 'plain'}", "call", label,
                           args, s.repeats, 180.0))
+    # Paired runs (both subjects in one process, chunks taken in turn) resolve small ratios;
+    # NullHandler against itself shows how much of a ratio is noise.
+    for subject, label in [("ours_handler", "ours: CDPHandler / NullHandler, no payload (target <= 1.10x)"),
+                           ("null", "NullHandler / NullHandler, no payload (A/A noise control)")]:
+        specs.append(Spec(f"pair.{subject}.plain", "pair", label,
+                          ("pair", "--subject", subject, "--baseline", "null", "--no-payload", *call,
+                           "--chunks", str(s.pair_chunks)), s.repeats, 180.0))
     for batch in s.batch_sizes:
         # The official client manages ~2-3k events/s on a slow 2-core machine: allow for it.
         deadline = 60.0 + s.events / 400
@@ -186,7 +196,7 @@ def run_once(spec: Spec) -> dict[str, Any]:
         _kill_group(process)
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
-            result = json.loads(line[len(RESULT_MARKER):])
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARKER):])
             if "error" in result:
                 result["stderr"] = stderr[-2000:]
             return result
@@ -359,6 +369,8 @@ def report(outcomes: dict[str, Outcome], comparisons: list[dict[str, Any]]) -> s
         "call": [("us/call", "us_per_call", 2), ("min us/call", "us_per_call_min", 2),
                  ("thread CPU us/call", "thread_cpu_us_per_call", 2),
                  ("dropped", "dropped", 0), ("delivered", "delivered", 0)],
+        "pair": [("ratio (wall)", "ratio", 3), ("ratio (thread CPU)", "thread_cpu_ratio", 3),
+                 ("us/call", "us_per_call", 2), ("baseline us/call", "baseline_us_per_call", 2)],
         "throughput": [("events/s", "events_per_s", 0), ("CPU us/event", "cpu_us_per_event", 1),
                        ("seconds", "seconds", 2), ("calls s", "calls_seconds", 2),
                        ("delivered", "delivered", 0), ("dropped", "dropped", 0)],
@@ -442,6 +454,10 @@ def metadata_block(args: argparse.Namespace, settings: Settings) -> dict[str, An
     }
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns 1 if any measurement failed (skips are fine)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
@@ -452,8 +468,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these ids/groups (comma-separated, fnmatch patterns, repeatable)")
     parser.add_argument("--batch-sizes", default="", help="throughput batch sizes, e.g. 20,100 (default 20)")
     parser.add_argument("--events", type=int, default=0, help="throughput burst size (default 100000)")
-    parser.add_argument("--soak-seconds", type=float, default=0.0, help="soak duration (default 45, quick 3)")
-    parser.add_argument("--idle-seconds", type=float, default=0.0, help="idle duration (default 10, quick 1.5)")
+    parser.add_argument("--soak-seconds", type=float, default=0.0, help="soak duration (default 60, quick 2)")
+    parser.add_argument("--idle-seconds", type=float, default=0.0, help="idle duration (default 10, quick 1)")
     parser.add_argument("--list", action="store_true", help="list the measurement ids and exit")
     args = parser.parse_args(argv)
 
@@ -468,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
 
+    # SIGTERM unwinds like Ctrl-C, so the running child's process group is still killed.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     started = time.monotonic()
     print(f"running {len(specs)} measurements ({'quick' if args.quick else 'full'}), "
           f"up to {settings.repeats} rounds", file=sys.stderr, flush=True)

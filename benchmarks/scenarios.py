@@ -13,6 +13,7 @@ benchmark must not hang on someone else's shutdown.
 Scenarios:
 
 - ``call``: microseconds per application-side call, worker delivering concurrently.
+- ``pair``: the same, for two subjects alternating chunks in one process (a steadier ratio).
 - ``throughput``: a burst of N events from one thread, until the server has counted them.
 - ``memory``: bytes held per queued event while the server never answers.
 - ``soak``: RSS over time while logging at a steady rate into a slow server.
@@ -116,6 +117,51 @@ def scenario_call(args: argparse.Namespace) -> dict[str, Any]:
             result["delivered"] = stats["events"]
         result["client_stats"] = subject.stats()
         return result
+
+
+def scenario_pair(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-call cost of ``--subject`` over ``--baseline``, alternating chunks in one process.
+
+    Separate processes minutes apart see different machine noise; chunks of a few
+    milliseconds taken turn about see nearly the same, so the median of the per-pair ratios
+    can resolve a target like 1.10x that separate runs cannot. The order within each pair
+    alternates so that a drift favours neither side. Meant for records whose worker stays
+    idle (no payload): a delivering worker would also slow the baseline's chunks.
+    """
+    total = args.warmup + args.calls
+    options = {"batch": args.batch, "queue_size": total + 1000, "with_payload": args.payload}
+    with server_for(args.subject) as server, \
+            subject_for(args.subject, server, logger_name="bench.subject", **options) as subject, \
+            subject_for(args.baseline, server, logger_name="bench.baseline", **options) as baseline:
+        calls = {"subject": subject.call, "baseline": baseline.call}
+        for call in calls.values():
+            for _ in range(args.warmup):
+                call()
+        chunk = max(1, args.calls // args.chunks)
+        wall: dict[str, list[float]] = {"subject": [], "baseline": []}
+        cpu: dict[str, list[float]] = {"subject": [], "baseline": []}
+        for index in range(args.chunks):
+            order = ("subject", "baseline") if index % 2 == 0 else ("baseline", "subject")
+            for name in order:
+                call = calls[name]
+                started = time.perf_counter_ns()
+                thread_started = time.thread_time_ns()
+                for _ in range(chunk):
+                    call()
+                cpu[name].append((time.thread_time_ns() - thread_started) / chunk / 1000)
+                wall[name].append((time.perf_counter_ns() - started) / chunk / 1000)
+        ratios = [s / b for s, b in zip(wall["subject"], wall["baseline"])]
+        cpu_ratios = [s / b for s, b in zip(cpu["subject"], cpu["baseline"])]
+        return {
+            "ratio": median(ratios),
+            "thread_cpu_ratio": median(cpu_ratios),
+            "us_per_call": median(wall["subject"]),
+            "baseline_us_per_call": median(wall["baseline"]),
+            "thread_cpu_us_per_call": median(cpu["subject"]),
+            "baseline_thread_cpu_us_per_call": median(cpu["baseline"]),
+            "calls": chunk * args.chunks,
+            "ratios": ratios,
+        }
 
 
 def scenario_throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,8 +285,10 @@ def scenario_soak(args: argparse.Namespace) -> dict[str, Any]:
     The queue uses the client's default bound, so the interesting figure is whether RSS
     levels off once the queue is full (bounded) or keeps growing (a leak).
     """
+    # At the end the queue holds a backlog the slow server cannot take in time: close briefly.
     with server_for(args.subject, delay=args.delay) as server, subject_for(
-            args.subject, server, batch=args.batch, queue_size=args.queue_size or 10_000) as subject:
+            args.subject, server, close_timeout=1.0, batch=args.batch,
+            queue_size=args.queue_size or 10_000) as subject:
         assert server is not None, "soak needs a sending subject"
         call = subject.call
         per_tick = max(1, round(args.rate * args.tick))
@@ -365,6 +413,7 @@ def scenario_capacity(args: argparse.Namespace) -> dict[str, Any]:
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "call": scenario_call,
+    "pair": scenario_pair,
     "throughput": scenario_throughput,
     "memory": scenario_memory,
     "soak": scenario_soak,
@@ -379,6 +428,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--subject", default="null",
                         choices=["null", "queue", "official", "ours_client", "ours_handler"])
+    parser.add_argument("--baseline", default="null", choices=["null", "queue"],
+                        help="pair: the subject to compare against")
     parser.add_argument("--no-payload", dest="payload", action="store_false",
                         help="log records without an analytics payload")
     parser.add_argument("--batch", type=int, default=20, help="events per batch request")

@@ -335,7 +335,7 @@ class HTTPProtocol(asyncio.Protocol):
 
 def _parse_chunked(buffer: bytearray, start: int) -> tuple[bytes, int] | None:
     """Decode a chunked body starting at ``start``; None if it is not complete yet."""
-    chunks = []
+    chunks: list[bytes] = []
     pos = start
     while True:
         line_end = buffer.find(b"\r\n", pos)
@@ -364,9 +364,14 @@ async def serve(host: str, port: int, config: Config, max_seconds: float) -> Non
     state = State(config)
     server = await loop.create_server(lambda: HTTPProtocol(state), host, port, backlog=256)
     bound_port = server.sockets[0].getsockname()[1]
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(signum, request_stop)
     # Tell the parent where we listen; it reads exactly this line.
     print(f"READY {bound_port}", flush=True)
     parent = os.getppid()
@@ -465,7 +470,8 @@ class ServerProcess:
         if process.stdout is not None:
             process.stdout.close()
 
-    def _call(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
+    def _call(self, method: str, path: str, body: Any = None,
+              timeout: float = 10.0) -> dict[str, Any]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
@@ -474,7 +480,8 @@ class ServerProcess:
             payload = response.read()
             if response.status != 200:
                 raise RuntimeError(f"{method} {path}: {response.status} {payload[:200]!r}")
-            return json.loads(payload)
+            answer: dict[str, Any] = json.loads(payload)
+            return answer
         finally:
             connection.close()
 
