@@ -211,7 +211,14 @@ def make_cdp_handler(analytics: Any, host: str, options: dict[str, Any]) -> tupl
         if name in parameters:
             return CDPHandler(**{name: analytics}), analytics
     analytics.close()
-    handler = CDPHandler(WRITE_KEY, host=host, **options)
+    try:
+        handler = CDPHandler(WRITE_KEY, host=host, **options)
+    except TypeError as err:
+        raise RuntimeError(
+            f"the benchmark cannot build CDPHandler{inspect.signature(CDPHandler)}: it passes "
+            "client=/analytics= an Analytics, or else (write_key, host=..., max_events_in_batch="
+            f"..., flush_interval=..., max_queue_size=...); update benchmarks/clients.py ({err})"
+        ) from err
     client = getattr(handler, "client", None) or getattr(handler, "analytics", None)
     return handler, client
 
