@@ -1,0 +1,1 @@
+"""Benchmarks for cdp_logging against logging baselines and the official CDP client."""
