@@ -178,6 +178,9 @@ def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -
         raise InvalidEventError(
             message.get("type", "?"), None, str(err), message_id=message.get("messageId")
         ) from err
+    # orjson hands back bytes inside a buffer of several kilobytes; the queue may hold ten
+    # thousand of them, so keep an exact-size copy (a memcpy) instead.
+    data = bytes(memoryview(data))
     if len(data) > limit:
         raise EventTooLargeError(
             message["type"], message_id=message["messageId"], size=len(data), limit=limit
