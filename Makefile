@@ -20,3 +20,20 @@ test: $(VENV)/.installed
 
 clean:
 	rm -rf .venv .venv-* build *.egg-info
+
+# Benchmarks: ours next to the baselines (NullHandler, QueueHandler, customerio-cdp-analytics),
+# measured in the same run; see benchmarks/README.md.
+BENCH_VENV ?= .venv-bench
+.PHONY: bench bench-quick
+
+$(BENCH_VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+bench-quick: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks --quick

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Iterator
+from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 
@@ -49,8 +49,8 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     return merge_record_extra(record, {}, _STANDARD_ATTRIBUTES)
 
 
-def calls_from_record(record: logging.LogRecord) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(call, fields)`` for each call a record asks for, fields in snake_case.
+def calls_from_record(record: logging.LogRecord) -> list[tuple[str, dict[str, Any]]]:
+    """``(call, fields)`` for each call a record asks for, fields in snake_case.
 
     The timestamp defaults to the moment of the log call. Raises
     :class:`InvalidEventError` for a payload that is not a dict or names unknown fields.
@@ -58,37 +58,51 @@ def calls_from_record(record: logging.LogRecord) -> Iterator[tuple[str, dict[str
     Example::
 
         >>> record = logging.makeLogRecord({"track": {"userId": 42, "event": "Added"}})
-        >>> next(calls_from_record(record))[1]["user_id"]
+        >>> calls_from_record(record)[0][1]["user_id"]
         42
     """
     attributes = record.__dict__
-    found = False
-    for call in CALL_TYPES:
-        payload = attributes.get(call)
-        if payload is None:
-            continue
-        found = True
-        if not isinstance(payload, Mapping):
-            raise InvalidEventError(
-                call, None, f"extra[{call!r}] must be a dict of the call's fields, "
-                f"got {type(payload).__name__}"
-            )
-        yield call, _fields(call, payload, record)
-    if not found and "event" in attributes:
-        yield "track", _short_form(record)
+    present = attributes.keys() & _CALL_KEYS
+    if len(present) == 1:
+        call = present.pop()
+        payload = attributes[call]
+        if payload is not None:
+            return [(call, _fields(call, payload, record))]
+    elif present:
+        calls = [
+            (call, _fields(call, attributes[call], record))
+            for call in CALL_TYPES
+            if call in present and attributes[call] is not None
+        ]
+        if calls:
+            return calls
+    # A call key set to None asks for no call.
+    return [("track", _short_form(record))] if "event" in attributes else []
 
 
-def _fields(call: str, payload: Mapping[str, Any], record: logging.LogRecord) -> dict[str, Any]:
+_CALL_KEYS = frozenset(CALL_TYPES)
+
+
+def _fields(call: str, payload: Any, record: logging.LogRecord) -> dict[str, Any]:
     allowed = FIELDS[call]
-    fields: dict[str, Any] = {}
-    for key, value in payload.items():
-        name = CAMEL_CASE.get(key, key)
-        if name not in allowed:
-            raise InvalidEventError(
-                call, str(key), f"is not a field of {call}; expected one of "
-                + ", ".join(sorted(allowed))
-            )
-        fields[name] = value
+    if type(payload) is dict and payload.keys() <= allowed:
+        # The common case, snake_case names only: one C-level subset check.
+        fields = dict(payload)
+    elif isinstance(payload, Mapping):
+        fields = {}
+        for key, value in payload.items():
+            name = CAMEL_CASE.get(key, key)
+            if name not in allowed:
+                raise InvalidEventError(
+                    call, str(key), f"is not a field of {call}; expected one of "
+                    + ", ".join(sorted(allowed))
+                )
+            fields[name] = value
+    else:
+        raise InvalidEventError(
+            call, None, f"extra[{call!r}] must be a dict of the call's fields, "
+            f"got {type(payload).__name__}"
+        )
     if fields.get("timestamp") is None:
         fields["timestamp"] = record.created
     return fields
