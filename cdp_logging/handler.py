@@ -96,6 +96,9 @@ class CDPHandler(logging.Handler):
             raise
         self.client = client
         self._owns_client = owns_client
+        self._options = options
+        self._reopen = False
+        self._reopen_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<CDPHandler ({logging.getLevelName(self.level)}) {self.client!r}>"
@@ -110,6 +113,8 @@ class CDPHandler(logging.Handler):
             rules = self.rules
             if rules is None or rules.find(record) is None:
                 return False
+        if self._reopen:
+            self._open_new_client()
         if in_report() or self.client._batcher.is_worker_thread():
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
@@ -182,11 +187,22 @@ class CDPHandler(logging.Handler):
         try:
             if self._owns_client and not self.client.closed:
                 if _reconfiguring_logging():
+                    # dictConfig closes every handler but leaves the ones on loggers it does
+                    # not configure attached; like logging.FileHandler, such a handler opens
+                    # anew when its next record arrives, instead of dropping events.
+                    self._reopen = True
                     self._close_in_background()
                 else:
                     self.client.close_and_flush()
         finally:
             super().close()
+
+    def _open_new_client(self) -> None:
+        """After a reconfiguration closed this handler's client: a fresh one, same options."""
+        with self._reopen_lock:
+            if self._reopen:
+                self.client = Analytics(**self._options)
+                self._reopen = False
 
     def _close_in_background(self) -> None:
         """Close the client on a thread of its own.

@@ -1007,6 +1007,33 @@ def test_reconfiguring_logging_twice_leaves_no_worker_behind_and_loses_no_event(
     assert max(durations) < 3.0, f"reconfiguring took {max(durations):.1f}s"
 
 
+def test_a_handler_left_attached_by_a_later_dictconfig_keeps_sending(
+    server: HTTPServer, write_key: str
+) -> None:
+    # uvicorn and other frameworks call dictConfig for their own loggers: it closes every
+    # handler, yet leaves the ones on loggers it does not name attached.
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"cdp": {"class": "cdp_logging.CDPHandler", "write_key": write_key,
+                             "host": host_of(server), "flush_interval": 3600}},
+        "loggers": {"shop": {"handlers": ["cdp"], "level": "INFO"}},
+    })
+    shop = logging.getLogger("shop")
+    [handler] = shop.handlers
+    shop.info("before", extra={"event": "Before", "user_id": "1"})
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+                               "loggers": {"framework": {"level": "INFO"}}})
+    shop.info("after", extra={"event": "After", "user_id": "1"})
+    handler.flush()
+
+    received = wait_for_messages(server, write_key, 2)
+    assert sorted(m["event"] for m in received) == ["After", "Before"]
+    assert handler.client.stats()["dropped"] == 0
+    shop.removeHandler(handler)
+    handler.close()
+
+
 def test_reconfiguring_with_fileconfig_delivers_what_the_old_handler_held(
     server: HTTPServer, write_key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
