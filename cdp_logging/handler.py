@@ -151,7 +151,8 @@ def _origin(record: logging.LogRecord) -> str:
 _KNOWN_OPTIONS = (
     "write_key", "host", "max_events_in_batch", "flush_interval", "enable", "error_handler",
     "max_queue_size", "max_queue_bytes", "overflow", "overflow_timeout", "timeout", "gzip",
-    "max_retries", "max_retry_time", "shutdown_timeout", "transport",
+    "max_retries", "max_retry_time", "initial_backoff", "max_backoff", "max_retry_after",
+    "shutdown_timeout", "transport",
 )
 
 
