@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from cdp_logging import CDPError
+
 #: Distinctive, so a leak into a log line is easy to spot.
 WRITE_KEY = "wk-reliability-5b1f0c9e"
 BATCH_PATH = "/v1/batch"
@@ -116,6 +118,30 @@ class LocalAPI(HTTPServer):
     def thread_target(self) -> None:
         assert self.server is not None
         self.server.serve_forever(poll_interval=0.02)
+
+
+class Gate:
+    """A handler that holds every request until opened, then records it."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.open = threading.Event()
+        self.arrived = threading.Event()
+
+    def __call__(self, request: Request) -> Response:
+        self.arrived.set()
+        self.open.wait(30)
+        return self.recorder(request)
+
+
+class Errors(list):
+    """An error_handler that keeps what it is given (thread-safe enough: list.append)."""
+
+    def __call__(self, error: CDPError) -> None:
+        self.append(error)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self if isinstance(e, kind)]
 
 
 def start_api(port: int = 0) -> HTTPServer:

@@ -23,6 +23,8 @@ from reliability_support import (
     BATCH_PATH,
     FAST_RETRIES,
     WRITE_KEY,
+    Errors,
+    Gate,
     Recorder,
     batch_of,
     free_port,
@@ -43,16 +45,6 @@ def api() -> Iterator[HTTPServer]:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-class Errors(list):
-    """An error_handler that keeps what it is given (thread-safe enough: list.append)."""
-
-    def __call__(self, error: CDPError) -> None:
-        self.append(error)
-
-    def of(self, kind: type) -> list:
-        return [e for e in self if isinstance(e, kind)]
 
 
 @pytest.fixture
@@ -437,20 +429,6 @@ def test_eight_threads_logging_5000_events_each_are_delivered_exactly_once(
 
 
 # -- overload -------------------------------------------------------------------------------
-
-
-class Gate:
-    """A handler that holds every request until opened, then records it."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-        self.open = threading.Event()
-        self.arrived = threading.Event()
-
-    def __call__(self, request: Request) -> Response:
-        self.arrived.set()
-        self.open.wait(30)
-        return self.recorder(request)
 
 
 def test_a_burst_larger_than_the_queue_is_delivered_or_dropped_and_the_counts_add_up(
