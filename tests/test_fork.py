@@ -104,12 +104,15 @@ def test_forked_children_and_their_parent_each_deliver_their_own_events_once(
     assert_each_process_used_its_own_connections(recorder)
 
 
-def test_a_forked_multiprocessing_pool_delivers_every_task_event_once(api: HTTPServer) -> None:
+@pytest.mark.parametrize("pool", ["mp-pool", "billiard-pool"])
+def test_a_forked_worker_pool_delivers_every_task_event_once(pool: str, api: HTTPServer) -> None:
+    if pool == "billiard-pool":
+        pytest.importorskip("billiard")  # Celery's prefork pool
     recorder = Recorder()
     run_id = uuid.uuid4().hex[:8]
     hold_parents_first_request_until_a_child_posts(api, recorder, run_id)
 
-    reports = run_fork_app(api, "mp-pool", run_id)
+    reports = run_fork_app(api, pool, run_id)
 
     [parent] = [r for r in reports if r["role"] == "parent"]
     assert parent["at_fork"]["pending"] == BEFORE and parent["at_fork"]["queued_bytes"] > 0

@@ -2,7 +2,10 @@
 
 Usage: fork_app.py MODE RUN_ID, MODE one of ``os-fork`` (two children from os.fork() that
 exit normally), ``mp-process`` (two multiprocessing children, fork start method: they end
-with os._exit) or ``mp-pool`` (a pool of two forked workers running 40 tasks).
+with os._exit), ``mp-pool`` (a pool of two forked workers running 40 tasks) or
+``billiard-pool`` (the same with billiard, the pool behind Celery's prefork workers; its
+workers end with os._exit before any finalizer, so they deliver from ``on_process_exit``, the
+hook behind Celery's ``worker_process_shutdown`` signal).
 
 The parent logs BEFORE events, then forks while they are queued (flush_interval is long and
 the test server holds the first request until a child's arrives), logs AFTER events, waits
@@ -12,6 +15,7 @@ for its children and exits. MessageIds: ``RUN-parent-before-I``, ``RUN-parent-af
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import logging.config
@@ -19,6 +23,8 @@ import multiprocessing
 import os
 import sys
 import time
+
+import cdp_logging
 
 BEFORE = 15
 AFTER = 10
@@ -54,6 +60,11 @@ def task(args: tuple[str, int]) -> int:
     run_id, i = args
     event(f"{run_id}-task-{i}")
     return os.getpid()
+
+
+def deliver_before_pool_worker_exit(pid: int, exitcode: int) -> None:
+    """What a Celery app connects to ``worker_process_shutdown``."""
+    cdp_logging.close_all_clients()
 
 
 def main() -> None:
@@ -95,9 +106,14 @@ def main() -> None:
         for process in processes:
             process.join(60)
         codes = [process.exitcode for process in processes]
-    elif mode == "mp-pool":
-        context = multiprocessing.get_context("fork")
-        with context.Pool(2) as pool:
+    elif mode in ("mp-pool", "billiard-pool"):
+        if mode == "mp-pool":
+            Pool = multiprocessing.get_context("fork").Pool
+        else:
+            from billiard.pool import Pool as BilliardPool
+
+            Pool = functools.partial(BilliardPool, on_process_exit=deliver_before_pool_worker_exit)
+        with Pool(2) as pool:
             workers = sorted(set(pool.map(task, [(run_id, i) for i in range(TASKS)], chunksize=1)))
             for i in range(AFTER):
                 event(f"{run_id}-parent-after-{i}")
