@@ -607,8 +607,14 @@ def close_all_clients(timeout: float | None = None) -> None:
     ``timeout``); the clients close side by side, so the whole takes no longer than the
     longest of them.
 
-    Runs by itself at interpreter exit; call it from a signal handler or at the end of a
-    short-lived process (a Lambda invocation) to deliver what is queued.
+    Runs by itself at interpreter exit, and at the end of a multiprocessing child (which
+    skips atexit). Call it yourself where a process ends without either: a signal handler,
+    the end of a short-lived process (a Lambda invocation), or a Celery prefork child, whose
+    pool ends it with os._exit::
+
+        @celery.signals.worker_process_shutdown.connect
+        def deliver_events(**kwargs):
+            cdp_logging.close_all_clients()
     """
     clients = list(_clients)
     for client in clients:
