@@ -276,13 +276,13 @@ class Batcher:
             delivered_all = self._closed_cleanly
         if self._on_abandoned is not None:
             timeout = f"{self._close_timeout:g}s"
+            if leftover:
+                self._on_abandoned(leftover, f"not delivered within the close timeout of {timeout}")
             if unsettled:
                 self._on_abandoned(
                     unsettled,
                     f"still in flight when the close timeout of {timeout} ran out; delivery not confirmed",
                 )
-            if leftover:
-                self._on_abandoned(leftover, f"not delivered within the close timeout of {timeout}")
         return delivered_all
 
     def settle(self, count: int) -> bool:
