@@ -39,8 +39,10 @@ class Batcher:
     """A bounded queue of encoded events and the worker thread that drains it.
 
     ``deliver(items)`` is called on the worker with at most ``max_events_in_batch`` items
-    whose bytes fit one request body. ``on_abandoned(items, reason)`` receives what close()
-    could not deliver in time. Forked children call :meth:`reset_after_fork`.
+    whose bytes fit one request body; it may call :meth:`settle` as it learns the fate of
+    its items. ``on_abandoned(items, reason)`` receives what close() could not deliver in
+    time: the events still queued, and those of a request still in flight at the deadline.
+    Forked children call :meth:`reset_after_fork`.
 
     Example::
 
@@ -73,8 +75,6 @@ class Batcher:
         self.overflow_timeout = overflow_timeout
         self._on_abandoned = on_abandoned
         self._name = name
-        #: Set by close() to cut a retry wait short; the transport clears it.
-        self.interrupt = threading.Event()
         self._init_state()
 
     def _init_state(self) -> None:
@@ -84,19 +84,26 @@ class Batcher:
         self._space = threading.Condition(self._lock)
         self._queue: deque[Item] = deque()
         self._queued_bytes = 0
+        #: The batch being delivered, and how many of its events (at its end) are unsettled.
+        self._in_flight_batch: list[Item] = []
         self._in_flight = 0
+        #: Set when close() gave up on the batch in flight: its fate is no longer deliver's.
+        self._in_flight_abandoned = False
         self._first = True
         self._flush_requests = 0
         self._space_waiters = 0
         self._closed = False
         self._stopping = False
+        self._close_timeout = 0.0
+        self._closed_cleanly: bool | None = None
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
         self._no_thread = False
         self._sent_any = False
         #: Events accepted into the queue since start (or fork).
         self.accepted = 0
-        self.interrupt.clear()
+        #: Set by close() to cut a retry wait short; the transport clears it.
+        self.interrupt = threading.Event()
 
     # -- the application's side ---------------------------------------------------------
 
@@ -123,7 +130,8 @@ class Batcher:
 
     def _wait_for_space(self, size: int) -> str | None:
         """With the lock held: wait (policy "wait") for room, or say why there is none."""
-        if self.overflow == "wait":
+        # The worker itself (a callback sending an event) would only wait for itself.
+        if self.overflow == "wait" and not self.is_worker_thread():
             deadline = time.monotonic() + self.overflow_timeout
             self._space_waiters += 1
             self._wake.notify()
@@ -212,35 +220,80 @@ class Batcher:
                 self._deliver_safely(batch)
             finally:
                 self._lock.acquire()
-                self._in_flight = 0
+                self._batch_done()
         return True
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop taking events, deliver what is queued within ``timeout`` seconds, stop the
-        worker. What could not be delivered goes to ``on_abandoned``. Safe to call twice."""
-        deadline = time.monotonic() + timeout
+        worker. What could not be delivered goes to ``on_abandoned``. Safe to call twice.
+
+        True when every event accepted was delivered (or failed and reported by deliver)
+        before the deadline; False when some were abandoned.
+        """
+        self.begin_close(timeout)
+        return self._finish_close()
+
+    def begin_close(self, timeout: float = 5.0) -> None:
+        """Start closing without waiting: refuse new events, set the deadline, wake the worker.
+
+        Lets several batchers close side by side under one deadline; :meth:`close` finishes.
+        """
         with self._lock:
             if self._closed:
-                return not self._queue and not self._in_flight
+                return
             self._closed = True
             self._stopping = True
-            self._deadline = deadline
+            self._close_timeout = timeout
+            self._deadline = time.monotonic() + timeout
             self._wake.notify()
             self._space.notify_all()
-            worker = self._thread if self._worker_available() else None
         self.interrupt.set()
+
+    def _finish_close(self) -> bool:
+        with self._lock:
+            if self._closed_cleanly is not None:
+                return self._closed_cleanly
+            deadline = self._deadline if self._deadline is not None else time.monotonic()
+            worker = self._thread if self._worker_available() else None
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            if worker is None or not worker.is_alive():
+            worker_running = worker is not None and worker.is_alive()
+            if not worker_running:
                 self._drain_here(deadline)
             leftover = list(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
-            delivered_all = not leftover and not self._in_flight
-        if leftover and self._on_abandoned is not None:
-            self._on_abandoned(leftover, f"not delivered within the close timeout of {timeout:g}s")
+            unsettled: list[Item] = []
+            if worker_running and self._in_flight:
+                # The worker is stuck in a request past the deadline; at exit it will be
+                # stopped mid-way. Report those events now; deliver() must not count them.
+                unsettled = self._in_flight_batch[len(self._in_flight_batch) - self._in_flight:]
+                self._in_flight_abandoned = True
+                self._in_flight = 0
+            if self._closed_cleanly is None:
+                self._closed_cleanly = not leftover and not unsettled
+            delivered_all = self._closed_cleanly
+        if self._on_abandoned is not None:
+            timeout = f"{self._close_timeout:g}s"
+            if leftover:
+                self._on_abandoned(leftover, f"not delivered within the close timeout of {timeout}")
+            if unsettled:
+                self._on_abandoned(
+                    unsettled,
+                    f"still in flight when the close timeout of {timeout} ran out; delivery not confirmed",
+                )
         return delivered_all
+
+    def settle(self, count: int) -> bool:
+        """Called by ``deliver`` when it knows the fate of the next ``count`` events of its
+        batch (settled in order): True to count and report them; False when close() has
+        already reported them as undelivered, so nothing is counted or called back twice."""
+        with self._lock:
+            if self._in_flight_abandoned:
+                return False
+            self._in_flight = max(0, self._in_flight - count)
+            return True
 
     def closing_deadline(self) -> float | None:
         """The monotonic time by which a closing batcher must stop trying, else None."""
@@ -252,8 +305,13 @@ class Batcher:
         return self._closed
 
     def reset_after_fork(self) -> None:
-        """In a forked child: a fresh, empty queue and no worker; the parent sends its own."""
+        """In a forked child: a fresh, empty queue, new locks and no worker; the parent sends
+        its own events. A batcher closed before the fork stays closed."""
+        closed = self._closed
         self._init_state()
+        if closed:
+            self._closed = True
+            self._closed_cleanly = True
 
     # -- the worker's side ----------------------------------------------------------------
 
@@ -265,7 +323,7 @@ class Batcher:
                 return
             self._deliver_safely(batch)
             with self._lock:
-                self._in_flight = 0
+                self._batch_done()
                 if not self._queue:
                     self._idle.notify_all()
 
@@ -320,8 +378,16 @@ class Batcher:
             batch.append(queue.popleft())
             used += size
         self._queued_bytes -= used - len(batch)
+        self._in_flight_batch = batch
         self._in_flight = len(batch)
+        self._in_flight_abandoned = False
         self._sent_any = True
         if self._space_waiters:
             self._space.notify_all()
         return batch
+
+    def _batch_done(self) -> None:
+        """With the lock held: the batch in flight is finished, whatever became of it."""
+        self._in_flight_batch = []
+        self._in_flight = 0
+        self._in_flight_abandoned = False

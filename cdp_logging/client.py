@@ -17,7 +17,7 @@ from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BA
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError
 from .messages import build_message, encode_message
-from .reporting import ErrorHandler, Reporter
+from .reporting import ErrorHandler, Reporter, warn
 from .transport import HTTPTransport, RetryPolicy, Transport, send_with_retries
 
 #: ``callback(error, batch)``: error is None on success; batch lists the messages sent
@@ -86,6 +86,33 @@ class Analytics:
     every ``flush_interval`` seconds and on :meth:`flush`. At interpreter exit the client
     delivers what is queued within ``shutdown_timeout`` seconds.
 
+    Options (all keyword-only):
+
+    - ``write_key``: the source's write key; default the ``CDP_WRITE_KEY`` environment variable.
+    - ``host``: the API's address; default ``CDP_HOST``, else ``https://cdp.customer.io``.
+    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent.
+    - ``enable`` (True): False validates calls but sends nothing.
+    - ``error_handler`` (None): called with each :class:`CDPError` (a failed batch, a dropped
+      event); without one, problems are logged on ``cdp_logging``, rate-limited.
+    - ``max_queue_size`` (10,000 events) and ``max_queue_bytes`` (20,000,000 encoded bytes):
+      the queue's bounds, which keep memory flat while the API is unreachable.
+    - ``overflow`` ("drop"): what a call does when the queue is full. "drop" refuses the new
+      event at once; "wait" blocks the calling thread up to ``overflow_timeout`` (1.0 s) for
+      room, then drops it. Every dropped event is counted in :meth:`stats` and reported.
+    - ``timeout`` (10.0 s): one HTTP request's connect and read timeout. ``gzip`` (False).
+    - ``max_retries`` (5): retries of a failed batch after its first attempt. Connection
+      errors, timeouts, 408, 429 and 5xx other than 501 and 505 are retried; other statuses
+      are not.
+    - ``max_retry_time`` (60.0 s): no retry starts that would end later than this after the
+      batch's first attempt; a batch takes at most this plus one ``timeout``.
+    - ``initial_backoff`` (0.5 s) and ``max_backoff`` (10.0 s): retry ``n`` waits a random time
+      between half and all of ``min(max_backoff, initial_backoff * 2 ** (n - 1))``.
+    - ``max_retry_after`` (30.0 s): the cap on a server's ``Retry-After`` (429 and 503), which
+      replaces the computed wait.
+    - ``shutdown_timeout`` (5.0 s): how long :meth:`close_and_flush` and the flush at
+      interpreter exit may take; what is not delivered by then is reported as failed.
+    - ``transport``: a :class:`~cdp_logging.transport.Transport` to send with instead of HTTP.
+
     Example::
 
         analytics = Analytics("YOUR_WRITE_KEY")            # or CDP_WRITE_KEY in the environment
@@ -111,6 +138,9 @@ class Analytics:
         gzip: bool = False,
         max_retries: int = 5,
         max_retry_time: float = 60.0,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        max_retry_after: float = 30.0,
         shutdown_timeout: float = 5.0,
         transport: Transport | None = None,
     ) -> None:
@@ -142,12 +172,21 @@ class Analytics:
         _number("overflow_timeout", overflow_timeout, minimum=0)
         _number("timeout", timeout, minimum=0.001)
         _number("max_retry_time", max_retry_time, minimum=0)
+        _number("initial_backoff", initial_backoff, minimum=0)
+        _number("max_backoff", max_backoff, minimum=0)
+        _number("max_retry_after", max_retry_after, minimum=0)
         _number("shutdown_timeout", shutdown_timeout, minimum=0)
 
         self.host = host.rstrip("/")
         self.enable = enable
         self.shutdown_timeout = float(shutdown_timeout)
-        self.retry_policy = RetryPolicy(max_retries=max_retries, max_retry_time=max_retry_time)
+        self.retry_policy = RetryPolicy(
+            max_retries=max_retries,
+            max_retry_time=float(max_retry_time),
+            initial_backoff=float(initial_backoff),
+            max_backoff=float(max_backoff),
+            max_retry_after=float(max_retry_after),
+        )
         self._reporter = Reporter(error_handler)
         self._transport: Transport = transport or HTTPTransport(
             self.host, write_key or "", timeout=timeout, gzip=gzip
@@ -365,6 +404,9 @@ class Analytics:
         if not self.enable:
             self._counters.add("skipped")
             return message_id
+        # orjson's bytes keep the capacity of its output buffer (4 KB at least): a copy of
+        # the exact size keeps a queue's memory near the max_queue_bytes it counts.
+        data = bytes(memoryview(data))
         refused = self._batcher.put(data if callback is None else (data, callback), len(data))
         if refused is not None:
             self._counters.add("dropped")
@@ -407,11 +449,23 @@ class Analytics:
             analytics.close_and_flush(timeout=3.0)
         """
         timeout = self.shutdown_timeout if timeout is None else timeout
-        failed_before = self._counters.values["failed"]
+        counters = self._counters.values
+        failed_before = counters["failed"]
         delivered = self._batcher.close(timeout)
-        if isinstance(self._transport, HTTPTransport) and not self._batcher.pending:
+        if delivered and isinstance(self._transport, HTTPTransport):
             self._transport.close()
-        return delivered and self._counters.values["failed"] == failed_before
+        not_delivered = counters["failed"] - failed_before
+        if not_delivered:
+            warn(
+                "cdp-logging: %d event(s) could not be delivered before closing "
+                "(shutdown timeout %gs); since start: %d delivered, %d failed, %d dropped",
+                not_delivered, timeout, counters["delivered"], counters["failed"], counters["dropped"],
+            )
+        return delivered and not not_delivered
+
+    def _begin_close(self, timeout: float | None = None) -> None:
+        """Start closing without waiting, so several clients can close side by side."""
+        self._batcher.begin_close(self.shutdown_timeout if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`."""
@@ -460,16 +514,17 @@ class Analytics:
         outcome = send_with_retries(
             self._transport, BATCH_PATH, body, self.retry_policy,
             interrupt=self._batcher.interrupt, deadline=self._batcher.closing_deadline,
+            on_retry=self._count_retry,
         )
-        if outcome.attempts > 1:
-            self._counters.add("retries", outcome.attempts - 1)
         if outcome.ok:
-            self._counters.add("delivered", len(items))
-            self._counters.add("batches")
-            self._finish(items, None)
+            if self._batcher.settle(len(items)):
+                self._counters.add("delivered", len(items))
+                self._counters.add("batches")
+                self._finish(items, None)
             return
         response = outcome.response
         if response is not None and response.status == 413 and len(items) > 1:
+            # Halves in order: settle() expects the batch's events settled front to back.
             half = len(items) // 2
             self._deliver(items[:half])
             self._deliver(items[half:])
@@ -483,6 +538,8 @@ class Analytics:
             reason = f"the API answered HTTP {response.status}"
         else:
             reason = str(outcome.error)
+        if not self._batcher.settle(len(items)):
+            return  # close() already reported these events
         self._fail(items, DeliveryError(
             reason,
             message_ids=_message_ids(items),
@@ -491,6 +548,9 @@ class Analytics:
             attempts=outcome.attempts,
             cause=None if outcome.error is None else outcome.error.cause,
         ))
+
+    def _count_retry(self) -> None:
+        self._counters.add("retries")
 
     def _fail(self, items: list[Item], error: DeliveryError) -> None:
         self._counters.add("failed", len(items))
@@ -518,8 +578,10 @@ class Analytics:
     # -- fork and exit ------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
+        # Every lock the parent's threads might have held at the fork is replaced.
         self._batcher.reset_after_fork()
         self._counters = _Counters()
+        self._reporter = Reporter(self._reporter.error_handler)
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
             reset()
@@ -564,12 +626,26 @@ def _track_client(client: Analytics) -> None:
 
 
 def close_all_clients(timeout: float | None = None) -> None:
-    """Deliver and close every live client, each within its ``shutdown_timeout``.
+    """Deliver and close every live client, each within its ``shutdown_timeout`` (or
+    ``timeout``); the clients close side by side, so the whole takes no longer than the
+    longest of them.
 
-    Runs by itself at interpreter exit; call it from a signal handler or at the end of a
-    short-lived process (a Lambda invocation) to deliver what is queued.
+    Runs by itself at interpreter exit, and at the end of a multiprocessing child (which
+    skips atexit). Call it yourself where a process ends without either: a signal handler,
+    the end of a short-lived process (a Lambda invocation), or a Celery prefork child, whose
+    pool ends it with os._exit::
+
+        @celery.signals.worker_process_shutdown.connect
+        def deliver_events(**kwargs):
+            cdp_logging.close_all_clients()
     """
-    for client in list(_clients):
+    clients = list(_clients)
+    for client in clients:
+        try:
+            client._begin_close(timeout)
+        except Exception:
+            pass
+    for client in clients:
         try:
             client.close_and_flush(timeout)
         except Exception:

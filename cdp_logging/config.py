@@ -46,6 +46,9 @@ _DESCRIPTIONS = {
     "gzip": "true: compress request bodies",
     "max_retries": "retries of a failed request before its events are given up",
     "max_retry_time": "seconds after which a failing request is given up",
+    "initial_backoff": "seconds before the first retry (the wait doubles each retry)",
+    "max_backoff": "the longest wait between two retries, in seconds",
+    "max_retry_after": "the longest a server's Retry-After is honoured, in seconds",
     "shutdown_timeout": "seconds the process may spend at exit delivering what is queued",
 }
 

@@ -118,6 +118,16 @@ class Reporter:
             _warning("cdp-logging: %s", error)
 
 
+def warn(message: str, *args: object) -> None:
+    """Log a one-off WARNING on ``cdp_logging``, not rate-limited (a summary at close, say).
+
+    Example::
+
+        warn("cdp-logging: %d event(s) could not be delivered", 3)
+    """
+    _warning(message, *args)
+
+
 def _warning(message: str, *args: object) -> None:
     """Log on ``cdp_logging``; if only CDPHandlers would see it (they ignore records without
     a payload), write it to logging's last-resort stderr handler so it is not lost."""

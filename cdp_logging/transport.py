@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import gzip as _gzip
+import inspect
 import random
 import threading
 import time
@@ -48,6 +49,9 @@ class TransportError(Exception):
 
 class Transport(Protocol):
     """Sends one request body; returns the response or raises :class:`TransportError`.
+
+    A transport whose ``post`` also takes a ``timeout`` keyword lets a closing client cut a
+    request to the time left before its close deadline; one without it is given none.
 
     Example (a transport that accepts everything)::
 
@@ -97,7 +101,8 @@ class HTTPTransport:
         session.trust_env = True
         return session
 
-    def post(self, path: str, body: bytes) -> Response:
+    def post(self, path: str, body: bytes, *, timeout: float | None = None) -> Response:
+        """POST ``body``; ``timeout`` (seconds) shortens this request's timeout, never lengthens it."""
         session = self._session
         if session is None:
             session = self._session = self._new_session()
@@ -106,7 +111,10 @@ class HTTPTransport:
             body = _gzip.compress(body, compresslevel=6)
             headers = {"Content-Encoding": "gzip"}
         try:
-            reply = session.post(self.host + path, data=body, headers=headers, timeout=self.timeout)
+            reply = session.post(
+                self.host + path, data=body, headers=headers,
+                timeout=self.timeout if timeout is None else min(self.timeout, timeout),
+            )
         except requests.RequestException as err:
             raise TransportError(_describe_request_error(err), err) from None
         return Response(reply.status_code, reply.text[:RESPONSE_TEXT_LIMIT], reply.headers)
@@ -133,11 +141,15 @@ def _describe_request_error(err: requests.RequestException) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How failed requests are retried: exponential backoff with full jitter, capped.
+    """How failed requests are retried: exponential backoff with jitter, capped.
 
-    ``max_retries`` retries after the first attempt; ``max_retry_time`` bounds the whole time
-    spent on one batch; ``max_backoff`` caps one wait, ``max_retry_after`` caps a server's
-    ``Retry-After``.
+    The wait before retry ``n`` is drawn between half and all of
+    ``min(max_backoff, initial_backoff * 2 ** (n - 1))``: 0.25-0.5 s, 0.5-1 s, 1-2 s, ... with
+    the defaults, so clients that failed together do not retry together. ``max_retries``
+    retries follow the first attempt; no retry starts once it would end more than
+    ``max_retry_time`` seconds after the first attempt began, so one batch takes at most
+    ``max_retry_time`` plus one request timeout. A server's ``Retry-After`` (429 and 503)
+    replaces the computed wait, capped at ``max_retry_after``.
 
     Example::
 
@@ -169,8 +181,12 @@ def retry_after_seconds(response: Response, now: float | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 else None  # nan fails the test too
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -203,21 +219,31 @@ def send_with_retries(
     *,
     interrupt: threading.Event,
     deadline: Callable[[], float | None],
+    on_retry: Callable[[], object] | None = None,
 ) -> Outcome:
     """POST ``body``, retrying what is worth retrying within ``policy``.
 
     ``interrupt`` cuts the current wait short (it is cleared when it does); ``deadline()``
-    gives the monotonic time by which the client must stop (while closing), or None. The same
-    body is sent each time, so retries carry the same messageIds.
+    gives the monotonic time by which the client must stop (while closing), or None: no
+    attempt starts after it, no wait runs past it, and a transport that takes a ``timeout``
+    gets only the time left. The same body is sent each time, so retries carry the same
+    messageIds. ``on_retry()`` is called as each retry starts.
     """
     started = time.monotonic()
     attempts = 0
+    response: Response | None = None
+    error: TransportError | None = None
     while True:
+        stop_by = deadline()
+        if stop_by is not None and time.monotonic() >= stop_by:
+            return Outcome(response, attempts, error, gave_up="gave up: the client is closing")
+        if attempts and on_retry is not None:
+            on_retry()
         attempts += 1
-        error: TransportError | None = None
-        response: Response | None = None
+        error = None
+        response = None
         try:
-            response = transport.post(path, body)
+            response = _post(transport, path, body, stop_by)
         except TransportError as err:
             error = err
         if response is not None and not is_retryable(response.status):
@@ -233,10 +259,24 @@ def send_with_retries(
         if now + wait - started > policy.max_retry_time:
             return Outcome(
                 response, attempts, error,
-                gave_up=f"gave up: retrying would exceed max_retry_time={policy.max_retry_time}s",
+                gave_up=f"gave up: retrying would exceed max_retry_time={policy.max_retry_time:g}s",
             )
         stop_by = deadline()
         if stop_by is not None and now + wait > stop_by:
             return Outcome(response, attempts, error, gave_up="gave up: the client is closing")
         if interrupt.wait(wait):
             interrupt.clear()
+
+
+def _post(transport: Transport, path: str, body: bytes, stop_by: float | None) -> Response:
+    """One attempt; while closing, cut to the time left if the transport allows it."""
+    if stop_by is None or not _takes_timeout(transport):
+        return transport.post(path, body)
+    return transport.post(path, body, timeout=max(0.001, stop_by - time.monotonic()))  # type: ignore[call-arg]
+
+
+def _takes_timeout(transport: Transport) -> bool:
+    try:
+        return "timeout" in inspect.signature(transport.post).parameters
+    except (TypeError, ValueError):
+        return False

@@ -270,8 +270,10 @@ def test_batcher_close_hands_what_it_could_not_deliver_to_on_abandoned() -> None
         assert time.monotonic() - started < DEADLINE / 2
     finally:
         deliver.hold.set()
+    # First what was still queued, then the batch whose request had not finished.
     assert [item_bytes(item) for item in abandoned[0][0]] == [event(i) for i in range(1, 4)]
     assert "close timeout" in abandoned[0][1]
+    assert [item_bytes(item) for item in abandoned[1][0]] == [event(0)]
     assert batcher.put(event(9), 50) == "client is closed"
     batcher.close(timeout=0.3)
-    assert len(abandoned) == 1, "closing twice must not report the same events twice"
+    assert len(abandoned) == 2, "closing twice must not report the same events twice"
