@@ -5,6 +5,8 @@
     configured by environment variables only.
 ``cdp-logging check``
     checks that configuration and shows what sample log lines would send, sending nothing.
+``cdp-logging collect [--port N]``
+    runs a local CDP-compatible collector and prints each event it receives on one line.
 
 Each subcommand is one ``add_<name>(subcommands)`` function that adds its parser and sets
 ``command`` to the function that runs it; :data:`SUBCOMMANDS` lists them.
@@ -17,8 +19,10 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from .autoinstall import SITE_DIRECTORY
@@ -337,5 +341,67 @@ def _level_number(name: str) -> int | None:
     return level if isinstance(level, int) else None
 
 
+# -- collect --------------------------------------------------------------------------------
+
+def add_collect(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "collect", help="run a local collector and print each event it receives",
+        description="Run a CDP-compatible HTTP server on this machine and print each event it "
+                    "receives as one line, to watch what an application sends while developing. "
+                    "Point the application at it with CDP_HOST=http://127.0.0.1:PORT. Nothing "
+                    "is forwarded anywhere. Ctrl-C (or SIGTERM) stops it.",
+    )
+    parser.add_argument("--port", type=int, default=8765,
+                        help="the port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default: %(default)s)")
+    parser.add_argument("--write-key", default=None, metavar="KEY",
+                        help="accept only this write key (default: any non-empty key)")
+    parser.add_argument("--strict", action="store_true",
+                        help="answer 400 to requests with invalid events, as the API's strict "
+                             "mode does (default: keep the valid ones and list the rest)")
+    parser.add_argument("--json", action="store_true",
+                        help="print each event as one line of JSON instead")
+    parser.set_defaults(command=collect)
+
+
+def collect(arguments: argparse.Namespace) -> int:
+    """Serve until interrupted, printing every event received."""
+    from .collector import LocalCollector, format_event_line
+
+    out = sys.stdout
+    lock = threading.Lock()
+
+    def show(message: dict[str, Any]) -> None:
+        line = json.dumps(message, default=str) if arguments.json else format_event_line(message)
+        with lock:
+            out.write(line + "\n")
+            out.flush()
+
+    collector = LocalCollector(arguments.port, host=arguments.host, write_key=arguments.write_key,
+                               strict=arguments.strict, on_message=show)
+    try:
+        collector.start()
+    except OSError as err:
+        _error(f"cannot listen on {arguments.host}:{arguments.port}: {err.strerror or err}")
+        return EXIT_CONFIGURATION
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
+    sys.stderr.write(f"cdp-logging collect: listening on {collector.url}; "
+                     f"run your application with CDP_HOST={collector.url}. Ctrl-C stops.\n")
+    sys.stderr.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.stop()
+    received, rejected = len(collector.messages), len(collector.rejected)
+    sys.stderr.write(f"cdp-logging collect: received {received} events"
+                     + (f", rejected {rejected} invalid ones" if rejected else "") + ".\n")
+    return 0
+
+
 #: The subcommands, in the order ``--help`` lists them; add one with an ``add_<name>``.
-SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (add_run, add_check)
+SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (add_run, add_check, add_collect)

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import textwrap
 import urllib.request
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+
+import cdp_logging
 
 from cdp_logging.autoinstall import SITE_DIRECTORY
 from cdp_logging.cli import main
@@ -285,3 +290,47 @@ def test_help_lists_every_environment_variable_with_its_default(capsys: Any) -> 
                  "CDP_FLUSH_INTERVAL       seconds; default 10.0",
                  "CDP_GZIP                 true/false; default false"):
         assert line in shown
+
+
+def test_collect_prints_each_event_it_receives_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cdp_logging", "collect", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = process.stderr.readline()  # type: ignore[union-attr]
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
+        assert url, f"no address in {banner!r}"
+        with cdp_logging.Analytics("dev-key", host=url[1]) as analytics:
+            analytics.track(user_id="42", event="Order Completed", properties={"order_id": 7})
+            analytics.identify(user_id="42", traits={"plan": "pro"})
+        lines: list[str] = []
+        reader = threading.Thread(
+            target=lambda: lines.extend(process.stdout.readline() for _ in range(2)),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        reader.join(30)
+        assert len(lines) == 2, f"printed so far: {lines!r}"
+        assert 'track  "Order Completed"  user=42  order_id=7' in lines[0]
+        assert "identify  user=42  plan=pro" in lines[1]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "received 2 events" in process.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_collect_says_when_it_cannot_listen() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "cdp_logging", "collect", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
