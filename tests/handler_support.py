@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import helpers
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -39,15 +40,7 @@ SUBPROCESS_TIMEOUT = 60.0
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = DELIVERY_TIMEOUT) -> Any:
     """Poll ``condition`` until it returns something true; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        pause.wait(0.02)
+    return helpers.wait_until(condition, timeout, message=what)
 
 
 # -- the collecting server ---------------------------------------------------------------------

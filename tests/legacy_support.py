@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
+import helpers
 from pytest_httpserver import HTTPServer
 
 from cdp_logging.transport import Response
@@ -43,14 +43,7 @@ class CapturingTransport:
 
 def wait_until(condition: Callable[[], Any], *, timeout: float = DEADLINE, what: str = "") -> Any:
     """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.02)
+    return helpers.wait_until(condition, timeout, message=what or None)
 
 
 # -- processes against a collector ----------------------------------------------------------

@@ -20,10 +20,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import helpers
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -41,14 +41,7 @@ FAST_RETRIES = {"initial_backoff": 0.02, "max_backoff": 0.1}
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, message: str = "") -> Any:
     """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout}s: {message or condition}")
-        time.sleep(0.005)
+    return helpers.wait_until(condition, timeout, message=message or None)
 
 
 def batch_of(request: Request) -> list[dict[str, Any]]:
