@@ -24,7 +24,7 @@ def _run_displaced_sitecustomize():
                    if not entry or os.path.realpath(entry) != here]
     sys.modules.pop("sitecustomize", None)
     try:
-        import sitecustomize  # noqa: F401  (the next one on sys.path)
+        import sitecustomize  # type: ignore[import-not-found]  # noqa: F401  (the next one on sys.path)
     except ImportError as err:
         _put_back(ours)
         if getattr(err, "name", None) != "sitecustomize":
