@@ -10,7 +10,7 @@ import logging
 import logging.config
 
 import cdp_logging
-from cdp_logging.collector import LocalCollector, format_event_line
+from cdp_logging.testing import LocalCollector, format_event_line
 
 WRITE_KEY = "demo-write-key"
 
