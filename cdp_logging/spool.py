@@ -25,6 +25,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Protocol
 
@@ -74,10 +75,15 @@ _SCHEMA = (
     "INSERT OR IGNORE INTO totals VALUES (0, 0, 0)",
 )
 _CLAIMABLE = "(claimed_by IS NULL OR claimed_until < ?)"
+#: How long a fork waits for a spool's current transaction to end.
+FORK_WAIT = 2 * BUSY_TIMEOUT
 
-#: Connections a forked child inherited: never used, never closed (closing one could undo
-#: the parent's locks), only kept from the garbage collector.
+#: Connections a forked child inherited from a fork that skipped Python's fork handlers:
+#: never used, never closed (SQLite's state for them belongs to the parent), only kept from
+#: the garbage collector.
 _inherited_connections: list[sqlite3.Connection] = []
+#: Every SpoolFile, so that each closes its connection before a fork.
+_files: "weakref.WeakSet[SpoolFile]" = weakref.WeakSet()
 
 
 class SpoolBusy(Exception):
@@ -94,10 +100,12 @@ class SpoolUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Appended:
-    """What :meth:`SpoolFile.append` did: rows ``first_id`` onward hold the first ``written``
-    events given; ``dropped_ids`` are older rows deleted to make room."""
+    """What :meth:`SpoolFile.append` did: rows ``first_id`` onward hold the ``written``
+    messages from index ``start`` of those given; the others were dropped, as were the rows
+    ``dropped_ids`` (the oldest, deleted to make room)."""
 
     first_id: int
+    start: int
     written: int
     dropped_ids: list[int]
 
@@ -127,9 +135,11 @@ class SpoolFile:
         self.lease = lease
         self.unusable: SpoolError | None = None
         self._init_state()
+        _files.add(self)
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
+        self._held_for_fork = False
         self._db: sqlite3.Connection | None = None
         #: (device, inode) of the file opened: a file someone put in its place is never moved.
         self._opened: tuple[int, int] | None = None
@@ -140,28 +150,36 @@ class SpoolFile:
     # -- the writer's side ------------------------------------------------------------------
 
     def append(self, messages: list[bytes]) -> Appended:
-        """Add ``messages`` in order, in one transaction, making room by ``full``'s policy:
-        drop the oldest rows not being sent, or write only the first messages that fit."""
+        """Add ``messages`` in order, in one transaction. When they do not fit, ``full`` says
+        what goes: "drop_oldest" deletes the oldest rows nobody is sending (and, if that is not
+        enough, the oldest of ``messages``); "drop_newest" writes only the first that fit."""
         sizes = [len(message) + ROW_OVERHEAD for message in messages]
         with self._transaction() as db:
-            used = db.execute("SELECT bytes FROM totals").fetchone()[0]
-            room = self.max_bytes - used
+            room = self.max_bytes - db.execute("SELECT bytes FROM totals").fetchone()[0]
+            start, end = 0, len(messages)
             dropped: list[int] = []
-            if sum(sizes) > room and self.full == "drop_oldest":
-                dropped, freed = self._oldest_rows(db, sum(sizes) - room)
-                self._delete(db, dropped, freed)
-                room += freed
-            written = 0
-            for size in sizes:
-                if size > room:
-                    break
-                room -= size
-                written += 1
-            db.executemany("INSERT INTO events (data) VALUES (?)", [(m,) for m in messages[:written]])
+            if self.full == "drop_oldest":
+                incoming = sum(sizes)
+                while incoming > self.max_bytes:
+                    incoming -= sizes[start]
+                    start += 1
+                if incoming > room:
+                    dropped, freed = self._oldest_rows(db, incoming - room)
+                    self._delete(db, dropped, freed)
+                    room += freed
+                while incoming > room:  # the rest is being sent by someone: no room for these
+                    incoming -= sizes[start]
+                    start += 1
+            else:
+                end = 0
+                while end < len(sizes) and sizes[end] <= room:
+                    room -= sizes[end]
+                    end += 1
+            db.executemany("INSERT INTO events (data) VALUES (?)", [(m,) for m in messages[start:end]])
             last_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.execute("UPDATE totals SET events = events + ?, bytes = bytes + ?",
-                       (written, sum(sizes[:written])))
-        return Appended(last_id - written + 1, written, dropped)
+                       (end - start, sum(sizes[start:end])))
+        return Appended(last_id - (end - start) + 1, start, end - start, dropped)
 
     def _oldest_rows(self, db: sqlite3.Connection, needed: int) -> tuple[list[int], int]:
         """The oldest rows nobody is sending that free at least ``needed`` bytes (or all)."""
@@ -277,8 +295,22 @@ class SpoolFile:
             self._closed = True
             self._close_connection()
 
+    def before_fork(self) -> None:
+        """Close the connection, and hold the lock until the fork is done: SQLite's state must
+        not cross a fork (a child using it, even through a new connection, can hang)."""
+        if self._lock.acquire(timeout=FORK_WAIT):
+            self._held_for_fork = True
+            self._close_connection()
+
+    def after_fork_in_parent(self) -> None:
+        """The fork is done: carry on (the connection reopens on next use)."""
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
     def after_fork(self) -> None:
-        """In a forked child: leave the parent's connection alone, open a new one when needed."""
+        """In a forked child: a lock and a holder identity of its own; a connection of its own
+        is opened on first use."""
         if self._db is not None:
             _inherited_connections.append(self._db)
         self._init_state()
@@ -397,6 +429,25 @@ class SpoolFile:
         if db is not None:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
+
+
+def _before_fork() -> None:
+    for file in list(_files):
+        file.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for file in list(_files):
+        file.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for file in list(_files):
+        file.after_fork()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -593,28 +644,24 @@ class Spool:
         except SpoolUnavailable as err:
             self._stop_using(err.error)
             return items
-        written = items[:appended.written]
+        end = appended.start + appended.written
+        written, refused = items[appended.start:end], items[:appended.start] + items[end:]
         with self._lock:
             for offset, item in enumerate(written):
                 if type(item) is tuple:
                     self._callbacks[appended.first_id + offset] = item
-            dropped_callbacks = [self._callbacks.pop(i) for i in appended.dropped_ids if i in self._callbacks]
+            dropped = [self._callbacks.pop(i) for i in appended.dropped_ids if i in self._callbacks]
             if written:
                 self._written += len(written)
                 self._last_written = appended.first_id + len(written) - 1
                 self._wake.notify()
             self._start_locked()
-        limit = f"spool_max_bytes={self.file.max_bytes}"
-        if appended.dropped_ids:
+        count = len(appended.dropped_ids) + len(refused)
+        if count:
+            which = "its oldest events were" if self.file.full == "drop_oldest" else "new events are"
             self._client._spool_dropped(
-                len(appended.dropped_ids), dropped_callbacks,
-                f"the spool is full ({limit}): the oldest events in it were dropped",
-            )
-        refused = items[appended.written:]
-        if refused:
-            self._client._spool_dropped(
-                len(refused), [item for item in refused if type(item) is tuple],
-                f"the spool is full ({limit}): new events are dropped",
+                count, dropped + [item for item in refused if type(item) is tuple],
+                f"the spool is full (spool_max_bytes={self.file.max_bytes}): {which} dropped",
             )
         return []
 
@@ -724,8 +771,8 @@ class Spool:
         return kept, stopped
 
     def after_fork(self) -> None:
-        """In a forked child: state and connection of its own, no sender until one is needed."""
-        self.file.after_fork()
+        """In a forked child: state of its own, no sender until one is needed (the file
+        resets itself at the fork)."""
         self._init_state()
 
     # -- the sender -------------------------------------------------------------------------
@@ -813,7 +860,8 @@ class Spool:
         with self._lock:
             self._oldest, self._newest, self.spooled = oldest, newest, count
             self._looked_for = request
-            self._backlog = full and sent_all
+            # A full batch may have more behind it; a batch given up is due again after the pause.
+            self._backlog = full or not sent_all
             if not sent_all:
                 self._given_up += 1
             elif rows:
