@@ -160,14 +160,14 @@ class SpoolFile:
             dropped: list[int] = []
             if self.full == "drop_oldest":
                 incoming = sum(sizes)
-                while incoming > self.max_bytes:
+                while start < end and incoming > self.max_bytes:
                     incoming -= sizes[start]
                     start += 1
                 if incoming > room:
                     dropped, freed = self._oldest_rows(db, incoming - room)
                     self._delete(db, dropped, freed)
                     room += freed
-                while incoming > room:  # the rest is being sent by someone: no room for these
+                while start < end and incoming > room:  # the rest is being sent: no room for these
                     incoming -= sizes[start]
                     start += 1
             else:
@@ -357,7 +357,16 @@ class SpoolFile:
         self._opened = _file_id(self.path)
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
                              check_same_thread=False)
+        try:
+            self._set_up(db)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            raise
         self._db = db
+        return db
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         self._opened = _file_id(self.path)
         if mode.lower() != "wal":
@@ -385,7 +394,6 @@ class SpoolFile:
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        return db
 
     def _give_up(self, problem: str, moved_to: str | None = None) -> SpoolUnavailable:
         """With the lock held: stop using the file, for good; the exception saying so."""
@@ -402,7 +410,7 @@ class SpoolFile:
             moved_to = self._move_aside()
             problem = f"is corrupt or not a database ({err})"
             if moved_to is None:
-                problem += "; could not be moved aside"
+                problem += "; left in place (it could not be renamed, or another file took its place)"
         else:
             moved_to = None
             problem = f"cannot be used ({type(err).__name__}: {err})"
@@ -603,6 +611,7 @@ class Spool:
         #: The sender; made here so that the batcher knows it before it runs.
         self.thread = threading.Thread(target=self._run, name=f"{self._name}-spool", daemon=True)
         self._started = False
+        self._no_thread = False
         #: Items with a callback, by row id, until their fate is known.
         self._callbacks: dict[int, Item] = {}
         #: Rows this client wrote since the sender's last claim, and the newest row it wrote.
@@ -679,7 +688,9 @@ class Spool:
             try:
                 self.thread.start()
             except RuntimeError:
-                return False  # no new threads at interpreter exit (Python 3.12+)
+                # Python 3.12+ refuses new threads at interpreter exit: flush and close then
+                # send on their own thread.
+                self._no_thread = True
         return self.thread.is_alive()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -688,8 +699,10 @@ class Spool:
         up, after close, and without a usable spool."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if self.unusable is not None or self._closing:
+            if self.unusable is not None:
                 return False
+            if self._closing:
+                return self._delivered_up_to(self._last_written)
             running = self._start_locked()
             last_written = self._last_written
         if not running:
@@ -739,12 +752,12 @@ class Spool:
         with self._lock:
             self._writer_done = True
             deadline = self._deadline if self._deadline is not None else time.monotonic()
-            started = self._started
+            no_thread = self._no_thread
             last_written = self._last_written
             self._wake.notify()
         if self.unusable is not None:
             return 0, not self.thread.is_alive()
-        if not started and last_written:
+        if no_thread and last_written:
             self._send_here(deadline, last_written)
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(max(0.0, deadline - time.monotonic()))
