@@ -128,7 +128,8 @@ class Analytics:
       wait until the API acknowledged them, so that neither a killed process nor an outage
       longer than the retry budget loses them; several processes may share one. See
       :mod:`cdp_logging.spool`.
-    - ``spool_max_bytes`` (100,000,000): the spool's bound, in encoded bytes plus 40 a row.
+    - ``spool_max_bytes`` (100,000,000): the bound on the spool file's size, which holds its
+      events in pages on disk (its write-ahead log, up to 4 MB between checkpoints, is extra).
     - ``spool_full`` ("drop_oldest"): what a full spool drops, "drop_oldest" (the events
       waiting longest) or "drop_newest" (the new ones); dropped events are counted and reported.
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is

@@ -52,7 +52,7 @@ _DESCRIPTIONS = {
     "shutdown_timeout": "seconds the process may spend at exit delivering what is queued",
     "spool_path": "a file on local disk where events wait until delivered, surviving kill -9 "
                   "and long outages (several processes may share it)",
-    "spool_max_bytes": "the spool's size bound: encoded events plus 40 bytes each",
+    "spool_max_bytes": "the spool file's size bound, in bytes (its WAL, up to 4 MB, is extra)",
     "spool_full": "when the spool is full: drop_oldest or drop_newest",
     "spool_sync_interval": "seconds an event may wait in memory before it is written to the "
                            "spool: what kill -9 can lose",

@@ -39,9 +39,10 @@ logger = logging.getLogger("cdp_logging")
 
 #: At most this many events go into one transaction; the queue wakes the writer at this count.
 WRITE_EVENTS = 1000
-#: What a row takes on disk besides its event's bytes (rowid, lease columns, cell and page
-#: slack), counted against ``spool_max_bytes``; measured with 200-600 byte events.
+#: What a row takes besides its event's bytes (rowid, lease columns, cell header), at least.
 ROW_OVERHEAD = 40
+#: Pages of an empty spool (the schema, and the roots of the table, index and totals).
+EMPTY_PAGES = 4
 #: ``PRAGMA application_id`` of a spool ("CDPS"): another program's database is never used.
 APPLICATION_ID = 0x43445053
 SCHEMA_VERSION = 1
@@ -141,6 +142,7 @@ class SpoolFile:
         self._lock = threading.Lock()
         self._held_for_fork = False
         self._db: sqlite3.Connection | None = None
+        self._page_size = 4096
         #: (device, inode) of the file opened: a file someone put in its place is never moved.
         self._opened: tuple[int, int] | None = None
         self._closed = False
@@ -152,15 +154,24 @@ class SpoolFile:
     def append(self, messages: list[bytes]) -> Appended:
         """Add ``messages`` in order, in one transaction. When they do not fit, ``full`` says
         what goes: "drop_oldest" deletes the oldest rows nobody is sending (and, if that is not
-        enough, the oldest of ``messages``); "drop_newest" writes only the first that fit."""
+        enough, the oldest of ``messages``); "drop_newest" writes only the first that fit.
+
+        Room is measured in the pages the events take in the file: the bytes counted (each
+        message and ROW_OVERHEAD) times what the pages in use show a counted byte to take."""
         sizes = [len(message) + ROW_OVERHEAD for message in messages]
         with self._transaction() as db:
-            room = self.max_bytes - db.execute("SELECT bytes FROM totals").fetchone()[0]
+            counted = db.execute("SELECT bytes FROM totals").fetchone()[0]
+            pages = (db.execute("PRAGMA page_count").fetchone()[0]
+                     - db.execute("PRAGMA freelist_count").fetchone()[0] - EMPTY_PAGES)
+            # Pages are never quite full: a byte counted takes this much of the file.
+            spread = max(1.0, pages * self._page_size / counted) if counted else 1.0
+            limit = self.max_bytes / spread
+            room = limit - counted
             start, end = 0, len(messages)
             dropped: list[int] = []
             if self.full == "drop_oldest":
                 incoming = sum(sizes)
-                while start < end and incoming > self.max_bytes:
+                while start < end and incoming > limit:
                     incoming -= sizes[start]
                     start += 1
                 if incoming > room:
@@ -394,6 +405,7 @@ class SpoolFile:
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
 
     def _give_up(self, problem: str, moved_to: str | None = None) -> SpoolUnavailable:
         """With the lock held: stop using the file, for good; the exception saying so."""

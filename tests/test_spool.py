@@ -342,6 +342,20 @@ def test_a_full_spool_drops_by_its_policy_and_counts_and_reports_what_it_dropped
     assert all(("oldest" in str(e)) == (policy == "drop_oldest") for e in dropped)
 
 
+def test_the_spool_file_stays_within_spool_max_bytes_on_disk(
+    errors: Errors, spool: Path, make_client: Callable[..., Analytics]
+) -> None:
+    client = make_client(f"http://127.0.0.1:{free_port()}", spool_max_bytes=1_000_000,
+                         max_retries=0, initial_backoff=60, max_backoff=60)
+    # About 2 KB each: two do not fit a 4 KB page, the worst case for space left unused.
+    for i in range(1500):
+        client.track(user_id="u1", event="Large", message_id=f"large-{i}", properties={"text": "l" * 1900})
+    wait_until(lambda: client.stats()["pending"] == 0, message="everything written")
+
+    assert os.path.getsize(spool) <= 1_000_000 + 64 * 1024, "the events' pages, the schema's, a page or two"
+    assert _rows(spool) == 1500 - client.stats()["dropped"] >= 200
+
+
 # -- a damaged or unusable spool ------------------------------------------------------------------
 
 
