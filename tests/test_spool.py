@@ -28,6 +28,7 @@ from reliability_support import (
     WRITE_KEY,
     Errors,
     Recorder,
+    SilentServer,
     batch_of,
     free_port,
     python_env,
@@ -211,6 +212,25 @@ def test_what_close_could_not_deliver_is_kept_for_the_next_process(spool: Path) 
         recorder.assert_each_once(f"kept-{i}" for i in range(150))
     finally:
         stop_api(server)
+
+
+def test_exit_is_bounded_when_the_api_never_answers_and_the_next_process_delivers_everything(
+    api: HTTPServer, recorder: Recorder, spool: Path
+) -> None:
+    with SilentServer() as silent:
+        started = time.monotonic()
+        stuck = run_spool_app("silent", spool, host=silent.url, events=100, shutdown_timeout=1.0,
+                              timeout=10)
+        took = time.monotonic() - started
+        assert silent.connections >= 1
+
+    assert took < 6, f"the exit took {took:.1f}s: a request's timeout is 10 s, shutdown_timeout 1 s"
+    assert "100 event(s) not delivered before closing" in stuck["stderr"]
+    assert stuck["stats"]["failed"] == 0
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
+    recovery = run_spool_app("recovery", spool, host=url(api), flush=20)
+    assert recovery["flushed"] is True
+    recorder.assert_each_once(f"silent-{i}" for i in range(100))
 
 
 def test_rows_leased_by_a_process_on_another_host_wait_for_the_lease_to_run_out(
