@@ -520,18 +520,19 @@ class Analytics:
         failed_before = counters["failed"]
         self._begin_close(timeout)
         delivered = self._batcher.close(timeout)
-        sender_stopped = True
+        spool = self._spool
         kept = 0
-        if self._spool is not None:
-            kept, sender_stopped = self._spool.close()
+        if spool is not None:
+            if spool.close() and spool.kept_at_close:
+                warn(
+                    "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
+                    "are kept in the spool %s; the next process using it sends them",
+                    spool.kept_at_close, timeout, spool.file.path,
+                )
+            kept = spool.kept_at_close or 0
+        sender_stopped = spool is None or not spool.thread.is_alive()
         if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()
-        if kept:
-            warn(
-                "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) are "
-                "kept in the spool %s; the next process using it sends them",
-                kept, timeout, self._spool.file.path,  # type: ignore[union-attr]
-            )
         not_delivered = counters["failed"] - failed_before
         if not_delivered:
             warn(

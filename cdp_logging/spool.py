@@ -648,6 +648,9 @@ class Spool:
         self._given_up_before_close = 0
         self._writer_done = False
         self._deadline: float | None = None
+        self._close_lock = threading.Lock()
+        #: How many of this client's events close() left in the spool; None before close.
+        self.kept_at_close: int | None = None
         #: Cuts a retry wait short when closing.
         self.interrupt = threading.Event()
 
@@ -754,13 +757,20 @@ class Spool:
             self._wake.notify()
         self.interrupt.set()
 
-    def close(self) -> tuple[int, bool]:
+    def close(self) -> bool:
         """Once nothing more will be written: let the sender deliver what this client wrote
-        until the deadline, stop it and close the file.
+        until the deadline, stop it and close the file; events still waiting for their fate
+        run their callbacks now. How many stay in the spool is then ``kept_at_close``.
 
-        Returns how many of this client's events stay in the spool, and whether the sender
-        stopped; events still waiting for their fate run their callbacks now.
+        True for the call that closed; later calls return False at once.
         """
+        with self._close_lock:
+            if self.kept_at_close is not None:
+                return False
+            self.kept_at_close = self._close()
+            return True
+
+    def _close(self) -> int:
         with self._lock:
             self._writer_done = True
             deadline = self._deadline if self._deadline is not None else time.monotonic()
@@ -768,7 +778,7 @@ class Spool:
             last_written = self._last_written
             self._wake.notify()
         if self.unusable is not None:
-            return 0, not self.thread.is_alive()
+            return 0
         if no_thread and last_written:
             self._send_here(deadline, last_written)
         if self.thread.is_alive() and self.thread is not threading.current_thread():
@@ -793,7 +803,7 @@ class Spool:
                 ))
         if stopped:
             self.file.close()
-        return kept, stopped
+        return kept
 
     def after_fork(self) -> None:
         """In a forked child: state of its own, no sender until one is needed (the file

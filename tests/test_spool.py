@@ -233,6 +233,22 @@ def test_exit_is_bounded_when_the_api_never_answers_and_the_next_process_deliver
     recorder.assert_each_once(f"silent-{i}" for i in range(100))
 
 
+def test_closing_twice_says_the_same_and_reports_what_was_kept_once(
+    errors: Errors, make_client: Callable[..., Analytics], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(f"http://127.0.0.1:{free_port()}", max_retries=0)
+    track(client, 3)
+    wait_until(lambda: client.stats()["spooled"] == 3, message="all three written")
+
+    with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+        assert client.close(timeout=1) is False
+        assert client.close(timeout=1) is False
+
+    kept = [r for r in caplog.records if "kept in the spool" in r.getMessage()]
+    assert len(kept) == 1 and "3 event(s) not delivered before closing" in kept[0].getMessage()
+    assert client.stats()["failed"] == 0
+
+
 def test_rows_leased_by_a_process_on_another_host_wait_for_the_lease_to_run_out(
     api: HTTPServer, recorder: Recorder, errors: Errors, spool: Path,
     make_client: Callable[..., Analytics],
