@@ -7,10 +7,11 @@ acknowledged them. A request that hangs or an outage never holds up the writing,
 killed process loses is only what it queued in its last ``spool_sync_interval``.
 
 Several processes may share one file (SQLite in WAL mode, short transactions). A row is sent
-by the process holding its lease (``claimed_by``, ``claimed_until``); a lease ends when the
-row is acknowledged or released, when its holder is seen to be gone (same host and pid
-namespace: its pid no longer runs, or runs another program), or at the latest ``lease``
-seconds after the claim. What a process leaves behind, the next one to open the file sends.
+by the process holding a lease on it: a row of the ``claims`` table naming the holder, the
+span of ids it took and when the lease ends. A lease ends when its rows are acknowledged or
+released, when its holder is seen to be gone (same host and pid namespace: its pid no longer
+runs, or runs another program), or at the latest ``lease`` seconds after the claim. What a
+process leaves behind, the next one to open the file sends.
 
 Nothing here runs on the application's threads, except :meth:`Spool.close` at the end.
 """
@@ -61,13 +62,14 @@ IDS_PER_STATEMENT = 500
 REFUSED_STATUSES = frozenset({400, 413, 422})
 
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS events (
-        id INTEGER PRIMARY KEY,
-        data BLOB NOT NULL,
-        claimed_by TEXT,
-        claimed_until REAL NOT NULL DEFAULT 0
+    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+    # A lease on the events with ids first..last (whoever holds the spans in between).
+    """CREATE TABLE IF NOT EXISTS claims (
+        holder TEXT NOT NULL,
+        first INTEGER NOT NULL,
+        last INTEGER NOT NULL,
+        until REAL NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS events_claimed ON events (claimed_by) WHERE claimed_by IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS totals (
         id INTEGER PRIMARY KEY CHECK (id = 0),
         events INTEGER NOT NULL,
@@ -75,7 +77,6 @@ _SCHEMA = (
     )""",
     "INSERT OR IGNORE INTO totals VALUES (0, 0, 0)",
 )
-_CLAIMABLE = "(claimed_by IS NULL OR claimed_until < ?)"
 #: How long a fork waits for a spool's current transaction to end.
 FORK_WAIT = 2 * BUSY_TIMEOUT
 
@@ -194,17 +195,17 @@ class SpoolFile:
 
     def _oldest_rows(self, db: sqlite3.Connection, needed: int) -> tuple[list[int], int]:
         """The oldest rows nobody is sending that free at least ``needed`` bytes (or all)."""
+        leased = self._leases(db)
         ids: list[int] = []
         freed = 0
-        cursor = db.execute(
-            f"SELECT id, length(data) FROM events WHERE {_CLAIMABLE} ORDER BY id", (time.time(),)
-        )
+        cursor = db.execute("SELECT id, length(data) FROM events ORDER BY id")
         try:
             for row_id, size in cursor:
-                ids.append(row_id)
-                freed += size + ROW_OVERHEAD
-                if freed >= needed:
-                    break
+                if _lease_over(row_id, leased) is None:
+                    ids.append(row_id)
+                    freed += size + ROW_OVERHEAD
+                    if freed >= needed:
+                        break
         finally:
             cursor.close()
         return ids, freed
@@ -212,37 +213,43 @@ class SpoolFile:
     # -- the sender's side ------------------------------------------------------------------
 
     def claim(self, limit: int, budget: int) -> tuple[list[tuple[int, bytes]], bool]:
-        """Lease the oldest rows nobody holds: at most ``limit`` whose bytes (plus a comma
-        each) fit ``budget``. Returns the ``(id, message)`` pairs, oldest first, and whether
-        the batch is full (more rows may be waiting)."""
+        """Lease the oldest rows nobody holds: a run of at most ``limit`` whose bytes (plus a
+        comma each) fit ``budget``. Returns the ``(id, message)`` pairs, oldest first, and
+        whether more rows may be waiting."""
         now = time.time()
         with self._transaction() as db:
+            db.execute("DELETE FROM claims WHERE until < ?", (now,))  # leases that ran out
+            leased = self._leases(db)
+            first = self._first_free(db, leased)
+            if first is None:
+                return [], False
+            # Up to the next span someone holds: a claim is one span of ids.
+            bound = min((start for start, _ in leased if start > first), default=None)
             cursor = db.execute(
-                f"SELECT id, data FROM events WHERE {_CLAIMABLE} ORDER BY id LIMIT ?", (now, limit)
+                "SELECT id, data FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (first, bound if bound is not None else 2 ** 63 - 1, limit),
             )
             rows: list[tuple[int, bytes]] = []
             used = 0
-            full = False
+            more = bound is not None
             try:
                 for row_id, data in cursor:
                     if rows and used + len(data) + 1 > budget:
-                        full = True
+                        more = True
                         break
                     rows.append((row_id, data))
                     used += len(data) + 1
             finally:
                 cursor.close()
-            if rows:
-                # The same condition over the ids' span selects exactly the rows taken.
-                db.execute(
-                    f"UPDATE events SET claimed_by = ?, claimed_until = ? "
-                    f"WHERE id BETWEEN ? AND ? AND {_CLAIMABLE}",
-                    (self.holder, now + self.lease, rows[0][0], rows[-1][0], now),
-                )
-        return rows, full or len(rows) == limit
+            if not rows:
+                return [], False
+            db.execute("INSERT INTO claims VALUES (?, ?, ?, ?)",
+                       (self.holder, rows[0][0], rows[-1][0], now + self.lease))
+        return rows, more or len(rows) == limit
 
-    def acknowledge(self, ids: list[int]) -> None:
-        """Delete rows the API acknowledged (or refused for good)."""
+    def acknowledge(self, ids: list[int], *, release: bool = True) -> None:
+        """Delete rows the API acknowledged (or refused for good); with ``release``, the
+        lease they were taken under ends too (the claim is settled)."""
         with self._transaction() as db:
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
@@ -250,32 +257,50 @@ class SpoolFile:
                     f"SELECT count(*), total(length(data)) FROM events WHERE id IN ({marks})", chunk
                 ).fetchone()
                 self._delete(db, chunk, int(size) + count * ROW_OVERHEAD, count)
+            if release:
+                db.execute("DELETE FROM claims WHERE holder = ?", (self.holder,))
 
     def release(self) -> None:
         """Give back every row this process holds, to be sent again by whoever comes first."""
         with self._transaction() as db:
-            db.execute("UPDATE events SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = ?",
-                       (self.holder,))
+            db.execute("DELETE FROM claims WHERE holder = ?", (self.holder,))
 
     def renew(self) -> None:
-        """Extend the lease on every row this process holds (before another request)."""
+        """Extend this process's lease (before another request for the same claim)."""
         with self._transaction() as db:
-            db.execute("UPDATE events SET claimed_until = ? WHERE claimed_by = ?",
+            db.execute("UPDATE claims SET until = ? WHERE holder = ?",
                        (time.time() + self.lease, self.holder))
 
     def release_abandoned(self) -> int:
-        """Free the rows held by processes that are gone; how many were freed."""
+        """End the leases of processes that are gone; how many leases ended."""
         with self._transaction(write=False) as db:
-            holders = [row[0] for row in db.execute(
-                "SELECT DISTINCT claimed_by FROM events WHERE claimed_by IS NOT NULL")]
+            holders = [row[0] for row in db.execute("SELECT DISTINCT holder FROM claims")]
         gone = [holder for holder in holders if holder != self.holder and holder_is_gone(holder)]
         if not gone:
             return 0
         with self._transaction() as db:
             before = db.total_changes
-            db.executemany("UPDATE events SET claimed_by = NULL, claimed_until = 0 WHERE claimed_by = ?",
-                           [(holder,) for holder in gone])
+            db.executemany("DELETE FROM claims WHERE holder = ?", [(holder,) for holder in gone])
             return db.total_changes - before
+
+    @staticmethod
+    def _leases(db: sqlite3.Connection) -> list[tuple[int, int]]:
+        """The spans of ids under a lease that has not run out, in order."""
+        return db.execute("SELECT first, last FROM claims WHERE until >= ? ORDER BY first",
+                          (time.time(),)).fetchall()
+
+    @staticmethod
+    def _first_free(db: sqlite3.Connection, leased: list[tuple[int, int]]) -> int | None:
+        """The oldest id under no lease, or None."""
+        after = 0
+        while True:
+            row_id = db.execute("SELECT min(id) FROM events WHERE id > ?", (after,)).fetchone()[0]
+            if row_id is None:
+                return None
+            span = _lease_over(row_id, leased)
+            if span is None:
+                return row_id
+            after = span[1]
 
     def look(self) -> tuple[int | None, int | None, int]:
         """(oldest id, newest id, number of events) in the spool now."""
@@ -468,6 +493,14 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                     after_in_child=_after_fork_in_child)
+
+
+def _lease_over(row_id: int, leased: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The leased span holding ``row_id``, if any."""
+    for first, last in leased:
+        if first <= row_id <= last:
+            return first, last
+    return None
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
@@ -916,7 +949,8 @@ class Spool:
                                          deadline=self._closing_deadline)
             status = None if outcome.response is None else outcome.response.status
             if outcome.ok or (status in REFUSED_STATUSES and len(part) == 1):
-                self._acknowledge([row_id for row_id, _ in part])
+                # The last part settled settles the claim: its lease ends in the same stroke.
+                self._acknowledge([row_id for row_id, _ in part], release=not parts)
                 items = self._settled_items(part)
                 if outcome.ok:
                     self._client._delivered(items)
@@ -938,12 +972,12 @@ class Spool:
                 return False
         return True
 
-    def _acknowledge(self, ids: list[int]) -> None:
+    def _acknowledge(self, ids: list[int], *, release: bool) -> None:
         """Delete settled rows, trying again while another process holds the file: a row
         left behind would be sent a second time."""
         for attempt in range(3):
             try:
-                self.file.acknowledge(ids)
+                self.file.acknowledge(ids, release=release)
                 return
             except SpoolBusy:
                 if attempt == 2:

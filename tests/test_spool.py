@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -115,8 +116,9 @@ def test_a_process_killed_with_sigkill_loses_at_most_its_last_sync_interval_and_
         # writing to the spool. Killed then, it has no batch the API took but it did not delete.
         hold.hold_next()
         assert hold.held.wait(30)
-        held_at = logged(progress)
-        wait_until(lambda: logged(progress) >= held_at + 500, timeout=30, message="logging on")
+        # Killed at a moment unrelated to the worker's writing (the hold began right after one).
+        kill_at = logged(progress) + 500 + random.randrange(int(RATE * SYNC_INTERVAL))
+        wait_until(lambda: logged(progress) >= kill_at, timeout=30, message="logging on")
     finally:
         kill(app)
         hold.release()
@@ -257,8 +259,8 @@ def test_rows_leased_by_a_process_on_another_host_wait_for_the_lease_to_run_out(
     sent = track(first, 5)
     wait_until(lambda: first.stats()["spooled"] == 5, message="all five written")
     assert first.close(timeout=1) is False
-    with sqlite3.connect(spool) as db:
-        db.execute("UPDATE events SET claimed_by = 'elsewhere|pid:[1]|1|1|ffff', claimed_until = ?",
+    with sqlite3.connect(spool) as db:  # as a process on another host would claim them
+        db.execute("INSERT INTO claims SELECT 'elsewhere|pid:[1]|1|1|ffff', min(id), max(id), ? FROM events",
                    (time.time() + 1.5,))
     db.close()
     api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
