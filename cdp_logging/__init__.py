@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         EventTooLargeError,
         InvalidEventError,
         RulesError,
+        SpoolError,
     )
     from .handler import CDPHandler
     from .lifecycle import flush_after
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidEventError",
     "RuleSet",
     "RulesError",
+    "SpoolError",
     "Stats",
     "__version__",
     "events",
@@ -74,6 +76,7 @@ _MODULES = {
     "InvalidEventError": "errors",
     "ConfigurationError": "errors",
     "RulesError": "errors",
+    "SpoolError": "errors",
     "RuleSet": "rules",
     "events": "events",
 }

@@ -13,6 +13,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Literal, Union
 
+import orjson
+
 from .constants import MAX_BATCH_BYTES
 
 logger = logging.getLogger("cdp_logging")
@@ -33,6 +35,17 @@ CLOSED = "client is closed"
 def item_bytes(item: Item) -> bytes:
     """The encoded message of a queued item."""
     return item if type(item) is bytes else item[0]  # type: ignore[return-value,index]
+
+
+def message_ids(items: list[Item]) -> list[str]:
+    """The messageIds of queued items, for reports ("?" where one cannot be read)."""
+    ids = []
+    for item in items:
+        try:
+            ids.append(orjson.loads(item_bytes(item))["messageId"])
+        except Exception:
+            ids.append("?")
+    return ids
 
 
 class Batcher:
@@ -98,6 +111,8 @@ class Batcher:
         self._closed_cleanly: bool | None = None
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
+        #: The spool's sender thread, which delivers for this batcher (see cdp_logging.spool).
+        self.sender_thread: threading.Thread | None = None
         self._no_thread = False
         self._sent_any = False
         #: Events accepted into the queue since start (or fork).
@@ -176,8 +191,10 @@ class Batcher:
         return self._queued_bytes
 
     def is_worker_thread(self) -> bool:
-        """True on this batcher's own worker thread (its callbacks and error reports run there)."""
-        return self._thread is not None and threading.current_thread() is self._thread
+        """True on this batcher's own worker thread, or the spool's sender (callbacks and error
+        reports run there)."""
+        current = threading.current_thread()
+        return current is self._thread or current is self.sender_thread
 
     # -- flush and close ------------------------------------------------------------------
 

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypedDict
 
 import orjson
 
-from .batcher import Batcher, Item, Overflow, item_bytes
+from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, item_bytes, message_ids
 from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
 from .encoding import now_iso
-from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError
+from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
 from .messages import build_message, encode_message
 from .reporting import ErrorHandler, Reporter, warn
-from .transport import HTTPTransport, RetryPolicy, Transport, send_with_retries
+from .transport import HTTPTransport, Outcome, RetryPolicy, Transport, send_with_retries
+
+if TYPE_CHECKING:
+    # Imported when a client has a spool: a client without one never loads sqlite3.
+    from .spool import Spool, SpoolFull
+
+logger = logging.getLogger("cdp_logging")
 
 #: ``callback(error, batch)``: error is None on success; batch lists the messages sent
 #: in the same request (as dicts).
@@ -30,9 +37,13 @@ class Stats(TypedDict):
 
     ``queued``: accepted into the queue; ``delivered``: acknowledged by the API; ``failed``:
     given up on after retries (or not delivered by close); ``dropped``: refused by a full or
-    closed queue; ``invalid``: rejected by validation or size; ``skipped``: accepted while
-    ``enable=False``; ``batches``: requests that succeeded; ``retries``: extra attempts;
-    ``pending``: queued or in flight right now.
+    closed queue, or a full spool; ``invalid``: rejected by validation or size; ``skipped``:
+    accepted while ``enable=False``; ``batches``: requests that succeeded; ``retries``: extra
+    attempts; ``pending``: queued or in flight right now; ``spooled``: events in the spool
+    file (those of every process sharing it) when the sender last looked, 0 without a spool.
+
+    With a spool, a batch given up is not ``failed``: its events stay in the spool and are
+    sent again later; only events the API refuses for good (400, 413, 422) are.
     """
 
     queued: int
@@ -44,6 +55,7 @@ class Stats(TypedDict):
     batches: int
     retries: int
     pending: int
+    spooled: int
 
 
 #: While ``cdp_logging.testing`` captures events, every encoded message goes to these
@@ -110,7 +122,18 @@ class Analytics:
     - ``max_retry_after`` (30.0 s): the cap on a server's ``Retry-After`` (429 and 503), which
       replaces the computed wait.
     - ``shutdown_timeout`` (5.0 s): how long :meth:`close_and_flush` and the flush at
-      interpreter exit may take; what is not delivered by then is reported as failed.
+      interpreter exit may take; what is not delivered by then is reported as failed (with a
+      spool: kept in the spool for the next process).
+    - ``spool_path`` (None): a file on local disk (SQLite, created if missing) where events
+      wait until the API acknowledged them, so that neither a killed process nor an outage
+      longer than the retry budget loses them; several processes may share one. See
+      :mod:`cdp_logging.spool`.
+    - ``spool_max_bytes`` (100,000,000): the bound on the spool file's size, which holds its
+      events in pages on disk (its write-ahead log, up to 4 MB between checkpoints, is extra).
+    - ``spool_full`` ("drop_oldest"): what a full spool drops, "drop_oldest" (the events
+      waiting longest) or "drop_newest" (the new ones); dropped events are counted and reported.
+    - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
+      written to the spool, which bounds what a kill -9 loses.
     - ``transport``: a :class:`~cdp_logging.transport.Transport` to send with instead of HTTP.
 
     Example::
@@ -142,6 +165,10 @@ class Analytics:
         max_backoff: float = 10.0,
         max_retry_after: float = 30.0,
         shutdown_timeout: float = 5.0,
+        spool_path: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = 100_000_000,
+        spool_full: SpoolFull = "drop_oldest",
+        spool_sync_interval: float = 0.2,
         transport: Transport | None = None,
     ) -> None:
         if write_key is None:
@@ -161,6 +188,12 @@ class Analytics:
             raise _option_error("error_handler", "a callable", error_handler)
         if overflow not in ("drop", "wait"):
             raise ValueError(f"cdp_logging option 'overflow' must be 'drop' or 'wait', got {overflow!r}")
+        if spool_path is not None and not isinstance(spool_path, (str, os.PathLike)):
+            raise _option_error("spool_path", "a path", spool_path)
+        if spool_full not in ("drop_oldest", "drop_newest"):
+            raise ValueError(
+                f"cdp_logging option 'spool_full' must be 'drop_oldest' or 'drop_newest', got {spool_full!r}"
+            )
         for option, flag in (("enable", enable), ("gzip", gzip)):
             if not isinstance(flag, bool):
                 raise _option_error(option, "True or False", flag)
@@ -176,6 +209,8 @@ class Analytics:
         _number("max_backoff", max_backoff, minimum=0)
         _number("max_retry_after", max_retry_after, minimum=0)
         _number("shutdown_timeout", shutdown_timeout, minimum=0)
+        _number("spool_max_bytes", spool_max_bytes, minimum=1, integer=True)
+        _number("spool_sync_interval", spool_sync_interval, minimum=0.001)
 
         self.host = host.rstrip("/")
         self.enable = enable
@@ -192,8 +227,18 @@ class Analytics:
             self.host, write_key or "", timeout=timeout, gzip=gzip
         )
         self._counters = _Counters()
+        self._max_events_in_batch = max_events_in_batch
+        self._flush_interval = float(flush_interval)
+        self._spool: Spool | None = None
+        spooling = spool_path is not None and enable
+        if spooling:
+            from . import spool
+
+            # The worker writes to the spool: many events a transaction, at least every
+            # spool_sync_interval; the spool's own thread batches and sends.
+            max_events_in_batch, flush_interval = spool.WRITE_EVENTS, spool_sync_interval
         self._batcher = Batcher(
-            self._deliver,
+            self._write_to_spool if spooling else self._deliver,
             max_events_in_batch=max_events_in_batch,
             flush_interval=float(flush_interval),
             max_queue_size=max_queue_size,
@@ -204,6 +249,22 @@ class Analytics:
             on_abandoned=self._abandon,
             name=f"cdp-logging-{id(self):x}",
         )
+        if spooling:
+            self._spool = spool.Spool(
+                spool.SpoolFile(
+                    spool_path, max_bytes=spool_max_bytes, full=spool_full,
+                    # A lease outlives the longest a batch's sending may take.
+                    lease=float(timeout) + float(max_retry_time) + spool.LEASE_MARGIN,
+                ),
+                self,
+                max_events_in_batch=self._max_events_in_batch,
+                max_batch_bytes=MAX_BATCH_BYTES - BODY_OVERHEAD,
+                flush_interval=self._flush_interval,
+                backoff=self.retry_policy.backoff,
+                name=f"cdp-logging-{id(self):x}",
+            )
+            self._batcher.sender_thread = self._spool.thread
+            self._spool.start()
         _track_client(self)
 
     def __repr__(self) -> str:
@@ -437,7 +498,13 @@ class Analytics:
                 print(analytics.stats())
         """
         failed_before = self._counters.values["failed"]
+        deadline = None if timeout is None else time.monotonic() + timeout
         drained = self._batcher.flush(timeout)
+        spool = self._spool
+        if drained and spool is not None and spool.unusable is None:
+            # Written to the spool: now wait for the spool's sender to deliver it.
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            drained = spool.flush(left)
         return drained and self._counters.values["failed"] == failed_before
 
     def close_and_flush(self, timeout: float | None = None) -> bool:
@@ -451,8 +518,20 @@ class Analytics:
         timeout = self.shutdown_timeout if timeout is None else timeout
         counters = self._counters.values
         failed_before = counters["failed"]
+        self._begin_close(timeout)
         delivered = self._batcher.close(timeout)
-        if delivered and isinstance(self._transport, HTTPTransport):
+        spool = self._spool
+        kept = 0
+        if spool is not None:
+            if spool.close() and spool.kept_at_close:
+                warn(
+                    "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
+                    "are kept in the spool %s; the next process using it sends them",
+                    spool.kept_at_close, timeout, spool.file.path,
+                )
+            kept = spool.kept_at_close or 0
+        sender_stopped = spool is None or not spool.thread.is_alive()
+        if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()
         not_delivered = counters["failed"] - failed_before
         if not_delivered:
@@ -461,11 +540,14 @@ class Analytics:
                 "(shutdown timeout %gs); since start: %d delivered, %d failed, %d dropped",
                 not_delivered, timeout, counters["delivered"], counters["failed"], counters["dropped"],
             )
-        return delivered and not not_delivered
+        return delivered and not not_delivered and not kept
 
     def _begin_close(self, timeout: float | None = None) -> None:
         """Start closing without waiting, so several clients can close side by side."""
-        self._batcher.begin_close(self.shutdown_timeout if timeout is None else timeout)
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        self._batcher.begin_close(timeout)
+        if self._spool is not None:
+            self._spool.begin_close(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`."""
@@ -500,27 +582,21 @@ class Analytics:
             skipped=values["skipped"],
             batches=values["batches"],
             retries=values["retries"],
-            pending=self._batcher.pending,
+            pending=self._batcher.pending + (self._spool.in_flight if self._spool else 0),
+            spooled=self._spool.spooled if self._spool else 0,
         )
 
     # -- the worker's side --------------------------------------------------------------
 
     def _deliver(self, items: list[Item]) -> None:
         """Send one batch (on the worker thread), then count, call back and report."""
-        body = b"".join((
-            b'{"batch":[', b",".join([item_bytes(item) for item in items]),
-            b'],"sentAt":"', now_iso().encode(), b'"}',
-        ))
-        outcome = send_with_retries(
-            self._transport, BATCH_PATH, body, self.retry_policy,
+        outcome = self._post(
+            [item_bytes(item) for item in items],
             interrupt=self._batcher.interrupt, deadline=self._batcher.closing_deadline,
-            on_retry=self._count_retry,
         )
         if outcome.ok:
             if self._batcher.settle(len(items)):
-                self._counters.add("delivered", len(items))
-                self._counters.add("batches")
-                self._finish(items, None)
+                self._delivered(items)
             return
         response = outcome.response
         if response is not None and response.status == 413 and len(items) > 1:
@@ -529,25 +605,62 @@ class Analytics:
             self._deliver(items[:half])
             self._deliver(items[half:])
             return
-        if response is not None and response.status == 413:
-            reason = "the API refused the event as too large (HTTP 413)"
-        elif outcome.gave_up:
-            last = f"HTTP {response.status}" if response is not None else str(outcome.error)
-            reason = f"{outcome.gave_up}; last: {last}"
-        elif response is not None:
-            reason = f"the API answered HTTP {response.status}"
-        else:
-            reason = str(outcome.error)
         if not self._batcher.settle(len(items)):
             return  # close() already reported these events
-        self._fail(items, DeliveryError(
-            reason,
-            message_ids=_message_ids(items),
-            status=None if response is None else response.status,
-            text="" if response is None else response.text,
-            attempts=outcome.attempts,
-            cause=None if outcome.error is None else outcome.error.cause,
+        self._refused(items, outcome)
+
+    def _post(self, messages: list[bytes], *, interrupt: threading.Event,
+              deadline: Callable[[], float | None]) -> Outcome:
+        """Assemble a body from encoded messages and send it, with retries."""
+        body = b"".join((
+            b'{"batch":[', b",".join(messages), b'],"sentAt":"', now_iso().encode(), b'"}',
         ))
+        return send_with_retries(
+            self._transport, BATCH_PATH, body, self.retry_policy,
+            interrupt=interrupt, deadline=deadline, on_retry=self._count_retry,
+        )
+
+    def _delivered(self, items: list[Item]) -> None:
+        """Count a batch the API acknowledged and run its callbacks."""
+        self._counters.add("delivered", len(items))
+        self._counters.add("batches")
+        self._finish(items, None)
+
+    def _refused(self, items: list[Item], outcome: Outcome) -> None:
+        """Count, report and call back a batch given up for good."""
+        self._fail(items, _delivery_error(items, outcome))
+
+    def _write_to_spool(self, items: list[Item]) -> None:
+        """The worker's work with a spool: write what was queued to it; what cannot be
+        written is sent from memory, in batches as without a spool."""
+        try:
+            unwritten = self._spool.write(items)  # type: ignore[union-attr]
+        except Exception:  # never lose a batch to a fault of the spool's own
+            logger.exception("cdp-logging could not write %d events to the spool; sending them", len(items))
+            unwritten = items
+        size = self._max_events_in_batch
+        for start in range(0, len(unwritten), size):
+            self._deliver(unwritten[start:start + size])
+
+    def _kept(self, messages: list[bytes], outcome: Outcome, retry_in: float) -> None:
+        """Report a batch given up for now: its events stay in the spool."""
+        self._reporter.report(_delivery_error(
+            messages, outcome, f"; the events stay in the spool and are sent again in {retry_in:.1f}s",
+        ))
+
+    def _spool_dropped(self, count: int, items: list[Item], reason: str) -> None:
+        """Count and report events a full spool dropped; ``items`` are those with callbacks."""
+        self._counters.add("dropped", count)
+        error = EventDroppedError(reason, count=count)
+        self._reporter.report(error)
+        for item in items:
+            self._run_callback(item[1], error, [])  # type: ignore[index]
+
+    def _spool_unusable(self, error: SpoolError) -> None:
+        """The spool cannot be used: report it, and batch in memory as without a spool."""
+        self._reporter.report(error)
+        self._batcher.max_events_in_batch = self._max_events_in_batch
+        self._batcher.flush_interval = self._flush_interval
 
     def _count_retry(self) -> None:
         self._counters.add("retries")
@@ -558,7 +671,7 @@ class Analytics:
         self._finish(items, error)
 
     def _abandon(self, items: list[Item], reason: str) -> None:
-        self._fail(items, DeliveryError(reason, message_ids=_message_ids(items), attempts=0))
+        self._fail(items, DeliveryError(reason, message_ids=message_ids(items), attempts=0))
 
     def _finish(self, items: list[Item], error: DeliveryError | None) -> None:
         """Run the per-call callbacks of a finished batch."""
@@ -580,6 +693,9 @@ class Analytics:
     def _after_fork_in_child(self) -> None:
         # Every lock the parent's threads might have held at the fork is replaced.
         self._batcher.reset_after_fork()
+        if self._spool is not None:
+            self._spool.after_fork()
+            self._batcher.sender_thread = self._spool.thread
         self._counters = _Counters()
         self._reporter = Reporter(self._reporter.error_handler)
         reset = getattr(self._transport, "reset", None)
@@ -595,14 +711,26 @@ class CallbackError(CDPError):
         self.__cause__ = cause
 
 
-def _message_ids(items: list[Item]) -> list[str]:
-    ids = []
-    for item in items:
-        try:
-            ids.append(orjson.loads(item_bytes(item))["messageId"])
-        except Exception:
-            ids.append("?")
-    return ids
+def _delivery_error(items: list[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:
+    """The DeliveryError telling why ``outcome`` did not deliver ``items``."""
+    response = outcome.response
+    if response is not None and response.status == 413:
+        reason = "the API refused the event as too large (HTTP 413)"
+    elif outcome.gave_up:
+        last = f"HTTP {response.status}" if response is not None else str(outcome.error)
+        reason = f"{outcome.gave_up}; last: {last}"
+    elif response is not None:
+        reason = f"the API answered HTTP {response.status}"
+    else:
+        reason = str(outcome.error)
+    return DeliveryError(
+        reason + suffix,
+        message_ids=message_ids(items),
+        status=None if response is None else response.status,
+        text="" if response is None else response.text,
+        attempts=outcome.attempts,
+        cause=None if outcome.error is None else outcome.error.cause,
+    )
 
 
 # -- every live client: flushed at exit, reset in forked children -------------------------

@@ -50,6 +50,12 @@ _DESCRIPTIONS = {
     "max_backoff": "the longest wait between two retries, in seconds",
     "max_retry_after": "the longest a server's Retry-After is honoured, in seconds",
     "shutdown_timeout": "seconds the process may spend at exit delivering what is queued",
+    "spool_path": "a file on local disk where events wait until delivered, surviving kill -9 "
+                  "and long outages (several processes may share it)",
+    "spool_max_bytes": "the spool file's size bound, in bytes (its WAL, up to 4 MB, is extra)",
+    "spool_full": "when the spool is full: drop_oldest or drop_newest",
+    "spool_sync_interval": "seconds an event may wait in memory before it is written to the "
+                           "spool: what kill -9 can lose",
 }
 
 _TRUE = ("1", "true", "yes", "on")
@@ -117,8 +123,10 @@ _KINDS: dict[type, tuple[str, Callable[[str], Any]]] = {
 _KINDS_OF_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "write_key": ("text", _text), "host": ("URL", _text),
     "error_handler": ("module.path:function", _callable), "overflow": ("drop or wait", _text),
+    "spool_path": ("path", _text), "spool_full": ("drop_oldest or drop_newest", _text),
 }
-_SHOWN_DEFAULTS = {"write_key": "(none)", "host": DEFAULT_HOST, "error_handler": "(none)"}
+_SHOWN_DEFAULTS = {"write_key": "(none)", "host": DEFAULT_HOST, "error_handler": "(none)",
+                   "spool_path": "(none: events wait in memory only)"}
 
 
 def _analytics_variables() -> list[Variable]:

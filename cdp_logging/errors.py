@@ -2,8 +2,9 @@
 
 Everything derives from :class:`CDPError`. Errors about the event itself
 (:class:`InvalidEventError`, :class:`EventTooLargeError`) are raised by the client's calls;
-errors about delivery (:class:`DeliveryError`, :class:`EventDroppedError`) are never raised in
-the application: they go to ``error_handler`` or, without one, to the ``cdp_logging`` logger.
+errors about delivery (:class:`DeliveryError`, :class:`EventDroppedError`, :class:`SpoolError`)
+are never raised in the application: they go to ``error_handler`` or, without one, to the
+``cdp_logging`` logger.
 """
 
 from __future__ import annotations
@@ -162,6 +163,31 @@ class EventDroppedError(CDPError):
         self.count = count
         which = f"messageId {message_id}" if message_id else f"{count} events"
         super().__init__(f"event dropped ({which}): {reason}")
+
+
+class SpoolError(CDPError):
+    """The spool file cannot be used; the client carries on with its in-memory queue.
+
+    Reported once, when the problem is found: at start or at any later read or write.
+    ``path`` is the spool; ``moved_to`` is where a corrupt file was moved aside (None when it
+    was left in place: a directory that cannot be written, a full disk, another program's
+    database). Events already in a moved file are not sent; rename it back to recover them.
+
+    Example::
+
+        def on_error(err: cdp_logging.CDPError) -> None:
+            if isinstance(err, cdp_logging.SpoolError):
+                alert(f"analytics spool lost durability: {err}")
+    """
+
+    def __init__(self, problem: str, *, path: str, moved_to: str | None = None) -> None:
+        self.problem = problem
+        self.path = path
+        self.moved_to = moved_to
+        text = f"spool {path} {problem}"
+        if moved_to is not None:
+            text += f"; moved aside to {moved_to}"
+        super().__init__(text + "; events are kept in memory only until the process restarts")
 
 
 class ConfigurationError(CDPError, ValueError):
