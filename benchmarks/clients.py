@@ -14,7 +14,10 @@ import importlib
 import inspect
 import logging
 import logging.handlers
+import os
 import queue
+import shutil
+import tempfile
 from typing import Any, Callable
 
 from .common import APP_LOGGER, EVENT, MESSAGE, PROPERTIES, TRACK_EXTRA, USER_ID, WRITE_KEY, run_bounded
@@ -173,13 +176,13 @@ class OursClient(Subject):
     kind = "ours_client"
 
     def __init__(self, host: str, *, batch: int, queue_size: int,
-                 flush_interval: float = 10.0) -> None:
+                 flush_interval: float = 10.0, **options: Any) -> None:
         reason = ours_import_error()
         if reason:
             raise SkipScenario(reason)
         self.analytics = ours().Analytics(
             WRITE_KEY, host=host, max_events_in_batch=batch, flush_interval=flush_interval,
-            max_queue_size=queue_size)
+            max_queue_size=queue_size, **options)
         track = self.analytics.track
         self.call = lambda: track(user_id=USER_ID, event=EVENT, properties=PROPERTIES)
 
@@ -229,12 +232,13 @@ class OursHandler(Subject):
     kind = "ours_handler"
 
     def __init__(self, host: str, *, batch: int, queue_size: int, with_payload: bool = True,
-                 flush_interval: float = 10.0, logger_name: str = APP_LOGGER) -> None:
+                 flush_interval: float = 10.0, logger_name: str = APP_LOGGER,
+                 **more_options: Any) -> None:
         reason = ours_import_error()
         if reason:
             raise SkipScenario(reason)
         options = {"max_events_in_batch": batch, "flush_interval": flush_interval,
-                   "max_queue_size": queue_size}
+                   "max_queue_size": queue_size, **more_options}
         analytics = ours().Analytics(WRITE_KEY, host=host, **options)
         self.handler, self.analytics = make_cdp_handler(analytics, host, options)
         self.logger = _app_logger(self.handler, logger_name)
@@ -259,6 +263,51 @@ class OursHandler(Subject):
             run_bounded(self.analytics.close, timeout)
 
 
+class SpoolDirectory:
+    """A temporary directory for the durable spool's file (on disk, as /tmp is here)."""
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="cdp-bench-spool-")
+        self.spool_path = os.path.join(self.path, "events.db")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class OursClientSpool(OursClient):
+    """``Analytics.track`` with the durable spool on (``spool_path``, default options)."""
+
+    kind = "ours_client_spool"
+
+    def __init__(self, host: str, *, batch: int, queue_size: int) -> None:
+        self.directory = SpoolDirectory()
+        super().__init__(host, batch=batch, queue_size=queue_size, spool_path=self.directory.spool_path)
+
+    def close(self, timeout: float) -> None:
+        try:
+            super().close(timeout)
+        finally:
+            self.directory.remove()
+
+
+class OursHandlerSpool(OursHandler):
+    """``CDPHandler`` with the durable spool on (``spool_path``, default options)."""
+
+    kind = "ours_handler_spool"
+
+    def __init__(self, host: str, *, batch: int, queue_size: int, with_payload: bool = True,
+                 logger_name: str = APP_LOGGER) -> None:
+        self.directory = SpoolDirectory()
+        super().__init__(host, batch=batch, queue_size=queue_size, with_payload=with_payload,
+                         logger_name=logger_name, spool_path=self.directory.spool_path)
+
+    def close(self, timeout: float) -> None:
+        try:
+            super().close(timeout)
+        finally:
+            self.directory.remove()
+
+
 def make_subject(kind: str, host: str = "", *, batch: int = 20, queue_size: int = 10_000,
                  with_payload: bool = True, logger_name: str = APP_LOGGER) -> Subject:
     """Build the subject called ``kind`` (see each class's ``kind``).
@@ -276,4 +325,9 @@ def make_subject(kind: str, host: str = "", *, batch: int = 20, queue_size: int 
     if kind == "ours_handler":
         return OursHandler(host, batch=batch, queue_size=queue_size, with_payload=with_payload,
                            logger_name=logger_name)
+    if kind == "ours_client_spool":
+        return OursClientSpool(host, batch=batch, queue_size=queue_size)
+    if kind == "ours_handler_spool":
+        return OursHandlerSpool(host, batch=batch, queue_size=queue_size, with_payload=with_payload,
+                                logger_name=logger_name)
     raise ValueError(f"unknown subject {kind!r}")

@@ -43,6 +43,8 @@ LABELS = {
     "official": "official Client.track()",
     "ours_client": "ours: Analytics.track()",
     "ours_handler": "ours: CDPHandler",
+    "ours_client_spool": "ours: Analytics.track(), spool on",
+    "ours_handler_spool": "ours: CDPHandler, spool on",
 }
 
 
@@ -121,9 +123,10 @@ def build_specs(s: Settings) -> list[Spec]:
     call = ("--calls", str(s.calls), "--warmup", str(s.warmup))
     for subject, payload in [("null", True), ("queue", True), ("official", True),
                              ("ours_handler", True), ("ours_client", True),
+                             ("ours_handler_spool", True), ("ours_client_spool", True),
                              ("null", False), ("ours_handler", False)]:
         form = "extra=track" if payload else "no payload"
-        if subject in ("official", "ours_client"):
+        if subject in ("official", "ours_client", "ours_client_spool"):
             form = ""
         label = f"{LABELS[subject]}{', ' + form if form else ''}"
         args = ("call", "--subject", subject, *call) + (() if payload else ("--no-payload",))
@@ -139,7 +142,8 @@ def build_specs(s: Settings) -> list[Spec]:
     for batch in s.batch_sizes:
         # The official client manages ~2-3k events/s on a slow 2-core machine: allow for it.
         deadline = 60.0 + s.events / 400
-        for subject in ("official", "ours_client", "ours_handler"):
+        for subject in ("official", "ours_client", "ours_handler", "ours_client_spool",
+                        "ours_handler_spool"):
             specs.append(Spec(
                 f"throughput.{subject}.b{batch}", "throughput", f"{LABELS[subject]}, batch {batch}",
                 ("throughput", "--subject", subject, "--events", str(s.events), "--batch", str(batch),
@@ -288,6 +292,8 @@ _PER_CALL_PAIRS = [
     ("call.ours_handler.plain", "call.null.plain", "<= 1.10x"),
     ("call.ours_handler.track", "call.official.track", ""),
     ("call.ours_client.track", "call.official.track", ""),
+    ("call.ours_handler_spool.track", "call.ours_handler.track", ""),
+    ("call.ours_client_spool.track", "call.ours_client.track", ""),
 ]
 #: Wall time is what the application waits; its thread's CPU time is the steadier figure on
 #: a noisy machine (it leaves out time descheduled), so both are compared.
@@ -307,6 +313,11 @@ def _throughput_comparisons(batch_sizes: list[int]) -> list[Comparison]:
                                      f"throughput.official.b{batch}", "events/s", "higher"))
             result.append(Comparison("throughput", "cpu_us_per_event", f"throughput.{subject}.b{batch}",
                                      f"throughput.official.b{batch}", "CPU us/event", "lower"))
+        for subject in ("ours_client", "ours_handler"):
+            # The spool's cost: the same client with the spool on, against it off.
+            spooled, plain = f"throughput.{subject}_spool.b{batch}", f"throughput.{subject}.b{batch}"
+            result.append(Comparison("throughput", "events_per_s", spooled, plain, "events/s", "higher"))
+            result.append(Comparison("throughput", "cpu_us_per_event", spooled, plain, "CPU us/event", "lower"))
     return result
 
 

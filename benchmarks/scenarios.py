@@ -43,7 +43,8 @@ from .server import ServerProcess
 
 RESULT_MARKER = "BENCH-RESULT "
 #: Subjects that send events and so need a server.
-SENDING_SUBJECTS = frozenset({"official", "ours_client", "ours_handler"})
+SENDING_SUBJECTS = frozenset({"official", "ours_client", "ours_handler", "ours_client_spool",
+                              "ours_handler_spool"})
 #: Seconds allowed for teardown steps (flush, close) that might block on the network.
 TEARDOWN_TIMEOUT = 5.0
 
@@ -427,7 +428,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="run one benchmark measurement")
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--subject", default="null",
-                        choices=["null", "queue", "official", "ours_client", "ours_handler"])
+                        choices=["null", "queue", "official", "ours_client", "ours_handler",
+                                 "ours_client_spool", "ours_handler_spool"])
     parser.add_argument("--baseline", default="null", choices=["null", "queue"],
                         help="pair: the subject to compare against")
     parser.add_argument("--no-payload", dest="payload", action="store_false",

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Literal, Union
+from typing import Any, Callable, Literal, Sequence, Union
 
 import orjson
 
@@ -37,7 +37,7 @@ def item_bytes(item: Item) -> bytes:
     return item if type(item) is bytes else item[0]  # type: ignore[return-value,index]
 
 
-def message_ids(items: list[Item]) -> list[str]:
+def message_ids(items: Sequence[Item]) -> list[str]:
     """The messageIds of queued items, for reports ("?" where one cannot be read)."""
     ids = []
     for item in items:

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypedDict
 
 import orjson
 
@@ -232,7 +232,7 @@ class Analytics:
         self._spool: Spool | None = None
         spooling = spool_path is not None and enable
         if spooling:
-            from . import spool
+            from . import spool  # only here: without a spool, sqlite3 is never imported
 
             # The worker writes to the spool: many events a transaction, at least every
             # spool_sync_interval; the spool's own thread batches and sends.
@@ -249,7 +249,7 @@ class Analytics:
             on_abandoned=self._abandon,
             name=f"cdp-logging-{id(self):x}",
         )
-        if spooling:
+        if spool_path is not None and enable:
             self._spool = spool.Spool(
                 spool.SpoolFile(
                     spool_path, max_bytes=spool_max_bytes, full=spool_full,
@@ -654,7 +654,8 @@ class Analytics:
         error = EventDroppedError(reason, count=count)
         self._reporter.report(error)
         for item in items:
-            self._run_callback(item[1], error, [])  # type: ignore[index]
+            if isinstance(item, tuple):
+                self._run_callback(item[1], error, [])
 
     def _spool_unusable(self, error: SpoolError) -> None:
         """The spool cannot be used: report it, and batch in memory as without a spool."""
@@ -711,7 +712,7 @@ class CallbackError(CDPError):
         self.__cause__ = cause
 
 
-def _delivery_error(items: list[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:
+def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:
     """The DeliveryError telling why ``outcome`` did not deliver ``items``."""
     response = outcome.response
     if response is not None and response.status == 413:

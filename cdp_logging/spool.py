@@ -13,7 +13,9 @@ released, when its holder is seen to be gone (same host and pid namespace: its p
 runs, or runs another program), or at the latest ``lease`` seconds after the claim. What a
 process leaves behind, the next one to open the file sends.
 
-Nothing here runs on the application's threads, except :meth:`Spool.close` at the end.
+The application's threads never touch the file: they only append to the in-memory queue, as
+without a spool. Only :meth:`Spool.close` does, at the end (and :meth:`Spool.flush` where no
+thread may start, at interpreter exit).
 """
 
 from __future__ import annotations
@@ -989,7 +991,7 @@ class Spool:
             callbacks = self._callbacks
             if not callbacks:
                 return [data for _, data in part]
-            return [callbacks.pop(row_id, None) or data for row_id, data in part]
+            return [callbacks.pop(row_id, data) for row_id, data in part]
 
     def _closing_deadline(self) -> float | None:
         return self._deadline

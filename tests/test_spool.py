@@ -7,6 +7,7 @@ Every test checks at the server that each messageId arrived exactly once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -32,7 +33,9 @@ from reliability_support import (
     SilentServer,
     batch_of,
     free_port,
+    json_lines,
     python_env,
+    run_python,
     start_api,
     stop_api,
     url,
@@ -249,6 +252,22 @@ def test_closing_twice_says_the_same_and_reports_what_was_kept_once(
     kept = [r for r in caplog.records if "kept in the spool" in r.getMessage()]
     assert len(kept) == 1 and "3 event(s) not delivered before closing" in kept[0].getMessage()
     assert client.stats()["failed"] == 0
+
+
+def test_events_first_logged_during_interpreter_exit_go_through_the_spool(
+    api: HTTPServer, recorder: Recorder, spool: Path
+) -> None:
+    # Python 3.12 refuses to start the worker then: the closing thread writes and sends.
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
+
+    result = run_python("exit_app.py", "late", "45", "--log-at-exit",
+                        "--options", json.dumps({"spool_path": str(spool)}),
+                        CDP_HOST=url(api), CDP_WRITE_KEY=WRITE_KEY)
+
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    recorder.assert_each_once(f"late-app0-{i}" for i in range(45))
+    [closed] = [r for r in json_lines(result.stdout) if "stats" in r]
+    assert closed["stats"][0]["delivered"] == 45 and _rows(spool) == 0
 
 
 def test_rows_leased_by_a_process_on_another_host_wait_for_the_lease_to_run_out(
