@@ -465,9 +465,6 @@ class Analytics:
         if not self.enable:
             self._counters.add("skipped")
             return message_id
-        # orjson's bytes keep the capacity of its output buffer (4 KB at least): a copy of
-        # the exact size keeps a queue's memory near the max_queue_bytes it counts.
-        data = bytes(memoryview(data))
         refused = self._batcher.put(data if callback is None else (data, callback), len(data))
         if refused is not None:
             self._counters.add("dropped")

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from .client import Analytics
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
-from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
+from .mapping import PAYLOAD_KEYS, calls_from_record, fast_message_from_record, has_payload
 from .messages import build_message
 from .reporting import in_report
 from .rules import RuleSet, RulesSource, load_rules
@@ -100,6 +100,15 @@ class CDPHandler(logging.Handler):
         self._reopen = False
         self._reopen_lock = threading.Lock()
 
+    #: False in a subclass that overrides :meth:`calls`, :meth:`send` or :meth:`filter`:
+    #: its records then take every step, so the overrides see each of them.
+    _fast_path = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fast_path = (cls.calls is CDPHandler.calls and cls.send is CDPHandler.send
+                          and cls.filter is logging.Handler.filter)
+
     def __repr__(self) -> str:
         return f"<CDPHandler ({logging.getLevelName(self.level)}) {self.client!r}>"
 
@@ -118,6 +127,10 @@ class CDPHandler(logging.Handler):
         if in_report() or self.client._batcher.is_worker_thread():
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
+        if not self.filters and self._fast_path:
+            # What filter() returns without filters, without the call.
+            self.emit(record)
+            return True
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):
             record = result
@@ -128,6 +141,12 @@ class CDPHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Turn the record into calls and queue them; never raises into the application."""
         try:
+            if self._fast_path:
+                # Most records hold one call of the common shape: built in one step.
+                message = fast_message_from_record(record)
+                if message is not None:
+                    self._queue(message, record)
+                    return
             for call, fields in self.calls(record):
                 self.send(call, fields, record)
         except InvalidEventError as err:
@@ -149,6 +168,9 @@ class CDPHandler(logging.Handler):
         except InvalidEventError as err:
             self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
             return
+        self._queue(message, record)
+
+    def _queue(self, message: dict[str, Any], record: logging.LogRecord) -> None:
         try:
             self.client.send(message)
         except InvalidEventError as err:

@@ -161,6 +161,86 @@ def build_message(
     return message
 
 
+#: The fields :func:`fast_message` takes, per call: ids, names and dicts, the fields a
+#: logging payload nearly always holds. Any other field takes the general path.
+_FAST_FIELDS: dict[str, frozenset[str]] = {
+    "identify": frozenset(("user_id", "anonymous_id", "traits")),
+    "track": frozenset(("user_id", "anonymous_id", "event", "properties")),
+    "page": frozenset(("user_id", "anonymous_id", "name", "category", "properties")),
+    "screen": frozenset(("user_id", "anonymous_id", "name", "category", "properties")),
+}
+
+
+def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[str, Any] | None:
+    """The message :func:`build_message` makes of ``fields`` at ``timestamp`` (epoch seconds),
+    when the fields are of the common kinds; None for anything else.
+
+    The common kinds: identify, track, page or screen; non-empty string ids; a non-empty
+    string event; string names and categories; plain dicts of traits or properties; no
+    other field. This runs for nearly every record a handler sends, where calling
+    :func:`build_message` with keyword arguments and its general checks would cost more
+    than all the rest of the application's share. It never raises: whatever it declines,
+    :func:`build_message` accepts or rejects as usual.
+
+    Example::
+
+        >>> fast_message("track", {"user_id": "42", "event": "Added"}, 0.0)["timestamp"]
+        '1970-01-01T00:00:00.000Z'
+    """
+    allowed = _FAST_FIELDS.get(call)
+    if allowed is None or not fields.keys() <= allowed or type(timestamp) is not float:
+        return None
+    user_id = fields.get("user_id")
+    anonymous_id = fields.get("anonymous_id")
+    if user_id is None:
+        if type(anonymous_id) is not str or not anonymous_id:
+            return None
+    elif type(user_id) is not str or not user_id or (
+            anonymous_id is not None and (type(anonymous_id) is not str or not anonymous_id)):
+        return None
+    if call == "track":
+        event = fields.get("event")
+        body = fields.get("properties")
+        if type(event) is not str or not event or (body is not None and type(body) is not dict):
+            return None
+    elif call == "identify":
+        body = fields.get("traits")
+        if body is not None and type(body) is not dict:
+            return None
+    else:
+        name = fields.get("name")
+        category = fields.get("category")
+        body = fields.get("properties")
+        if ((name is not None and type(name) is not str)
+                or (category is not None and type(category) is not str)
+                or (body is not None and type(body) is not dict)):
+            return None
+    # Keys in build_message's order, so both paths send the same bytes.
+    message: dict[str, Any] = {
+        "type": call, "messageId": new_message_id(), "timestamp": iso_from_epoch(timestamp),
+    }
+    if user_id is not None:
+        message["userId"] = user_id
+    if anonymous_id is not None:
+        message["anonymousId"] = anonymous_id
+    if call == "track":
+        message["event"] = event
+        if body is not None:
+            message["properties"] = body
+    elif call == "identify":
+        if body is not None:
+            message["traits"] = body
+    else:
+        if name is not None:
+            message["name"] = name
+        if category is not None:
+            message["category"] = category
+        if body is not None:
+            message["properties"] = body
+    message["context"] = _DEFAULT_CONTEXT
+    return message
+
+
 def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """Encode a built message, enforcing the API's per-message size limit.
 
@@ -178,14 +258,17 @@ def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -
         raise InvalidEventError(
             message.get("type", "?"), None, str(err), message_id=message.get("messageId")
         ) from err
-    # orjson hands back bytes inside a buffer of several kilobytes; the queue may hold ten
-    # thousand of them, so keep an exact-size copy (a memcpy) instead.
-    data = bytes(memoryview(data))
     if len(data) > limit:
         raise EventTooLargeError(
             message["type"], message_id=message["messageId"], size=len(data), limit=limit
         )
-    return data
+    # orjson hands back bytes inside a buffer of 4 KB or more; the queue may hold ten
+    # thousand of them, so keep an exact-size copy instead (joining with b"" makes one, in
+    # a third of the time bytes(memoryview(data)) takes).
+    return _join((data, b""))
+
+
+_join = b"".join
 
 
 def _message_id(call: str, value: Any) -> str:

@@ -8,9 +8,11 @@ flood of bad events cannot flood the logs. Counting happens elsewhere and is nev
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
+from threading import get_ident
 from typing import Callable
 
 from .errors import CDPError
@@ -19,7 +21,9 @@ logger = logging.getLogger("cdp_logging")
 
 ErrorHandler = Callable[[CDPError], object]
 
-_state = threading.local()
+#: Idents of the threads inside a report right now. A set rather than a thread-local flag:
+#: every record a CDPHandler sends asks, and an empty set answers without a look-up.
+_reporting_threads: set[int] = set()
 
 
 def in_report() -> bool:
@@ -27,7 +31,15 @@ def in_report() -> bool:
 
     CDPHandler ignores records logged then, so a report can never loop back into itself.
     """
-    return getattr(_state, "active", False)
+    return bool(_reporting_threads) and get_ident() in _reporting_threads
+
+
+def _keep_only_this_thread() -> None:
+    # A forked child has one thread: the others' idents could be reused by its new threads.
+    _reporting_threads.intersection_update((get_ident(),))
+
+
+os.register_at_fork(after_in_child=_keep_only_this_thread)
 
 
 class RateLimit:
@@ -83,7 +95,8 @@ class Reporter:
             # log it, rate-limited, and stop there.
             self._warn(error)
             return
-        _state.active = True
+        thread = get_ident()
+        _reporting_threads.add(thread)
         try:
             if self.error_handler is None:
                 self._warn(error)
@@ -100,7 +113,7 @@ class Reporter:
         except Exception:
             pass  # reporting must never be what breaks the application
         finally:
-            _state.active = False
+            _reporting_threads.discard(thread)
 
     def _limit(self, kind: type) -> RateLimit:
         limit = self._limits.get(kind)

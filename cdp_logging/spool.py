@@ -214,12 +214,16 @@ class SpoolFile:
 
     # -- the sender's side ------------------------------------------------------------------
 
-    def claim(self, limit: int, budget: int) -> tuple[list[tuple[int, bytes]], bool]:
+    def claim(self, limit: int, budget: int, *, settled: list[int] | None = None,
+              ) -> tuple[list[tuple[int, bytes]], bool]:
         """Lease the oldest rows nobody holds: a run of at most ``limit`` whose bytes (plus a
         comma each) fit ``budget``. Returns the ``(id, message)`` pairs, oldest first, and
-        whether more rows may be waiting."""
+        whether more rows may be waiting. ``settled`` rows (the batch just delivered) are
+        deleted and this process's lease ended first, in the same transaction."""
         now = time.time()
         with self._transaction() as db:
+            if settled:
+                self._settle(db, settled, release=True)
             db.execute("DELETE FROM claims WHERE until < ?", (now,))  # leases that ran out
             leased = self._leases(db)
             first = self._first_free(db, leased)
@@ -253,14 +257,17 @@ class SpoolFile:
         """Delete rows the API acknowledged (or refused for good); with ``release``, the
         lease they were taken under ends too (the claim is settled)."""
         with self._transaction() as db:
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                count, size = db.execute(
-                    f"SELECT count(*), total(length(data)) FROM events WHERE id IN ({marks})", chunk
-                ).fetchone()
-                self._delete(db, chunk, int(size) + count * ROW_OVERHEAD, count)
-            if release:
-                db.execute("DELETE FROM claims WHERE holder = ?", (self.holder,))
+            self._settle(db, ids, release=release)
+
+    def _settle(self, db: sqlite3.Connection, ids: list[int], *, release: bool) -> None:
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            count, size = db.execute(
+                f"SELECT count(*), total(length(data)) FROM events WHERE id IN ({marks})", chunk
+            ).fetchone()
+            self._delete(db, chunk, int(size) + count * ROW_OVERHEAD, count)
+        if release:
+            db.execute("DELETE FROM claims WHERE holder = ?", (self.holder,))
 
     def release(self) -> None:
         """Give back every row this process holds, to be sent again by whoever comes first."""
@@ -661,6 +668,8 @@ class Spool:
         self._no_thread = False
         #: Items with a callback, by row id, until their fate is known.
         self._callbacks: dict[int, Item] = {}
+        #: Rows delivered whose deletion rides on the next claim, made at once (a backlog).
+        self._settled: list[int] = []
         #: Rows this client wrote since the sender's last claim, and the newest row it wrote.
         self._written = 0
         self._last_written = 0
@@ -859,11 +868,13 @@ class Spool:
                     break
             except Exception:  # the sender must outlive anything a transport or hook runs into
                 logger.exception("cdp-logging spool sender caught an unexpected error; it keeps running")
+                self._settle_deferred()
                 with contextlib.suppress(SpoolBusy, SpoolUnavailable):
                     self.file.release()
                 with self._lock:
                     self._given_up_in_a_row += 1
                     self._pause_until = time.monotonic() + self._backoff(self._given_up_in_a_row)
+        self._settle_deferred()
         with contextlib.suppress(SpoolBusy, SpoolUnavailable):
             self.file.release()
         with self._lock:
@@ -908,12 +919,14 @@ class Spool:
             self._last_cycle = time.monotonic()
         sent_all = True
         try:
-            rows, full = self.file.claim(self._max_events, self._budget)
+            rows, full = self.file.claim(self._max_events, self._budget, settled=self._settled)
+            self._settled = []
             if rows:
                 with self._lock:
                     self.in_flight = len(rows)
                 try:
-                    sent_all = self._send(rows)
+                    # With more rows waiting, the next claim comes at once and deletes these.
+                    sent_all = self._send(rows, defer_delete=full)
                 finally:
                     with self._lock:
                         self.in_flight = 0
@@ -940,10 +953,11 @@ class Spool:
             self._looked.notify_all()
         return True
 
-    def _send(self, rows: list[tuple[int, bytes]]) -> bool:
+    def _send(self, rows: list[tuple[int, bytes]], *, defer_delete: bool) -> bool:
         """Post the claimed rows, splitting a batch the API refuses to find the event at fault.
         True when every row was settled (delivered, or refused for good and removed); False
-        when the rest were released for later."""
+        when the rest were released for later. With ``defer_delete``, the last rows settled
+        are deleted by the next claim rather than in a transaction of their own."""
         parts = [rows]
         while parts:
             part = parts.pop(0)
@@ -951,8 +965,12 @@ class Spool:
                                          deadline=self._closing_deadline)
             status = None if outcome.response is None else outcome.response.status
             if outcome.ok or (status in REFUSED_STATUSES and len(part) == 1):
-                # The last part settled settles the claim: its lease ends in the same stroke.
-                self._acknowledge([row_id for row_id, _ in part], release=not parts)
+                ids = [row_id for row_id, _ in part]
+                if defer_delete and not parts:
+                    self._settled = ids
+                else:
+                    # The last part settled settles the claim: its lease ends in the same stroke.
+                    self._acknowledge(ids, release=not parts)
                 items = self._settled_items(part)
                 if outcome.ok:
                     self._client._delivered(items)
@@ -985,6 +1003,13 @@ class Spool:
                 if attempt == 2:
                     raise
 
+    def _settle_deferred(self) -> None:
+        """Delete the rows whose deletion waited for a next claim that will not come now."""
+        settled, self._settled = self._settled, []
+        if settled:
+            with contextlib.suppress(SpoolBusy, SpoolUnavailable):
+                self._acknowledge(settled, release=True)
+
     def _settled_items(self, part: list[tuple[int, bytes]]) -> list[Item]:
         """The rows as queue items, with the callbacks that waited for them."""
         with self._lock:
@@ -999,17 +1024,20 @@ class Spool:
     def _send_here(self, deadline: float | None, last_id: int) -> bool:
         """Without a sender thread (none may start at interpreter exit): send on this thread
         until the rows up to ``last_id`` are gone, a batch is given up, or ``deadline``."""
-        while deadline is None or time.monotonic() < deadline:
-            given_up = self._given_up
-            if not self._cycle() or self._given_up != given_up:
-                return False
-            with self._lock:
-                if self._delivered_up_to(last_id):
-                    return True
-                if not self._backlog:
-                    # What remains is held by another process: give it a moment.
-                    self._looked.wait(FLUSH_POLL)
-        return False
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                given_up = self._given_up
+                if not self._cycle() or self._given_up != given_up:
+                    return False
+                with self._lock:
+                    if self._delivered_up_to(last_id):
+                        return True
+                    if not self._backlog:
+                        # What remains is held by another process: give it a moment.
+                        self._looked.wait(FLUSH_POLL)
+            return False
+        finally:
+            self._settle_deferred()
 
     def _stop_using(self, error: SpoolError) -> None:
         """The file cannot be used: report once, hand waiting callbacks the error, wake all."""

@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import enum
 import json
+import os
 import uuid
 from collections import OrderedDict, namedtuple
 from pathlib import PurePosixPath
@@ -186,6 +187,24 @@ def test_datetimes_become_iso_utc_with_milliseconds(local_time_is_not_utc: None)
 def test_now_is_the_current_utc_time() -> None:
     stamp = dt.datetime.fromisoformat(now_iso().replace("Z", "+00:00"))
     assert abs((stamp - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    new_message_id()  # the parent has ids made ahead of use
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its ids to the parent, leave at once
+        try:
+            os.write(write_end, ",".join(new_message_id() for _ in range(300)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        child = set(pipe.read().decode().split(","))
+    parent = {new_message_id() for _ in range(300)}
+    assert len(child) == 300 and not child & parent
 
 
 def test_message_ids_are_unique_version_4_uuids() -> None:

@@ -13,7 +13,7 @@ import pytest
 import cdp_logging
 from cdp_logging import EventTooLargeError, InvalidEventError
 from cdp_logging.constants import MAX_MESSAGE_BYTES
-from cdp_logging.messages import build_message, encode_message
+from cdp_logging.messages import build_message, encode_message, fast_message
 
 ISO_UTC_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LIBRARY = {"name": "cdp-logging", "version": cdp_logging.__version__}
@@ -292,3 +292,62 @@ def test_each_call_validates_against_the_openapi_description(openapi: Any, call:
     openapi.validate_message(message)
     openapi.validate_body({"batch": [message], "sentAt": "2024-05-01T12:00:01.000Z"})
     assert ISO_UTC_MILLIS.match(message["timestamp"])
+
+
+# -- the fast path ---------------------------------------------------------------------------
+
+#: Fields fast_message builds itself: the shapes a logging payload nearly always has.
+COMMON_SHAPES = [
+    ("track", {"user_id": "u1", "event": "Added", "properties": {"sku": "A-1", "qty": 2}}),
+    ("track", {"anonymous_id": "a1", "event": "Added"}),
+    ("track", {"user_id": "u1", "anonymous_id": "a1", "event": "Added", "properties": {}}),
+    ("identify", {"user_id": "u1", "traits": {"email": "ann@example.com"}}),
+    ("identify", {"anonymous_id": "a1"}),
+    ("page", {"user_id": "u1", "name": "Pricing", "category": "Docs", "properties": {"url": "/p"}}),
+    ("page", {"anonymous_id": "a1", "name": ""}),
+    ("screen", {"user_id": "u1", "name": "Checkout"}),
+]
+#: Fields it leaves to build_message, which accepts some and refuses others.
+OTHER_SHAPES = [
+    ("track", {"user_id": 42, "event": "Added"}),
+    ("track", {"user_id": "", "anonymous_id": "a1", "event": "Added"}),
+    ("track", {"user_id": "u1", "anonymous_id": "", "event": "Added"}),
+    ("track", {"user_id": "u1", "event": "Added", "properties": [1, 2]}),
+    ("track", {"user_id": "u1", "event": ""}),
+    ("track", {"user_id": "u1"}),
+    ("track", {"event": "Added"}),
+    ("track", {"user_id": None, "anonymous_id": None, "event": "Added"}),
+    ("track", {"user_id": "u1", "event": "Added", "context": {"ip": "203.0.113.9"}}),
+    ("track", {"user_id": "u1", "event": "Added", "timestamp": "2024-05-01T00:00:00Z"}),
+    ("track", {"user_id": "u1", "event": "Added", "message_id": "m-1"}),
+    ("identify", {"user_id": "u1", "traits": "vip"}),
+    ("page", {"user_id": "u1", "name": 5}),
+    ("group", {"user_id": "u1", "group_id": "g1"}),
+    ("alias", {"user_id": "u1", "previous_id": "a1"}),
+]
+
+
+def without_id(message: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in message.items() if key != "messageId"}
+
+
+@pytest.mark.parametrize(("call", "fields"), COMMON_SHAPES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(COMMON_SHAPES)])
+def test_the_fast_path_builds_the_same_message_and_bytes_as_build_message(call: str, fields: dict[str, Any]) -> None:
+    at = 1714564800.25
+    fast = fast_message(call, fields, at)
+    assert fast is not None
+    built = build_message(call, **fields, timestamp=at)
+    assert without_id(fast) == without_id(built)
+    assert list(fast) == list(built)  # the same key order: the same bytes on the wire
+    same_id = {**built, "messageId": fast["messageId"]}
+    assert encode_message(fast) == encode_message(same_id)
+    assert uuid.UUID(fast["messageId"]).version == 4
+
+
+@pytest.mark.parametrize(("call", "fields"), OTHER_SHAPES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(OTHER_SHAPES)])
+def test_the_fast_path_leaves_every_other_shape_to_build_message(call: str, fields: dict[str, Any]) -> None:
+    assert fast_message(call, fields, 1714564800.25) is None
+
+
+def test_the_fast_path_needs_the_timestamp_as_epoch_seconds() -> None:
+    assert fast_message("track", {"user_id": "u1", "event": "E"}, 1714564800) is None  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ Every test checks at the server that each messageId arrived exactly once.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -43,10 +44,10 @@ from reliability_support import (
 )
 from spool_support import HoldOnce, finish, index_of, kill, logged, run_spool_app, start_spool_app
 
-#: The kill -9 test's pace and sync interval: the window it may lose is RATE * SYNC_INTERVAL
-#: events, plus what the machine's scheduling adds (SCHEDULING_SLACK seconds' worth).
+#: The kill -9 test's pace, and the default spool_sync_interval: what it may lose is the events
+#: of one interval, plus what the machine's scheduling adds (SCHEDULING_SLACK seconds' worth).
 RATE = 1000
-SYNC_INTERVAL = 0.1
+SYNC_INTERVAL = inspect.signature(Analytics).parameters["spool_sync_interval"].default
 SCHEDULING_SLACK = 0.1
 
 
@@ -111,7 +112,7 @@ def test_a_process_killed_with_sigkill_loses_at_most_its_last_sync_interval_and_
     progress = tmp_path / "progress"
     app = start_spool_app(
         "killed", spool, host=url(api), events=-1, rate=RATE, progress=progress,
-        spool_sync_interval=SYNC_INTERVAL, max_events_in_batch=50, flush_interval=0.5,
+        max_events_in_batch=50, flush_interval=0.5,
     )
     try:
         wait_until(lambda: recorder.count() >= 300, timeout=30, message="the first process delivering")

@@ -1,0 +1,271 @@
+"""cdp_logging.connection: the kept-alive HTTP/1.1 connection HTTPTransport sends through,
+and when HTTPTransport goes through requests instead."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+from unittest import mock
+
+import pytest
+import requests
+
+from cdp_logging.transport import HTTPTransport, TransportError
+
+BODY = b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}'
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"success\":true}"
+
+#: Given the request head and body, the bytes to answer with (None: close without answering).
+Answerer = Callable[[bytes, bytes], "bytes | None"]
+
+
+class RawServer:
+    """A tiny HTTP/1.1 server on 127.0.0.1 that counts connections and requests and answers
+    with whatever bytes the test chooses."""
+
+    def __init__(self, answer: Answerer = lambda head, body: OK,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.answer = answer
+        self.tls = tls
+        self.connections = 0
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.close_after_each = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._open: list[socket.socket] = []
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def close_idle_connections(self) -> None:
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.close_idle_connections()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError):
+            sock.close()
+            return
+        self._open.append(sock)
+        buffer = b""
+        with contextlib.suppress(OSError):
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                while len(buffer) < length:
+                    buffer += sock.recv(65536)
+                body, buffer = buffer[:length], buffer[length:]
+                self.requests.append((head, body))
+                reply = self.answer(head, body)
+                if reply is None:
+                    sock.close()
+                    return
+                sock.sendall(reply)
+                if self.close_after_each:
+                    sock.close()
+                    return
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    server = RawServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def transport_for() -> Iterator[Callable[..., HTTPTransport]]:
+    made: list[HTTPTransport] = []
+
+    def make(url: str, **options: object) -> HTTPTransport:
+        transport = HTTPTransport(url, "key", **{"timeout": 5.0, **options})  # type: ignore[arg-type]
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+def test_batches_go_one_after_another_on_one_kept_alive_connection(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+) -> None:
+    transport = transport_for(raw_server.url)
+    statuses = [transport.post("/v1/batch", BODY).status for _ in range(5)]
+    assert statuses == [200] * 5
+    assert raw_server.connections == 1
+    head, body = raw_server.requests[0]
+    assert head.startswith(b"POST /v1/batch HTTP/1.1\r\n") and body == BODY
+    assert b"\r\nAuthorization: Basic a2V5Og==" in head  # "key:" as the Basic auth user
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_losing_the_batch(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+) -> None:
+    transport = transport_for(raw_server.url)
+    assert transport.post("/v1/batch", BODY).status == 200
+    raw_server.close_idle_connections()
+    time.sleep(0.05)
+    assert transport.post("/v1/batch", BODY).status == 200
+    assert raw_server.connections == 2 and len(raw_server.requests) == 2
+
+
+def test_a_server_that_closes_after_each_answer_gets_a_new_connection_each_time(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+) -> None:
+    raw_server.close_after_each = True
+    raw_server.answer = lambda head, body: b"HTTP/1.0 200 OK\r\n\r\n{\"success\":true}"
+    transport = transport_for(raw_server.url)
+    replies = [transport.post("/v1/batch", BODY) for _ in range(3)]
+    assert [(r.status, r.text) for r in replies] == [(200, '{"success":true}')] * 3
+    assert raw_server.connections == 3
+
+
+def test_chunked_answers_and_interim_answers_are_read_whole(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+) -> None:
+    raw_server.answer = lambda head, body: (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nRetry-After: 2\r\n\r\n"
+        b"4\r\nslow\r\n5;x=1\r\n down\r\n0\r\n\r\n"
+    )
+    transport = transport_for(raw_server.url)
+    first = transport.post("/v1/batch", BODY)
+    second = transport.post("/v1/batch", BODY)
+    assert (first.status, first.text, first.headers["retry-after"]) == (503, "slow down", "2")
+    assert second.status == 503 and raw_server.connections == 1
+
+
+def test_no_answer_is_a_transport_error_caused_by_a_requests_connection_error(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+) -> None:
+    raw_server.answer = lambda head, body: None
+    transport = transport_for(raw_server.url)
+    with pytest.raises(TransportError) as caught:
+        transport.post("/v1/batch", BODY)
+    assert isinstance(caught.value.cause, requests.ConnectionError)
+
+
+def test_a_slow_answer_is_a_timeout(raw_server: RawServer, transport_for: Callable[..., HTTPTransport]) -> None:
+    release = threading.Event()
+    raw_server.answer = lambda head, body: release.wait(10) and OK
+    transport = transport_for(raw_server.url, timeout=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError) as caught:
+            transport.post("/v1/batch", BODY)
+    finally:
+        release.set()
+    assert isinstance(caught.value.cause, requests.Timeout)
+    assert time.monotonic() - started < 3
+
+
+def test_a_proxy_in_the_environment_sends_through_requests(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The "proxy" is the server itself: a proxied request names the whole URL in its first line.
+    monkeypatch.setenv("HTTP_PROXY", raw_server.url)
+    monkeypatch.setenv("http_proxy", raw_server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = transport_for("http://cdp.example.test")
+    assert transport.post("/v1/batch", BODY).status == 200
+    head, _ = raw_server.requests[0]
+    assert head.startswith(b"POST http://cdp.example.test/v1/batch HTTP/1.1")
+
+
+def test_while_requests_is_patched_by_a_test_library_batches_go_through_it(
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+) -> None:
+    transport = transport_for(raw_server.url)
+    fake = requests.Response()
+    fake.status_code = 202
+    with mock.patch("requests.adapters.HTTPAdapter.send", autospec=True, return_value=fake) as send:
+        assert transport.post("/v1/batch", BODY).status == 202
+    assert send.called and raw_server.requests == []
+    assert transport.post("/v1/batch", BODY).status == 200
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    result = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {result.stderr[-300:]}")
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[RawServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server = RawServer(tls=context)
+    yield server
+    server.stop()
+
+
+def test_tls_certificates_are_verified(
+    tls_server: RawServer, transport_for: Callable[..., HTTPTransport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(TransportError) as caught:
+        transport_for(tls_server.url).post("/v1/batch", BODY)
+    assert isinstance(caught.value.cause, requests.exceptions.SSLError)
+    assert tls_server.requests == []
+
+
+def test_tls_trusts_the_ca_bundle_requests_would_use(
+    tls_server: RawServer, transport_for: Callable[..., HTTPTransport], monkeypatch: pytest.MonkeyPatch,
+    certificate: tuple[Path, Path],
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    transport = transport_for(tls_server.url)
+    assert [transport.post("/v1/batch", BODY).status for _ in range(3)] == [200] * 3
+    assert tls_server.connections == 1 and tls_server.requests[0][1] == BODY
