@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
-from unittest import mock
 
 import pytest
 import requests
@@ -209,14 +208,24 @@ def test_a_proxy_in_the_environment_sends_through_requests(
 
 
 def test_while_requests_is_patched_by_a_test_library_batches_go_through_it(
-    raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
+    raw_server: RawServer, transport_for: Callable[..., HTTPTransport],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A user's own tests may patch requests (the `responses` library does): then their patch,
+    # not the lean connection, must see the batches.
     transport = transport_for(raw_server.url)
     fake = requests.Response()
     fake.status_code = 202
-    with mock.patch("requests.adapters.HTTPAdapter.send", autospec=True, return_value=fake) as send:
-        assert transport.post("/v1/batch", BODY).status == 202
-    assert send.called and raw_server.requests == []
+    sent: list[object] = []
+
+    def patched_send(adapter: object, request: object, **kwargs: object) -> requests.Response:
+        sent.append(request)
+        return fake
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", patched_send)
+    assert transport.post("/v1/batch", BODY).status == 202
+    monkeypatch.undo()
+    assert sent and raw_server.requests == []
     assert transport.post("/v1/batch", BODY).status == 200
 
 
