@@ -158,7 +158,8 @@ def _key(key: Any) -> str:
 
 # -- timestamps ----------------------------------------------------------------------------
 
-_last_second: tuple[int, str] = (-1, "")
+#: The second the last timestamp fell in: its start and end (epoch seconds) and its text.
+_current_second: tuple[float, float, str] = (0.0, 0.0, "")
 #: ".000Z" to ".999Z": a look-up is cheaper than formatting the milliseconds of every event.
 _MILLISECONDS = tuple(f".{n:03d}Z" for n in range(1000))
 
@@ -173,16 +174,15 @@ def iso_from_epoch(seconds: float) -> str:
         >>> iso_from_epoch(0.5)
         '1970-01-01T00:00:00.500Z'
     """
-    global _last_second
-    whole = int(seconds) if seconds >= 0 else math.floor(seconds)
-    # One tuple, read once: another thread may replace it between two reads.
-    cached = _last_second
-    if cached[0] == whole:
-        prefix = cached[1]
-    else:
+    global _current_second
+    # One tuple, read once: another thread may replace it meanwhile.
+    start, end, prefix = _current_second
+    if not start <= seconds < end:
+        whole = int(seconds) if seconds >= 0 else math.floor(seconds)
+        start = float(whole)
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _last_second = (whole, prefix)
-    return prefix + _MILLISECONDS[int((seconds - whole) * 1000)]
+        _current_second = (start, start + 1.0, prefix)
+    return prefix + _MILLISECONDS[int((seconds - start) * 1000)]
 
 
 def iso_from_datetime(value: _dt.datetime) -> str:
