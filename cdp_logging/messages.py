@@ -192,51 +192,63 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
         return None
     user_id = fields.get("user_id")
     anonymous_id = fields.get("anonymous_id")
-    if user_id is None:
-        if type(anonymous_id) is not str or not anonymous_id:
+    if anonymous_id is None:
+        if type(user_id) is not str or not user_id:
             return None
-    elif type(user_id) is not str or not user_id or (
-            anonymous_id is not None and (type(anonymous_id) is not str or not anonymous_id)):
+    elif type(anonymous_id) is not str or not anonymous_id or (
+            user_id is not None and (type(user_id) is not str or not user_id)):
         return None
     if call == "track":
         event = fields.get("event")
-        body = fields.get("properties")
-        if type(event) is not str or not event or (body is not None and type(body) is not dict):
+        properties = fields.get("properties")
+        if type(event) is not str or not event or (properties is not None and type(properties) is not dict):
             return None
+        if anonymous_id is None and properties is not None:
+            # The commonest of all, in one step. Keys in build_message's order throughout,
+            # so that both paths send the same bytes.
+            return {"type": "track", "messageId": new_message_id(), "timestamp": iso_from_epoch(timestamp),
+                    "userId": user_id, "event": event, "properties": properties,
+                    "context": _DEFAULT_CONTEXT}
+        message: dict[str, Any] = {
+            "type": call, "messageId": new_message_id(), "timestamp": iso_from_epoch(timestamp),
+        }
+        if user_id is not None:
+            message["userId"] = user_id
+        if anonymous_id is not None:
+            message["anonymousId"] = anonymous_id
+        message["event"] = event
+        if properties is not None:
+            message["properties"] = properties
     elif call == "identify":
-        body = fields.get("traits")
-        if body is not None and type(body) is not dict:
+        traits = fields.get("traits")
+        if traits is not None and type(traits) is not dict:
             return None
+        message = {"type": call, "messageId": new_message_id(), "timestamp": iso_from_epoch(timestamp)}
+        if user_id is not None:
+            message["userId"] = user_id
+        if anonymous_id is not None:
+            message["anonymousId"] = anonymous_id
+        if traits is not None:
+            message["traits"] = traits
     else:
         name = fields.get("name")
         category = fields.get("category")
-        body = fields.get("properties")
+        properties = fields.get("properties")
         if ((name is not None and type(name) is not str)
                 or (category is not None and type(category) is not str)
-                or (body is not None and type(body) is not dict)):
+                or (properties is not None and type(properties) is not dict)):
             return None
-    # Keys in build_message's order, so both paths send the same bytes.
-    message: dict[str, Any] = {
-        "type": call, "messageId": new_message_id(), "timestamp": iso_from_epoch(timestamp),
-    }
-    if user_id is not None:
-        message["userId"] = user_id
-    if anonymous_id is not None:
-        message["anonymousId"] = anonymous_id
-    if call == "track":
-        message["event"] = event
-        if body is not None:
-            message["properties"] = body
-    elif call == "identify":
-        if body is not None:
-            message["traits"] = body
-    else:
+        message = {"type": call, "messageId": new_message_id(), "timestamp": iso_from_epoch(timestamp)}
+        if user_id is not None:
+            message["userId"] = user_id
+        if anonymous_id is not None:
+            message["anonymousId"] = anonymous_id
         if name is not None:
             message["name"] = name
         if category is not None:
             message["category"] = category
-        if body is not None:
-            message["properties"] = body
+        if properties is not None:
+            message["properties"] = properties
     message["context"] = _DEFAULT_CONTEXT
     return message
 
