@@ -371,11 +371,15 @@ class Batcher:
         budget = self._body_budget
         batch: list[Item] = []
         used = 0
+        take = queue.popleft
         while queue and len(batch) < limit:
-            size = len(item_bytes(queue[0])) + 1
+            item = take()
+            # item_bytes() inlined: this runs for every event the worker sends.
+            size = len(item if type(item) is bytes else item[0]) + 1  # type: ignore[arg-type]
             if batch and used + size > budget:
+                queue.appendleft(item)
                 break
-            batch.append(queue.popleft())
+            batch.append(item)
             used += size
         self._queued_bytes -= used - len(batch)
         self._in_flight_batch = batch
