@@ -8,6 +8,7 @@ import inspect
 import logging
 import sys
 import threading
+from threading import get_ident
 from typing import Any, Iterable
 
 from .client import Analytics
@@ -15,7 +16,7 @@ from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
 from .messages import build_message, fast_message
-from .reporting import in_report
+from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
 
 
@@ -99,15 +100,19 @@ class CDPHandler(logging.Handler):
         self._options = options
         self._reopen = False
         self._reopen_lock = threading.Lock()
+        # Read for every record: an instance attribute is the quickest to read.
+        self._fast_path = self._overrides_no_step
 
     #: False in a subclass that overrides :meth:`emit`, :meth:`calls`, :meth:`send` or
     #: :meth:`filter`: its records then take every step, so the overrides see each of them.
-    _fast_path = True
+    _overrides_no_step = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fast_path = (cls.emit is CDPHandler.emit and cls.calls is CDPHandler.calls
-                          and cls.send is CDPHandler.send and cls.filter is logging.Handler.filter)
+        cls._overrides_no_step = (
+            cls.emit is CDPHandler.emit and cls.calls is CDPHandler.calls
+            and cls.send is CDPHandler.send and cls.filter is logging.Handler.filter
+        )
 
     def __repr__(self) -> str:
         return f"<CDPHandler ({logging.getLevelName(self.level)}) {self.client!r}>"
@@ -126,7 +131,7 @@ class CDPHandler(logging.Handler):
                 return False
         if self._reopen:
             self._open_new_client()
-        if in_report() or self.client._batcher.is_worker_thread():
+        if (threads_in_report and get_ident() in threads_in_report) or self.client._batcher.is_worker_thread():
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
         if self._fast_path and not self.filters and len(present) == 1:
