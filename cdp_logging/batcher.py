@@ -126,21 +126,22 @@ class Batcher:
         """Queue one encoded event; None when queued, else why it was refused. Never blocks
         unless ``overflow="wait"``, and then at most ``overflow_timeout`` seconds."""
         with self._lock:
-            if self._closed:
-                return CLOSED
             queue = self._queue
-            if len(queue) >= self.max_queue_size or self._queued_bytes + size > self.max_queue_bytes:
-                refused = self._wait_for_space(size)
+            if (self._closed or len(queue) >= self.max_queue_size
+                    or self._queued_bytes + size > self.max_queue_bytes):
+                refused = CLOSED if self._closed else self._wait_for_space(size)
                 if refused:
                     return refused
             queue.append(item)
             self._queued_bytes += size
             self.accepted += 1
             if len(queue) == self.max_events_in_batch or self._first:
+                # The worker starts with the first event (again in a forked child, where
+                # _init_state() set _first), so only this branch needs to look for it.
+                if self._first and self._thread is None and not self._no_thread:
+                    self._start_worker()
                 self._first = False
                 self._wake.notify()
-            if self._thread is None and not self._no_thread:
-                self._start_worker()
         return None
 
     def _wait_for_space(self, size: int) -> str | None:
@@ -388,11 +389,15 @@ class Batcher:
         budget = self._body_budget
         batch: list[Item] = []
         used = 0
+        take = queue.popleft
         while queue and len(batch) < limit:
-            size = len(item_bytes(queue[0])) + 1
+            item = take()
+            # item_bytes() inlined: this runs for every event the worker sends.
+            size = len(item if type(item) is bytes else item[0]) + 1  # type: ignore[arg-type]
             if batch and used + size > budget:
+                queue.appendleft(item)
                 break
-            batch.append(queue.popleft())
+            batch.append(item)
             used += size
         self._queued_bytes -= used - len(batch)
         self._in_flight_batch = batch

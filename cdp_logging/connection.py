@@ -23,13 +23,15 @@ import os
 import select
 import socket
 import ssl
+import struct
+import sys
 import time
 import zlib
-from typing import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import SplitResult
 
 import requests
-from requests.structures import CaseInsensitiveDict
 
 #: The most a response head may take; the API's are a few hundred bytes.
 MAX_HEAD_BYTES = 64 * 1024
@@ -47,12 +49,59 @@ class ProtocolError(requests.ConnectionError):
     """The server's answer was not HTTP/1.x as expected (or the connection ended within it)."""
 
 
+class Headers(Mapping[str, str]):
+    """An answer's headers: names as the server wrote them, looked up whatever their case.
+
+    Parsed on first use: the library reads none of a successful answer's headers, and
+    parsing them all (as ``requests`` does, into a CaseInsensitiveDict) would cost more
+    than everything else an answer takes.
+    """
+
+    __slots__ = ("_head", "_parsed")
+
+    def __init__(self, head: str) -> None:
+        #: The response head after the status line: "Name: value" lines joined by CRLF.
+        self._head = head
+        self._parsed: dict[str, tuple[str, str]] | None = None
+
+    def _by_name(self) -> dict[str, tuple[str, str]]:
+        parsed = self._parsed
+        if parsed is None:
+            parsed = {}
+            for line in self._head.split("\r\n"):
+                name, colon, value = line.partition(":")
+                if colon:
+                    name = name.strip()
+                    key = name.lower()
+                    value = value.strip()
+                    if key in parsed:
+                        value = f"{parsed[key][1]}, {value}"
+                    parsed[key] = (name, value)
+            self._parsed = parsed
+        return parsed
+
+    def __getitem__(self, name: str) -> str:
+        return self._by_name()[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_name()
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._by_name().values())
+
+    def __len__(self) -> int:
+        return len(self._by_name())
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
+
+
 class Answer:
-    """A parsed response: status, headers (case-insensitive) and body bytes."""
+    """A parsed response: status, headers and body bytes."""
 
     __slots__ = ("status", "headers", "body")
 
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: Headers, body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
@@ -61,21 +110,38 @@ class Answer:
     def text(self) -> str:
         """The body as text, in the charset the server named (UTF-8 if none)."""
         body = self.body
-        encoding = self.headers.get("Content-Encoding", "").strip().lower()
-        if encoding in ("gzip", "deflate"):
-            try:
-                body = zlib.decompress(body, 47)  # 47: gzip or zlib header, detected
-            except zlib.error:
-                pass
+        if not body:
+            return ""
+        head = self.headers._head
+        lowered = head.lower()
+        if "content-encoding:" in lowered:  # not asked for (Accept-Encoding: identity), but read
+            encoding = _field(head, lowered, "content-encoding") or ""
+            if encoding.lower() in ("gzip", "deflate"):
+                try:
+                    body = zlib.decompress(body, 47)  # 47: a gzip or a zlib header, detected
+                except zlib.error:
+                    pass
         charset = "utf-8"
-        for parameter in self.headers.get("Content-Type", "").split(";")[1:]:
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "charset" and value.strip():
-                charset = value.strip().strip('"')
+        if "charset=" in lowered:
+            for parameter in (_field(head, lowered, "content-type") or "").split(";")[1:]:
+                name, _, value = parameter.partition("=")
+                if name.strip().lower() == "charset" and value.strip():
+                    charset = value.strip().strip('"')
         try:
             return body.decode(charset, "replace")
         except LookupError:
             return body.decode("utf-8", "replace")
+
+
+def _field(head: str, lowered: str, name: str) -> str | None:
+    """The value of header ``name`` (lower case) in a response head, or None: found without
+    parsing the others. ``lowered`` is ``head.lower()``, which starts with a CRLF."""
+    start = lowered.find(f"\r\n{name}:")
+    if start < 0:
+        return None
+    start += len(name) + 3
+    end = lowered.find("\r\n", start)
+    return head[start:end if end >= 0 else len(head)].strip()
 
 
 def tls_context() -> ssl.SSLContext:
@@ -105,6 +171,7 @@ class Connection:
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.tls = tls
         self._socket: socket.socket | None = None
+        self._timeout: float | None = None
         self._buffer = b""
         self._last_used = 0.0
 
@@ -177,10 +244,13 @@ class Connection:
         if sock is None:
             sock = self._socket = self._connect(timeout)
             self._buffer = b""
-        sock.settimeout(timeout)
+            self._timeout = None
+        if timeout != self._timeout:
+            _set_timeout(sock, timeout)
+            self._timeout = timeout
         try:
             sock.sendall(request)
-        except socket.timeout as err:
+        except (socket.timeout, BlockingIOError) as err:
             raise requests.exceptions.ReadTimeout(err) from None
         except ssl.SSLError as err:
             raise requests.exceptions.SSLError(err) from None
@@ -188,7 +258,7 @@ class Connection:
             raise _unanswered(requests.ConnectionError(err)) from None
         try:
             answer, keep_alive = self._read_answer(sock)
-        except socket.timeout as err:
+        except (socket.timeout, BlockingIOError) as err:
             raise requests.exceptions.ReadTimeout(err) from None
         except ssl.SSLError as err:
             raise requests.exceptions.SSLError(err) from None
@@ -224,41 +294,40 @@ class Connection:
                 end = buffer.find(b"\r\n\r\n")
             head = buffer[:end].decode("latin-1")
             self._buffer = buffer[end + 4:]
-            lines = head.split("\r\n")
+            line_end = head.find("\r\n")
+            status_line = (head if line_end < 0 else head[:line_end]).split(" ", 2)
             try:
-                version, status_text = lines[0].split(" ", 2)[:2]
-                status = int(status_text)
-            except ValueError:
-                raise ProtocolError(f"not an HTTP status line: {lines[0][:100]!r}") from None
+                version = status_line[0]
+                status = int(status_line[1])
+            except (IndexError, ValueError):
+                raise ProtocolError(f"not an HTTP status line: {status_line[0][:100]!r}") from None
             if not version.startswith("HTTP/1."):
-                raise ProtocolError(f"not an HTTP/1.x response: {lines[0][:100]!r}")
-            headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-            for line in lines[1:]:
-                name, colon, value = line.partition(":")
-                if colon:
-                    name = name.strip()
-                    value = value.strip()
-                    headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            if 100 <= status < 200:
-                continue  # 100 Continue, 103 Early Hints: the real answer follows
-            break
-        connection = headers.get("Connection", "").lower()
-        keep_alive = ("close" not in connection if version == "HTTP/1.1"
-                      else "keep-alive" in connection)
-        if status in (204, 304):
+                raise ProtocolError(f"not an HTTP/1.x response: {version[:100]!r}")
+            if not 100 <= status < 200:
+                break
+            # 100 Continue, 103 Early Hints: the real answer follows.
+        fields = "" if line_end < 0 else head[line_end:]
+        lowered = fields.lower()
+        connection = _field(fields, lowered, "connection")
+        if version == "HTTP/1.1":
+            keep_alive = connection is None or "close" not in connection.lower()
+        else:
+            keep_alive = connection is not None and "keep-alive" in connection.lower()
+        transfer_encoding = _field(fields, lowered, "transfer-encoding")
+        length = _field(fields, lowered, "content-length")
+        if status == 204 or status == 304:
             body = b""
-        elif "chunked" in headers.get("Transfer-Encoding", "").lower():
+        elif transfer_encoding is not None and "chunked" in transfer_encoding.lower():
             body = self._read_chunked(sock)
-        elif "Content-Length" in headers:
+        elif length is not None:
             try:
-                length = int(headers["Content-Length"])
+                body = self._read_exactly(sock, int(length))
             except ValueError:
                 raise ProtocolError("bad Content-Length") from None
-            body = self._read_exactly(sock, length)
         else:
             body = self._read_to_end(sock)
             keep_alive = False
-        return Answer(status, headers, body), keep_alive
+        return Answer(status, Headers(fields), body), keep_alive
 
     def _read_exactly(self, sock: socket.socket, length: int) -> bytes:
         buffer = self._buffer
@@ -309,6 +378,34 @@ class Connection:
             if kept < MAX_BODY_BYTES:
                 parts.append(data)
                 kept += len(data)
+
+
+#: Where the kernel enforces send and receive timeouts on a blocking socket (SO_RCVTIMEO
+#: and SO_SNDTIMEO taking a struct timeval).
+_KERNEL_TIMEOUTS = sys.platform.startswith(("linux", "darwin", "freebsd"))
+
+
+def _set_timeout(sock: socket.socket, timeout: float) -> None:
+    """Bound each send and receive on ``sock`` by ``timeout`` seconds.
+
+    Python's own socket timeout polls before every send and receive: two system calls, and
+    two releases of the GIL, each of which the worker must win back from the application's
+    threads (up to 5 ms apiece while they are busy). On a plain TCP socket the kernel can
+    bound a blocking call instead, halving both. TLS sockets keep Python's timeout: there
+    the ssl module would retry a timed-out read for ever.
+    """
+    if _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket):
+        seconds = int(timeout)
+        timeval = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000) or (0 if seconds else 1))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        except OSError:
+            pass
+        else:
+            sock.settimeout(None)
+            return
+    sock.settimeout(timeout)
 
 
 def _unanswered(error: requests.RequestException, *, answered: bool = False) -> requests.RequestException:

@@ -19,13 +19,13 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from random import getrandbits
 from typing import Any
 
 import orjson
 
-#: Tried first: OPT_NON_STR_KEYS makes orjson about a third slower on every dict, and keys
-#: are nearly always strings; a dict with another key fails fast and is encoded again.
+#: The second attempt's options; the first has none and no default function, which makes
+#: orjson faster (OPT_NON_STR_KEYS alone costs it a third) and fails fast on what it cannot
+#: write by itself: a Decimal or a set, a NumPy value, a key that is not a string.
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _NON_STR_KEY_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _NULL = orjson.Fragment(b"null")
@@ -74,6 +74,10 @@ def encode(value: Any) -> bytes:
         >>> encode({"when": datetime.date(2024, 5, 1), "n": float("nan")})
         b'{"when":"2024-05-01","n":null}'
     """
+    try:
+        return _dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        pass
     try:
         return _dumps(value, default=_default, option=_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
@@ -158,7 +162,8 @@ def _key(key: Any) -> str:
 
 # -- timestamps ----------------------------------------------------------------------------
 
-_last_second: tuple[int, str] = (-1, "")
+#: The second the last timestamp fell in: its start and end (epoch seconds) and its text.
+_current_second: tuple[float, float, str] = (0.0, 0.0, "")
 #: ".000Z" to ".999Z": a look-up is cheaper than formatting the milliseconds of every event.
 _MILLISECONDS = tuple(f".{n:03d}Z" for n in range(1000))
 
@@ -173,16 +178,15 @@ def iso_from_epoch(seconds: float) -> str:
         >>> iso_from_epoch(0.5)
         '1970-01-01T00:00:00.500Z'
     """
-    global _last_second
-    whole = int(seconds) if seconds >= 0 else math.floor(seconds)
-    # One tuple, read once: another thread may replace it between two reads.
-    cached = _last_second
-    if cached[0] == whole:
-        prefix = cached[1]
-    else:
+    global _current_second
+    # One tuple, read once: another thread may replace it meanwhile.
+    start, end, prefix = _current_second
+    if not start <= seconds < end:
+        whole = int(seconds) if seconds >= 0 else math.floor(seconds)
+        start = float(whole)
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _last_second = (whole, prefix)
-    return prefix + _MILLISECONDS[int((seconds - whole) * 1000)]
+        _current_second = (start, start + 1.0, prefix)
+    return prefix + _MILLISECONDS[int((seconds - start) * 1000)]
 
 
 def iso_from_datetime(value: _dt.datetime) -> str:
@@ -205,37 +209,40 @@ def now_iso() -> str:
 
 # -- message ids ---------------------------------------------------------------------------
 
-#: Message ids are made 256 at a time, with C-level operations on one big random number: a
-#: version 4 UUID formatted one by one in Python costs a microsecond, a quarter of what the
-#: application's thread spends on an event. Each id is laid out as 37 bytes, one per
-#: character: a random nibble (0-15) where the UUID has a hex digit, fixed codes for the
-#: version digit, the dashes and a separating space, and two random bits under the variant
-#: digit (8, 9, a or b); a translation table turns the codes into text.
+#: Message ids are made 256 at a time, with C-level operations on one block of random
+#: bytes: a version 4 UUID formatted one by one in Python costs a microsecond, a quarter of
+#: what the application's thread spends on an event. Each id takes 37 bytes of the block,
+#: one per character of "xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx " (with the space that
+#: separates it from the next): every random byte becomes the hex digit of its low four
+#: bits, then the dashes, the version digit 4, the variant digit (8, 9, a or b, from two
+#: random bits) and the space are written over their columns.
 _IDS_PER_REFILL = 256
-_ID_LAYOUT = "xxxxxxxx-xxxx-4xxx-vxxx-xxxxxxxxxxxx "
-_ID_RANDOM_BITS = {"x": 0x0F, "v": 0x03}
-_ID_FIXED = {"x": 0, "v": 8, "4": 4, "-": 16, " ": 17}
-_ID_BYTES = len(_ID_LAYOUT) * _IDS_PER_REFILL
-_ID_MASK = int.from_bytes(bytes(_ID_RANDOM_BITS.get(c, 0) for c in _ID_LAYOUT) * _IDS_PER_REFILL, "big")
-_ID_FILL = int.from_bytes(bytes(_ID_FIXED[c] for c in _ID_LAYOUT) * _IDS_PER_REFILL, "big")
-_ID_TEXT = bytes.maketrans(bytes(range(18)), b"0123456789abcdef- ")
+_ID_WIDTH = 37
+_ID_BYTES = _ID_WIDTH * _IDS_PER_REFILL
+_HEX_DIGIT_OF_LOW_BITS = bytes(b"0123456789abcdef"[value & 15] for value in range(256))
+_VARIANT_DIGIT = bytes(b"89ab"[value & 3] for value in range(256))
+_VARIANT_COLUMN = 19
+_FIXED_COLUMNS = tuple((column, char * _IDS_PER_REFILL)
+                       for column, char in ((8, b"-"), (13, b"-"), (14, b"4"), (18, b"-"), (23, b"-"), (36, b" ")))
 #: Ids made but not yet used; emptied in forked children, which must not reuse the parent's.
 _spare_ids: list[str] = []
 _take_spare_id = _spare_ids.pop  # atomic: two threads never take the same id
 
 
 def _make_message_ids() -> list[str]:
-    bits = (getrandbits(_ID_BYTES * 8) & _ID_MASK) | _ID_FILL
-    return bits.to_bytes(_ID_BYTES, "big").translate(_ID_TEXT).decode("ascii").split()
+    random_bytes = os.urandom(_ID_BYTES)
+    text = bytearray(random_bytes.translate(_HEX_DIGIT_OF_LOW_BITS))
+    for column, chars in _FIXED_COLUMNS:
+        text[column::_ID_WIDTH] = chars
+    text[_VARIANT_COLUMN::_ID_WIDTH] = random_bytes[_VARIANT_COLUMN::_ID_WIDTH].translate(_VARIANT_DIGIT)
+    return text.decode("ascii").split()
 
 
 def new_message_id() -> str:
     """A random (version 4) UUID as a string, several times faster than ``str(uuid.uuid4())``.
 
-    The bits come from the ``random`` module's generator, which is seeded from the operating
-    system and reseeded by Python in every forked child (where the ids made ahead by the
-    parent are discarded), so ids stay unique across forks; unpredictability is not needed
-    here, only uniqueness.
+    The bits come from ``os.urandom``, as ``uuid.uuid4()``'s do; a forked child discards the
+    ids its parent made ahead, so ids stay unique across forks.
 
     Example::
 

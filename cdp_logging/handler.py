@@ -8,14 +8,15 @@ import inspect
 import logging
 import sys
 import threading
+from threading import get_ident
 from typing import Any, Iterable
 
 from .client import Analytics
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
-from .mapping import PAYLOAD_KEYS, calls_from_record, fast_message_from_record, has_payload
-from .messages import build_message
-from .reporting import in_report
+from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
+from .messages import build_message, fast_message
+from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
 
 
@@ -99,15 +100,19 @@ class CDPHandler(logging.Handler):
         self._options = options
         self._reopen = False
         self._reopen_lock = threading.Lock()
+        # Read for every record: an instance attribute is the quickest to read.
+        self._fast_path = self._overrides_no_step
 
-    #: False in a subclass that overrides :meth:`calls`, :meth:`send` or :meth:`filter`:
-    #: its records then take every step, so the overrides see each of them.
-    _fast_path = True
+    #: False in a subclass that overrides :meth:`emit`, :meth:`calls`, :meth:`send` or
+    #: :meth:`filter`: its records then take every step, so the overrides see each of them.
+    _overrides_no_step = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fast_path = (cls.calls is CDPHandler.calls and cls.send is CDPHandler.send
-                          and cls.filter is logging.Handler.filter)
+        cls._overrides_no_step = (
+            cls.emit is CDPHandler.emit and cls.calls is CDPHandler.calls
+            and cls.send is CDPHandler.send and cls.filter is logging.Handler.filter
+        )
 
     def __repr__(self) -> str:
         return f"<CDPHandler ({logging.getLevelName(self.level)}) {self.client!r}>"
@@ -118,17 +123,36 @@ class CDPHandler(logging.Handler):
         """Check for a payload (or, with rules, a matching rule) before anything else; send
         without taking the handler lock (the queue has its own), so slow delivery can never
         hold up logging."""
-        if record.__dict__.keys().isdisjoint(PAYLOAD_KEYS):
+        attributes = record.__dict__
+        present = attributes.keys() & PAYLOAD_KEYS
+        if not present:
             rules = self.rules
             if rules is None or rules.find(record) is None:
                 return False
         if self._reopen:
             self._open_new_client()
-        if in_report() or self.client._batcher.is_worker_thread():
+        if (threads_in_report and get_ident() in threads_in_report) or self.client._batcher.is_worker_thread():
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
-        if not self.filters and self._fast_path:
-            # What filter() returns without filters, without the call.
+        if self._fast_path and not self.filters and len(present) == 1:
+            # Nearly every record: one call whose payload is a dict of the common fields
+            # (see messages.fast_message), timestamped at the log call as calls_from_record
+            # would. Its message is built and queued here, in one step; anything else
+            # takes emit(), calls() and send().
+            call = present.pop()
+            payload = attributes[call]
+            try:
+                message = fast_message(call, payload, record.created) if type(payload) is dict else None
+                if message is not None:
+                    try:
+                        self.client.send(message)
+                    except InvalidEventError as err:
+                        # Too large or not encodable: the client counted it when it refused it.
+                        self.client.report(err.with_origin(_origin(record, self.rules)))
+                    return True
+            except Exception:
+                self.handleError(record)
+                return True
             self.emit(record)
             return True
         result = self.filter(record)
@@ -141,12 +165,6 @@ class CDPHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Turn the record into calls and queue them; never raises into the application."""
         try:
-            if self._fast_path:
-                # Most records hold one call of the common shape: built in one step.
-                message = fast_message_from_record(record)
-                if message is not None:
-                    self._queue(message, record)
-                    return
             for call, fields in self.calls(record):
                 self.send(call, fields, record)
         except InvalidEventError as err:
@@ -168,9 +186,6 @@ class CDPHandler(logging.Handler):
         except InvalidEventError as err:
             self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
             return
-        self._queue(message, record)
-
-    def _queue(self, message: dict[str, Any], record: logging.LogRecord) -> None:
         try:
             self.client.send(message)
         except InvalidEventError as err:

@@ -23,7 +23,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
-from .messages import CAMEL_CASE, FIELDS, fast_message
+from .messages import CAMEL_CASE, FIELDS
 
 #: The ``extra`` keys that mark a record as carrying a payload.
 PAYLOAD_KEYS = frozenset((*CALL_TYPES, "event"))
@@ -82,27 +82,6 @@ def calls_from_record(record: logging.LogRecord) -> list[tuple[str, dict[str, An
 
 _CALL_KEYS = frozenset(CALL_TYPES)
 
-
-def fast_message_from_record(record: logging.LogRecord) -> dict[str, Any] | None:
-    """The message of a record whose ``extra`` holds one call as a plain dict of the common
-    fields, in snake_case (see :func:`cdp_logging.messages.fast_message`), timestamped at the
-    log call; None for every other record, which :func:`calls_from_record` then maps.
-
-    Example::
-
-        >>> record = logging.makeLogRecord({"track": {"user_id": "42", "event": "Added"}})
-        >>> fast_message_from_record(record)["userId"]
-        '42'
-    """
-    attributes = record.__dict__
-    present = attributes.keys() & _CALL_KEYS
-    if len(present) != 1:
-        return None
-    call = present.pop()
-    payload = attributes[call]
-    if type(payload) is not dict:
-        return None
-    return fast_message(call, payload, attributes.get("created"))
 
 
 def _fields(call: str, payload: Any, record: logging.LogRecord) -> dict[str, Any]:

@@ -21,9 +21,10 @@ logger = logging.getLogger("cdp_logging")
 
 ErrorHandler = Callable[[CDPError], object]
 
-#: Idents of the threads inside a report right now. A set rather than a thread-local flag:
-#: every record a CDPHandler sends asks, and an empty set answers without a look-up.
-_reporting_threads: set[int] = set()
+#: Idents of the threads inside a report right now; read it, never change it. A set rather
+#: than a thread-local flag: every record a CDPHandler sends asks, and CDPHandler.handle
+#: reads it directly, an empty set answering without a look-up.
+threads_in_report: set[int] = set()
 
 
 def in_report() -> bool:
@@ -31,12 +32,12 @@ def in_report() -> bool:
 
     CDPHandler ignores records logged then, so a report can never loop back into itself.
     """
-    return bool(_reporting_threads) and get_ident() in _reporting_threads
+    return bool(threads_in_report) and get_ident() in threads_in_report
 
 
 def _keep_only_this_thread() -> None:
     # A forked child has one thread: the others' idents could be reused by its new threads.
-    _reporting_threads.intersection_update((get_ident(),))
+    threads_in_report.intersection_update((get_ident(),))
 
 
 os.register_at_fork(after_in_child=_keep_only_this_thread)
@@ -96,7 +97,7 @@ class Reporter:
             self._warn(error)
             return
         thread = get_ident()
-        _reporting_threads.add(thread)
+        threads_in_report.add(thread)
         try:
             if self.error_handler is None:
                 self._warn(error)
@@ -113,7 +114,7 @@ class Reporter:
         except Exception:
             pass  # reporting must never be what breaks the application
         finally:
-            _reporting_threads.discard(thread)
+            threads_in_report.discard(thread)
 
     def _limit(self, kind: type) -> RateLimit:
         limit = self._limits.get(kind)

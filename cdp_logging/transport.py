@@ -224,21 +224,24 @@ class _Route:
         return b"%bContent-Length: %d\r\n\r\n" % (start, length)
 
 
-#: What requests' sending methods are, to tell when a test library has replaced them.
-_REQUESTS_SENDERS = (
-    (requests.adapters.HTTPAdapter, "send", "requests.adapters"),
-    (requests.sessions.Session, "send", "requests.sessions"),
-    (requests.sessions.Session, "get_adapter", "requests.sessions"),
-)
+#: requests' own sending methods, to tell when a test library has replaced them.
+_ADAPTER_SEND = requests.adapters.HTTPAdapter.send
+_SESSION_SEND = requests.sessions.Session.send
+_GET_ADAPTER = requests.sessions.Session.get_adapter
 
 
 def _requests_is_patched() -> bool:
     """True while ``responses``, ``requests-mock`` or a mock.patch replaces how requests
     sends: an application's tests that intercept HTTP that way keep intercepting ours."""
-    for owner, name, module in _REQUESTS_SENDERS:
-        if getattr(getattr(owner, name, None), "__module__", None) != module:
-            return True
-    return False
+    adapter_send = requests.adapters.HTTPAdapter.send
+    session_send = requests.sessions.Session.send
+    get_adapter = requests.sessions.Session.get_adapter
+    if adapter_send is _ADAPTER_SEND and session_send is _SESSION_SEND and get_adapter is _GET_ADAPTER:
+        return False
+    # Replaced since import, or before it (then by something outside requests).
+    return not (getattr(adapter_send, "__module__", None) == "requests.adapters"
+                and getattr(session_send, "__module__", None) == "requests.sessions"
+                and getattr(get_adapter, "__module__", None) == "requests.sessions")
 
 
 def _describe_request_error(err: requests.RequestException) -> str:
