@@ -11,6 +11,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from threading import get_ident
 from typing import Any, Callable, Literal, Sequence, Union
 
 import orjson
@@ -32,9 +35,38 @@ QUEUE_BYTES_FULL = "queue byte limit reached"
 CLOSED = "client is closed"
 
 
+def is_plain(items: list[Item]) -> bool:
+    """True when no item carries a callback: each is the encoded event itself (bytes).
+
+    Example::
+
+        >>> is_plain([b'{"type":"track"}', (b'{"type":"identify"}', print)])
+        False
+    """
+    return tuple not in set(map(type, items))
+
+
 def item_bytes(item: Item) -> bytes:
     """The encoded message of a queued item."""
     return item if type(item) is bytes else item[0]  # type: ignore[return-value,index]
+
+
+@contextmanager
+def own_thread(idents: set[int]) -> Iterator[None]:
+    """Count the current thread in ``idents`` (a batcher's ``own_threads``) while the block
+    runs; a thread's ident may be reused once it ends, so it is taken out as it finishes.
+
+    Example::
+
+        with own_thread(batcher.own_threads):
+            deliver_everything()
+    """
+    ident = get_ident()
+    idents.add(ident)
+    try:
+        yield
+    finally:
+        idents.discard(ident)
 
 
 def message_ids(items: Sequence[Item]) -> list[str]:
@@ -111,8 +143,10 @@ class Batcher:
         self._closed_cleanly: bool | None = None
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
-        #: The spool's sender thread, which delivers for this batcher (see cdp_logging.spool).
-        self.sender_thread: threading.Thread | None = None
+        #: Idents of the threads that deliver for this batcher while they run: its worker and
+        #: the spool's sender (see cdp_logging.spool), which adds itself. A set, so that a
+        #: CDPHandler can tell in one look-up that a record comes from one of them.
+        self.own_threads: set[int] = set()
         self._no_thread = False
         self._sent_any = False
         #: Events accepted into the queue since start (or fork).
@@ -194,8 +228,7 @@ class Batcher:
     def is_worker_thread(self) -> bool:
         """True on this batcher's own worker thread, or the spool's sender (callbacks and error
         reports run there)."""
-        current = threading.current_thread()
-        return current is self._thread or current is self.sender_thread
+        return get_ident() in self.own_threads
 
     # -- flush and close ------------------------------------------------------------------
 
@@ -334,16 +367,17 @@ class Batcher:
     # -- the worker's side ----------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
-                batch = self._next_batch()
-            if batch is None:
-                return
-            self._deliver_safely(batch)
-            with self._lock:
-                self._batch_done()
-                if not self._queue:
-                    self._idle.notify_all()
+        with own_thread(self.own_threads):
+            while True:
+                with self._lock:
+                    batch = self._next_batch()
+                if batch is None:
+                    return
+                self._deliver_safely(batch)
+                with self._lock:
+                    self._batch_done()
+                    if not self._queue:
+                        self._idle.notify_all()
 
     def _deliver_safely(self, batch: list[Item]) -> None:
         try:
@@ -385,20 +419,15 @@ class Batcher:
     def _take_batch(self) -> list[Item]:
         """With the lock held: remove up to one batch that fits a request body."""
         queue = self._queue
-        limit = self.max_events_in_batch
-        budget = self._body_budget
-        batch: list[Item] = []
-        used = 0
+        count = min(self.max_events_in_batch, len(queue))
         take = queue.popleft
-        while queue and len(batch) < limit:
-            item = take()
-            # item_bytes() inlined: this runs for every event the worker sends.
-            size = len(item if type(item) is bytes else item[0]) + 1  # type: ignore[arg-type]
-            if batch and used + size > budget:
-                queue.appendleft(item)
-                break
-            batch.append(item)
-            used += size
+        batch = [take() for _ in range(count)]
+        # The common case in C-level steps (run for every event sent, with the application's
+        # threads waiting for the lock): encoded events only, well within the body's budget.
+        used = sum(map(len, batch)) + count if is_plain(batch) else self._body_budget + 1
+        if used > self._body_budget:
+            queue.extendleft(reversed(batch))
+            batch, used = self._take_within_budget()
         self._queued_bytes -= used - len(batch)
         self._in_flight_batch = batch
         self._in_flight = len(batch)
@@ -407,6 +436,24 @@ class Batcher:
         if self._space_waiters:
             self._space.notify_all()
         return batch
+
+    def _take_within_budget(self) -> tuple[list[Item], int]:
+        """With the lock held: one event at a time, as many as fit the body's budget (at
+        least one); the batch and its bytes, a comma counted for each."""
+        queue = self._queue
+        limit = self.max_events_in_batch
+        budget = self._body_budget
+        batch: list[Item] = []
+        used = 0
+        while queue and len(batch) < limit:
+            item = queue.popleft()
+            size = len(item_bytes(item)) + 1
+            if batch and used + size > budget:
+                queue.appendleft(item)
+                break
+            batch.append(item)
+            used += size
+        return batch, used
 
     def _batch_done(self) -> None:
         """With the lock held: the batch in flight is finished, whatever became of it."""

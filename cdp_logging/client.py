@@ -13,13 +13,18 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypedDict
 
 import orjson
 
-from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, item_bytes, message_ids
-from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
+from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
+from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
 from .messages import build_message, encode_message
 from .reporting import ErrorHandler, Reporter, warn
 from .transport import HTTPTransport, Outcome, RetryPolicy, Transport, send_with_retries
+
+#: Used by send() for every event: orjson without options (see encoding.encode) and the
+#: exact-size copy of what it returns.
+_plain_dumps = orjson.dumps
+_exact_copy = b"".join
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -75,6 +80,13 @@ class _Counters:
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self.values[name] += amount
+
+    def add_delivered(self, events: int) -> None:
+        """One batch of ``events`` delivered: both counts under one acquisition of the lock."""
+        with self._lock:
+            values = self.values
+            values["delivered"] += events
+            values["batches"] += 1
 
 
 def _option_error(option: str, expected: str, value: Any) -> TypeError:
@@ -263,7 +275,7 @@ class Analytics:
                 backoff=self.retry_policy.backoff,
                 name=f"cdp-logging-{id(self):x}",
             )
-            self._batcher.sender_thread = self._spool.thread
+            self._spool.own_threads = self._batcher.own_threads
             self._spool.start()
         _track_client(self)
 
@@ -445,11 +457,20 @@ class Analytics:
         API would refuse; a message that cannot be queued is counted and reported, not
         raised. Returns the messageId.
         """
+        # encode_message(), inlined for the common case: a message orjson writes without
+        # help and well under the size limit. Anything else takes encode_message().
         try:
-            data = encode_message(message)
-        except InvalidEventError:
-            self._counters.add("invalid")
-            raise
+            data = _plain_dumps(message)
+        except TypeError:  # orjson.JSONEncodeError too
+            data = None
+        if data is not None and len(data) <= MAX_MESSAGE_BYTES:
+            data = _exact_copy((data, b""))  # see encode_message: orjson's bytes hold 4 KB
+        else:
+            try:
+                data = encode_message(message)
+            except InvalidEventError:
+                self._counters.add("invalid")
+                raise
         message_id: str = message["messageId"]
         if capture_sinks:
             # A snapshot: a capture ending on another thread must not make this loop skip
@@ -587,13 +608,14 @@ class Analytics:
 
     def _deliver(self, items: list[Item]) -> None:
         """Send one batch (on the worker thread), then count, call back and report."""
+        plain = is_plain(items)  # no callbacks: the items are the encoded events
         outcome = self._post(
-            [item_bytes(item) for item in items],
+            items if plain else [item_bytes(item) for item in items],  # type: ignore[arg-type]
             interrupt=self._batcher.interrupt, deadline=self._batcher.closing_deadline,
         )
         if outcome.ok:
             if self._batcher.settle(len(items)):
-                self._delivered(items)
+                self._delivered(items, plain)
             return
         response = outcome.response
         if response is not None and response.status == 413 and len(items) > 1:
@@ -617,11 +639,11 @@ class Analytics:
             interrupt=interrupt, deadline=deadline, on_retry=self._count_retry,
         )
 
-    def _delivered(self, items: list[Item]) -> None:
-        """Count a batch the API acknowledged and run its callbacks."""
-        self._counters.add("delivered", len(items))
-        self._counters.add("batches")
-        self._finish(items, None)
+    def _delivered(self, items: list[Item], plain: bool = False) -> None:
+        """Count a batch the API acknowledged and run its callbacks (``plain``: it has none)."""
+        self._counters.add_delivered(len(items))
+        if not plain:
+            self._finish(items, None)
 
     def _refused(self, items: list[Item], outcome: Outcome) -> None:
         """Count, report and call back a batch given up for good."""
@@ -693,7 +715,7 @@ class Analytics:
         self._batcher.reset_after_fork()
         if self._spool is not None:
             self._spool.after_fork()
-            self._batcher.sender_thread = self._spool.thread
+            self._spool.own_threads = self._batcher.own_threads
         self._counters = _Counters()
         self._reporter = Reporter(self._reporter.error_handler)
         reset = getattr(self._transport, "reset", None)

@@ -162,31 +162,58 @@ def _key(key: Any) -> str:
 
 # -- timestamps ----------------------------------------------------------------------------
 
-#: The second the last timestamp fell in: its start and end (epoch seconds) and its text.
-_current_second: tuple[float, float, str] = (0.0, 0.0, "")
-#: ".000Z" to ".999Z": a look-up is cheaper than formatting the milliseconds of every event.
+#: ".000Z" to ".999Z".
 _MILLISECONDS = tuple(f".{n:03d}Z" for n in range(1000))
+#: The API's timestamps for every millisecond of the latest second events were made in:
+#: that second's first millisecond (epoch milliseconds) and the 1,000 strings. Nearly every
+#: event is stamped "now", so its timestamp is one look-up, with nothing formatted or
+#: allocated; the table is remade once a second, for about 50 microseconds.
+_recent_stamps: tuple[int, tuple[str, ...]] = (-(10**18), ())
+#: The last second formatted outside the table (a backfill's, say) and its text.
+_other_second: tuple[int, str] = (-(10**18), "")
+#: Only seconds this close to the clock get a table: a backfill through seconds long past
+#: would otherwise remake it for every event.
+_TABLE_WINDOW_SECONDS = 2.0
 
 
 def iso_from_epoch(seconds: float) -> str:
     """ISO-8601 UTC with milliseconds for a ``time.time()`` value, e.g. ``2024-05-01T12:00:00.250Z``.
 
-    Called for every event; formatting the date part once per second keeps it cheap.
+    Called for every event: the current second's 1,000 timestamps are made once.
 
     Example::
 
         >>> iso_from_epoch(0.5)
         '1970-01-01T00:00:00.500Z'
     """
-    global _current_second
+    milliseconds = int(seconds * 1000) if seconds >= 0 else math.floor(seconds * 1000)
     # One tuple, read once: another thread may replace it meanwhile.
-    start, end, prefix = _current_second
-    if not start <= seconds < end:
-        whole = int(seconds) if seconds >= 0 else math.floor(seconds)
-        start = float(whole)
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _current_second = (start, start + 1.0, prefix)
-    return prefix + _MILLISECONDS[int((seconds - start) * 1000)]
+    first, stamps = _recent_stamps
+    index = milliseconds - first
+    if 0 <= index < 1000:
+        return stamps[index]
+    return stamp_of_milliseconds(milliseconds)
+
+
+def stamp_of_milliseconds(milliseconds: int) -> str:
+    """The timestamp of an epoch time in whole milliseconds; remakes the table of
+    :func:`iso_from_epoch` when time has moved on to a new second.
+
+    Example::
+
+        >>> stamp_of_milliseconds(1_500)
+        '1970-01-01T00:00:01.500Z'
+    """
+    global _recent_stamps, _other_second
+    second, millisecond = divmod(milliseconds, 1000)
+    cached, prefix = _other_second
+    if cached != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _other_second = (second, prefix)
+    first = second * 1000
+    if first > _recent_stamps[0] and abs(second - time.time()) < _TABLE_WINDOW_SECONDS:
+        _recent_stamps = (first, tuple([prefix + suffix for suffix in _MILLISECONDS]))
+    return prefix + _MILLISECONDS[millisecond]
 
 
 def iso_from_datetime(value: _dt.datetime) -> str:

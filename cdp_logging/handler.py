@@ -124,16 +124,18 @@ class CDPHandler(logging.Handler):
         without taking the handler lock (the queue has its own), so slow delivery can never
         hold up logging."""
         attributes = record.__dict__
-        present = attributes.keys() & PAYLOAD_KEYS
-        if not present:
+        if attributes.keys().isdisjoint(PAYLOAD_KEYS):
+            # Most records: one C-level check of seven keys, nothing made.
             rules = self.rules
             if rules is None or rules.find(record) is None:
                 return False
         if self._reopen:
             self._open_new_client()
-        if (threads_in_report and get_ident() in threads_in_report) or self.client._batcher.is_worker_thread():
+        thread = get_ident()
+        if thread in threads_in_report or thread in self.client._batcher.own_threads:
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
+        present = attributes.keys() & PAYLOAD_KEYS
         if self._fast_path and not self.filters and len(present) == 1:
             # Nearly every record: one call whose payload is a dict of the common fields
             # (see messages.fast_message), timestamped at the log call as calls_from_record

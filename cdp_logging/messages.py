@@ -233,11 +233,9 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
         message_id = _encoding._take_spare_id()
     except IndexError:
         message_id = new_message_id()
-    start, end, prefix = _encoding._current_second
-    if start <= timestamp < end:
-        stamp = prefix + _encoding._MILLISECONDS[int((timestamp - start) * 1000)]
-    else:
-        stamp = iso_from_epoch(timestamp)
+    first, stamps = _encoding._recent_stamps
+    index = int(timestamp * 1000) - first
+    stamp = stamps[index] if 0 <= index < 1000 else iso_from_epoch(timestamp)
     # Keys in build_message's order throughout, so that both paths send the same bytes.
     if call == "track":
         if anonymous_id is None and body is not None:

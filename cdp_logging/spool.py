@@ -32,7 +32,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Protocol
 
-from .batcher import Item, item_bytes, message_ids
+from .batcher import Item, item_bytes, message_ids, own_thread
 from .errors import DeliveryError, SpoolError
 from .transport import Outcome
 
@@ -650,6 +650,9 @@ class Spool:
                  name: str) -> None:
         self.file = file
         self._client = client
+        #: Where the sender counts itself while it runs: the batcher's ``own_threads``, which
+        #: the client puts here, so that records logged on the sender are told apart.
+        self.own_threads: set[int] = set()
         self._max_events = max_events_in_batch
         self._budget = max_batch_bytes
         self._flush_interval = flush_interval
@@ -857,6 +860,10 @@ class Spool:
     # -- the sender -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        with own_thread(self.own_threads):
+            self._send_until_stopped()
+
+    def _send_until_stopped(self) -> None:
         with contextlib.suppress(SpoolBusy, SpoolUnavailable):
             self.file.release_abandoned()
         while True:

@@ -277,3 +277,25 @@ def test_batcher_close_hands_what_it_could_not_deliver_to_on_abandoned() -> None
     assert batcher.put(event(9), 50) == "client is closed"
     batcher.close(timeout=0.3)
     assert len(abandoned) == 2, "closing twice must not report the same events twice"
+
+
+def test_batches_with_and_without_callbacks_keep_order_and_the_byte_budget() -> None:
+    # Plain events are taken in one step; a batch holding callbacks, or over the budget,
+    # is taken one event at a time. Either way: in order, within budget, nothing lost.
+    deliver = Recorded()
+    batcher = Batcher(deliver, max_events_in_batch=4, flush_interval=60, max_batch_bytes=700)
+    try:
+        items: list[Any] = []
+        for i in range(13):
+            data = event(i, 250 if i % 5 == 0 else 40)
+            items.append((data, print) if i % 3 == 0 else data)
+        for item in items:
+            assert batcher.put(item, len(item_bytes(item))) is None
+        assert batcher.flush(timeout=DEADLINE) is True
+    finally:
+        batcher.close(timeout=DEADLINE)
+    assert [item for batch in deliver.batches for item in batch] == [item_bytes(item) for item in items]
+    for batch in deliver.batches:
+        assert 1 <= len(batch) <= 4
+        assert sum(len(item) + 1 for item in batch) <= 700 - BODY_OVERHEAD
+    assert batcher.queued_bytes == 0

@@ -8,6 +8,7 @@ import decimal
 import enum
 import json
 import os
+import time
 import uuid
 from collections import OrderedDict, namedtuple
 from pathlib import PurePosixPath
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from cdp_logging import encoding
 from cdp_logging.encoding import encode, iso_from_datetime, iso_from_epoch, new_message_id, now_iso
 
 
@@ -213,3 +215,20 @@ def test_message_ids_are_unique_version_4_uuids() -> None:
     for text in ids[:200]:
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+def test_timestamps_of_every_millisecond_of_now_match_the_calendar() -> None:
+    # The current second's stamps come from a table made once; each must be the time itself.
+    start = float(int(time.time()))
+    for millisecond in range(0, 1000, 7):
+        seconds = start + millisecond / 1000 + 0.0004
+        expected = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert iso_from_epoch(seconds) == expected
+
+
+def test_old_seconds_are_stamped_without_replacing_the_table_of_now() -> None:
+    iso_from_epoch(time.time())
+    table = encoding._recent_stamps
+    assert iso_from_epoch(1714564800.25) == "2024-05-01T12:00:00.250Z"
+    assert iso_from_epoch(-0.5) == "1969-12-31T23:59:59.500Z"
+    assert encoding._recent_stamps is table
