@@ -134,10 +134,14 @@ def build_specs(s: Settings) -> list[Spec]:
                           args, s.repeats, 180.0))
     # Paired runs (both subjects in one process, chunks taken in turn) resolve small ratios;
     # NullHandler against itself shows how much of a ratio is noise.
-    for subject, label in [("ours_handler", "ours: CDPHandler / NullHandler, no payload (target <= 1.10x)"),
-                           ("null", "NullHandler / NullHandler, no payload (A/A noise control)")]:
-        specs.append(Spec(f"pair.{subject}.plain", "pair", label,
-                          ("pair", "--subject", subject, "--baseline", "null", "--no-payload", *call,
+    for subject, payload, label in [
+            ("ours_handler", False, "ours: CDPHandler / NullHandler, no payload (target <= 1.10x)"),
+            ("null", False, "NullHandler / NullHandler, no payload (A/A noise control)"),
+            ("ours_handler", True, "ours: CDPHandler / NullHandler, extra=track, worker delivering (target <= 2x)"),
+            ("null", True, "NullHandler / NullHandler, extra=track (A/A noise control)")]:
+        specs.append(Spec(f"pair.{subject}.{'track' if payload else 'plain'}", "pair", label,
+                          ("pair", "--subject", subject, "--baseline", "null",
+                           *(() if payload else ("--no-payload",)), *call,
                            "--chunks", str(s.pair_chunks)), s.repeats, 180.0))
     for batch in s.batch_sizes:
         # The official client manages ~2-3k events/s on a slow 2-core machine: allow for it.
@@ -288,8 +292,9 @@ class Comparison:
 _PER_CALL_PAIRS = [
     ("call.queue.track", "call.null.track", ""),
     ("call.official.track", "call.null.track", ""),
-    ("call.ours_handler.track", "call.null.track", ""),
+    ("call.ours_handler.track", "call.null.track", "<= 2x"),
     ("call.ours_handler.plain", "call.null.plain", "<= 1.10x"),
+    ("call.official.track", "call.ours_handler.track", ">= 4x"),
     ("call.ours_handler.track", "call.official.track", ""),
     ("call.ours_client.track", "call.official.track", ""),
     ("call.ours_handler_spool.track", "call.ours_handler.track", ""),

@@ -126,8 +126,12 @@ def scenario_pair(args: argparse.Namespace) -> dict[str, Any]:
     Separate processes minutes apart see different machine noise; chunks of a few
     milliseconds taken turn about see nearly the same, so the median of the per-pair ratios
     can resolve a target like 1.10x that separate runs cannot. The order within each pair
-    alternates so that a drift favours neither side. Meant for records whose worker stays
-    idle (no payload): a delivering worker would also slow the baseline's chunks.
+    alternates so that a drift favours neither side.
+
+    With payloads (``pair.ours_handler.track``) the subject's worker delivers meanwhile, and
+    the time it holds the GIL falls on whichever chunk is running, the baseline's too, so
+    this ratio leaves out part of the worker's cost; ``call.*`` (separate processes) keeps
+    it, with the noise between processes. Both are reported.
     """
     total = args.warmup + args.calls
     options = {"batch": args.batch, "queue_size": total + 1000, "with_payload": args.payload}
