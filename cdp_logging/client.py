@@ -49,6 +49,12 @@ class Stats(TypedDict):
 
     With a spool, a batch given up is not ``failed``: its events stay in the spool and are
     sent again later; only events the API refuses for good (400, 413, 422) are.
+
+    Example::
+
+        stats = analytics.stats()
+        if stats["dropped"] or stats["failed"]:
+            log.warning("analytics lost events: %s", stats)
     """
 
     queued: int
@@ -284,7 +290,13 @@ class Analytics:
 
     @property
     def error_handler(self) -> ErrorHandler | None:
-        """The function given each :class:`CDPError`, or None to log them."""
+        """The function given each :class:`CDPError`, or None to log them.
+
+        Example::
+
+            analytics = Analytics("WRITE_KEY", error_handler=alerts.send)
+            assert analytics.error_handler is alerts.send
+        """
         return self._reporter.error_handler
 
     # -- the six calls ------------------------------------------------------------------
@@ -456,6 +468,13 @@ class Analytics:
         Raises :class:`InvalidEventError` (or :class:`EventTooLargeError`) for a message the
         API would refuse; a message that cannot be queued is counted and reported, not
         raised. Returns the messageId.
+
+        Example::
+
+            from cdp_logging.messages import build_message
+
+            message = build_message("track", user_id="42", event="Signed Up")
+            message_id = analytics.send(message)   # the same as analytics.track(...)
         """
         # encode_message(), inlined for the common case: a message orjson writes without
         # help and well under the size limit. Anything else takes encode_message().
@@ -495,12 +514,25 @@ class Analytics:
         return message_id
 
     def count_invalid(self, error: InvalidEventError) -> None:
-        """Count and report an event rejected before reaching :meth:`send` (the handler's)."""
+        """Count and report an event rejected before reaching :meth:`send` (the handler's).
+
+        Example::
+
+            try:
+                message = build_message("track", user_id="42", event="")
+            except InvalidEventError as err:
+                analytics.count_invalid(err)   # stats()["invalid"] grows, error_handler sees it
+        """
         self._counters.add("invalid")
         self._reporter.report(error)
 
     def report(self, error: CDPError) -> None:
-        """Hand ``error`` to the error_handler, or log it (rate-limited)."""
+        """Hand ``error`` to the error_handler, or log it (rate-limited); nothing is counted.
+
+        Example::
+
+            analytics.report(InvalidEventError("track", "event", "must not be empty"))
+        """
         self._reporter.report(error)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -568,7 +600,12 @@ class Analytics:
             self._spool.begin_close(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """The same as :meth:`close_and_flush`."""
+        """The same as :meth:`close_and_flush`.
+
+        Example::
+
+            delivered_everything = analytics.close(timeout=3.0)
+        """
         return self.close_and_flush(timeout)
 
     def __enter__(self) -> "Analytics":
@@ -579,7 +616,13 @@ class Analytics:
 
     @property
     def closed(self) -> bool:
-        """True once the client was closed."""
+        """True once the client was closed.
+
+        Example::
+
+            analytics.close()
+            assert analytics.closed
+        """
         return self._batcher.closed
 
     def stats(self) -> Stats:
@@ -724,7 +767,16 @@ class Analytics:
 
 
 class CallbackError(CDPError):
-    """A per-call callback raised; the error it raised is ``__cause__``."""
+    """A per-call callback raised; the error it raised is ``__cause__``.
+
+    Reported (to ``error_handler``, or logged) on the worker, which carries on delivering.
+
+    Example::
+
+        def on_error(error: CDPError) -> None:
+            if isinstance(error, CallbackError):
+                sentry_sdk.capture_exception(error.__cause__)
+    """
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"a callback raised {type(cause).__name__}: {cause}")

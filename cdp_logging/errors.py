@@ -64,7 +64,13 @@ class InvalidEventError(CDPError, ValueError):
         return text
 
     def with_origin(self, origin: str) -> "InvalidEventError":
-        """Return the same error, saying where the event came from."""
+        """Return the same error, saying where the event came from.
+
+        Example::
+
+            error = InvalidEventError("track", "event", "must not be empty")
+            error.with_origin("logger 'shop' at orders.py:42")   # now named in the message
+        """
         self.origin = origin
         self.args = (self._describe(),)
         return self
@@ -131,7 +137,14 @@ class DeliveryError(CDPError):
 
     @property
     def count(self) -> int:
-        """How many events the failed batch held."""
+        """How many events the failed batch held.
+
+        Example::
+
+            def on_error(error):
+                if isinstance(error, DeliveryError):
+                    metrics.increment("cdp.lost", error.count)
+        """
         return len(self.message_ids)
 
     def _describe(self) -> str:

@@ -122,7 +122,13 @@ class CDPHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> Any:
         """Check for a payload (or, with rules, a matching rule) before anything else; send
         without taking the handler lock (the queue has its own), so slow delivery can never
-        hold up logging."""
+        hold up logging. Logging calls it; True when the record was taken.
+
+        Example::
+
+            record = logging.makeLogRecord({"track": {"user_id": "42", "event": "Signed Up"}})
+            assert handler.handle(record)
+        """
         attributes = record.__dict__
         if attributes.keys().isdisjoint(PAYLOAD_KEYS):
             # Most records: one C-level check of seven keys, nothing made.
@@ -165,7 +171,15 @@ class CDPHandler(logging.Handler):
         return result
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Turn the record into calls and queue them; never raises into the application."""
+        """Turn the record into calls and queue them; never raises into the application.
+
+        Example (a subclass that also keeps a copy of each sent record)::
+
+            class AuditedHandler(CDPHandler):
+                def emit(self, record):
+                    audit_log.append(record.getMessage())
+                    super().emit(record)
+        """
         try:
             for call, fields in self.calls(record):
                 self.send(call, fields, record)
@@ -176,13 +190,31 @@ class CDPHandler(logging.Handler):
 
     def calls(self, record: logging.LogRecord) -> Iterable[tuple[str, dict[str, Any]]]:
         """``(call, fields)`` for each call the record asks for: its payload in ``extra``,
-        else what the first matching rule makes of it; override to add conventions."""
+        else what the first matching rule makes of it; override to add conventions.
+
+        Example (records with ``extra={"signup": user}`` become identify calls)::
+
+            class SignupHandler(CDPHandler):
+                def calls(self, record):
+                    if hasattr(record, "signup"):
+                        return [("identify", {"user_id": record.signup.id,
+                                              "traits": {"email": record.signup.email}})]
+                    return super().calls(record)
+        """
         if self.rules is None or has_payload(record):
             return calls_from_record(record)
         return self.rules.calls(record)
 
     def send(self, call: str, fields: dict[str, Any], record: logging.LogRecord) -> None:
-        """Build, check and queue one call; override to enrich or filter calls."""
+        """Build, check and queue one call; override to enrich or filter calls.
+
+        Example (every call carries the deployment's region)::
+
+            class RegionHandler(CDPHandler):
+                def send(self, call, fields, record):
+                    fields.setdefault("context", {})["region"] = "eu-west-1"
+                    super().send(call, fields, record)
+        """
         try:
             message = build_message(call, **fields)
         except InvalidEventError as err:
@@ -197,7 +229,12 @@ class CDPHandler(logging.Handler):
     def handleError(self, record: logging.LogRecord) -> None:
         """Count and report an unforeseen failure in emit as an invalid event, then let
         logging report it as for any handler (a traceback on stderr while
-        ``logging.raiseExceptions`` is true)."""
+        ``logging.raiseExceptions`` is true).
+
+        Example (production: count and report, no traceback on stderr)::
+
+            logging.raiseExceptions = False
+        """
         cause = sys.exc_info()[1]
         error = InvalidEventError(
             next((call for call in CALL_TYPES if call in record.__dict__), "track"), None,
@@ -213,6 +250,10 @@ class CDPHandler(logging.Handler):
         """Deliver what is queued, waiting at most the client's ``shutdown_timeout``.
 
         Inside a reconfiguration of logging it does not wait: the close that follows delivers.
+
+        Example::
+
+            handler.flush()   # before a short-lived process ends, say
         """
         if not self.client.closed and not _reconfiguring_logging():
             self.client.flush(timeout=self.client.shutdown_timeout)
@@ -222,6 +263,11 @@ class CDPHandler(logging.Handler):
 
         Bounded by ``shutdown_timeout``; safe to call twice. ``logging.shutdown()`` calls it at
         exit, and dictConfig and fileConfig when they replace the configuration.
+
+        Example::
+
+            logging.getLogger().removeHandler(handler)
+            handler.close()
         """
         try:
             if self._owns_client and not self.client.closed:

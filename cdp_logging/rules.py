@@ -671,6 +671,11 @@ class RuleSet:
 
         A record whose template no rule names, from a logger no regex rule covers, costs a
         level comparison and two dictionary look-ups.
+
+        Example (``rules`` and ``record`` as in the class example)::
+
+            matched = rules.find(record)
+            assert matched is not None and matched.call(record)[0] == "track"
         """
         levelno = record.levelno
         if levelno < self._lowest_level:
@@ -704,7 +709,12 @@ class RuleSet:
         return scanned
 
     def calls(self, record: logging.LogRecord) -> list[tuple[str, dict[str, Any]]]:
-        """``[(call, fields)]`` for the first rule ``record`` matches; ``[]`` for none."""
+        """``[(call, fields)]`` for the first rule ``record`` matches; ``[]`` for none.
+
+        Example::
+
+            call, fields = rules.calls(record)[0]   # ("track", {"event": "Order Placed", ...})
+        """
         matched = self.find(record)
         return [] if matched is None else [matched.call(record)]
 
@@ -715,6 +725,13 @@ class RuleSet:
         """Match a formatted log line (for ``cdp-logging check``): template rules recover
         their arguments from the text. Returns the match and the record rebuilt from the
         line, whose arguments are text unless the placeholder was numeric (``%d``, ``%f``).
+
+        Example::
+
+            found = rules.find_in_text("shop.orders", logging.INFO, "Order 7 placed by ann")
+            if found:
+                matched, record = found
+                print(matched.call(record))   # ("track", {... "user_id": "ann", ...})
         """
         record = logging.makeLogRecord({
             "name": logger_name, "levelno": levelno, "levelname": logging.getLevelName(levelno),
