@@ -14,17 +14,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypedDict
 import orjson
 
 from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
-from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
-from .messages import build_message, encode_message
+from .messages import build_message, encode_message, encode_plain
 from .reporting import ErrorHandler, Reporter, warn
 from .transport import HTTPTransport, Outcome, RetryPolicy, Transport, send_with_retries
-
-#: Used by send() for every event: orjson without options (see encoding.encode) and the
-#: exact-size copy of what it returns.
-_plain_dumps = orjson.dumps
-_exact_copy = b"".join
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -476,15 +471,8 @@ class Analytics:
             message = build_message("track", user_id="42", event="Signed Up")
             message_id = analytics.send(message)   # the same as analytics.track(...)
         """
-        # encode_message(), inlined for the common case: a message orjson writes without
-        # help and well under the size limit. Anything else takes encode_message().
-        try:
-            data = _plain_dumps(message)
-        except TypeError:  # orjson.JSONEncodeError too
-            data = None
-        if data is not None and len(data) <= MAX_MESSAGE_BYTES:
-            data = _exact_copy((data, b""))  # see encode_message: orjson's bytes hold 4 KB
-        else:
+        data = encode_plain(message)
+        if data is None:
             try:
                 data = encode_message(message)
             except InvalidEventError:
@@ -507,11 +495,23 @@ class Analytics:
             return message_id
         refused = self._batcher.put(data if callback is None else (data, callback), len(data))
         if refused is not None:
-            self._counters.add("dropped")
-            self._reporter.report(EventDroppedError(refused, message_id=message_id))
+            self.count_dropped(refused, message_id)
             if callback is not None:
                 self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
         return message_id
+
+    def count_dropped(self, reason: str, message_id: str) -> None:
+        """Count and report an event the queue refused (``reason``: why), as :meth:`send`
+        does; for a handler that queued it itself.
+
+        Example::
+
+            refused = analytics._batcher.put(data, len(data))
+            if refused is not None:
+                analytics.count_dropped(refused, message_id)
+        """
+        self._counters.add("dropped")
+        self._reporter.report(EventDroppedError(reason, message_id=message_id))
 
     def count_invalid(self, error: InvalidEventError) -> None:
         """Count and report an event rejected before reaching :meth:`send` (the handler's).

@@ -28,6 +28,7 @@ from werkzeug import Request, Response
 import cdp_logging
 import cdp_logging.testing
 from cdp_logging import CDPHandler, InvalidEventError, events
+from cdp_logging.mapping import PAYLOAD_KEYS
 from handler_support import (  # noqa: F401  (fixtures)
     DELIVERY_TIMEOUT,
     REMEMBERED_ERRORS,
@@ -544,6 +545,39 @@ def test_records_without_payload_are_ignored(
     assert [m["event"] for m in messages(server, write_key)] == ["Counted"]
     stats = handler.client.stats()
     assert (stats["queued"], stats["invalid"], stats["dropped"]) == (1, 0, 0)
+
+
+_ONE_CALL_EXTRA = {
+    "identify": {"identify": {"user_id": "42"}},
+    "track": {"track": {"user_id": "42", "event": "Added"}},
+    "page": {"page": {"user_id": "42", "name": "Home"}},
+    "screen": {"screen": {"user_id": "42", "name": "Home"}},
+    "group": {"group": {"user_id": "42", "group_id": "g1"}},
+    "alias": {"alias": {"user_id": "42", "previous_id": "anon-1"}},
+    "event": {"event": "Added", "user_id": "42"},  # the short form of track
+}
+
+
+@pytest.mark.parametrize("key", sorted(PAYLOAD_KEYS))
+@pytest.mark.parametrize("with_track", [False, True])
+def test_every_payload_key_is_seen_by_the_handler(key: str, with_track: bool) -> None:
+    # handle() looks the payload keys up one by one, for every record and again to find
+    # the commonest record (track alone): none may be missed on either path.
+    assert set(_ONE_CALL_EXTRA) == PAYLOAD_KEYS
+    extra = dict(_ONE_CALL_EXTRA[key])
+    if with_track:
+        extra.update(_ONE_CALL_EXTRA["track"])
+    with cdp_logging.testing.capture_events() as captured:
+        handler = CDPHandler(write_key="k")
+        try:
+            assert handler.handle(logging.makeLogRecord(extra)) is True
+            assert handler.handle(logging.makeLogRecord({"other": 1})) is False
+            stats = handler.client.stats()
+        finally:
+            handler.close()
+    expected = {"track"} if key in ("track", "event") else {key, "track"} if with_track else {key}
+    assert {message["type"] for message in captured.messages} == expected
+    assert stats["invalid"] == 0
 
 
 def test_a_record_without_payload_never_reaches_filters_or_emit() -> None:
