@@ -170,6 +170,21 @@ class OfficialSubject(Subject):
         run_bounded(self.client.join, timeout)
 
 
+#: Room per event when a scenario sizes our queue for N events: the events measured here
+#: encode to about 330 bytes.
+QUEUE_BYTES_PER_EVENT = 1_000
+
+
+def queue_bounds(queue_size: int) -> dict[str, int]:
+    """Both of our client's queue bounds, sized to hold ``queue_size`` events: the bound on
+    events alone would leave the one on bytes (20 MB by default) to drop part of a
+    100,000-event burst. Never below the library's defaults, so a scenario that asks for
+    the default queue (the soak) gets the default bounds."""
+    default_bytes = inspect.signature(ours().Analytics).parameters["max_queue_bytes"].default
+    return {"max_queue_size": queue_size,
+            "max_queue_bytes": max(default_bytes, queue_size * QUEUE_BYTES_PER_EVENT)}
+
+
 class OursClient(Subject):
     """``cdp_logging.Analytics.track`` called directly (same call shape as the official one)."""
 
@@ -182,7 +197,7 @@ class OursClient(Subject):
             raise SkipScenario(reason)
         self.analytics = ours().Analytics(
             WRITE_KEY, host=host, max_events_in_batch=batch, flush_interval=flush_interval,
-            max_queue_size=queue_size, **options)
+            **queue_bounds(queue_size), **options)
         track = self.analytics.track
         self.call = lambda: track(user_id=USER_ID, event=EVENT, properties=PROPERTIES)
 
@@ -238,7 +253,7 @@ class OursHandler(Subject):
         if reason:
             raise SkipScenario(reason)
         options = {"max_events_in_batch": batch, "flush_interval": flush_interval,
-                   "max_queue_size": queue_size, **more_options}
+                   **queue_bounds(queue_size), **more_options}
         analytics = ours().Analytics(WRITE_KEY, host=host, **options)
         self.handler, self.analytics = make_cdp_handler(analytics, host, options)
         self.logger = _app_logger(self.handler, logger_name)
