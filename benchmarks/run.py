@@ -138,9 +138,11 @@ def build_specs(s: Settings) -> list[Spec]:
             ("ours_handler", False, "ours: CDPHandler / NullHandler, no payload (target <= 1.10x)"),
             ("null", False, "NullHandler / NullHandler, no payload (A/A noise control)"),
             ("ours_handler", True, "ours: CDPHandler / NullHandler, extra=track, worker delivering (target <= 2x)"),
-            ("null", True, "NullHandler / NullHandler, extra=track (A/A noise control)")]:
+            ("null", True, "NullHandler / NullHandler, extra=track (A/A noise control)"),
+            ("official", True, "official Client.track() / ours: CDPHandler, extra=track, both delivering (target >= 4x)")]:
+        baseline = "ours_handler" if subject == "official" else "null"
         specs.append(Spec(f"pair.{subject}.{'track' if payload else 'plain'}", "pair", label,
-                          ("pair", "--subject", subject, "--baseline", "null",
+                          ("pair", "--subject", subject, "--baseline", baseline,
                            *(() if payload else ("--no-payload",)), *call,
                            "--chunks", str(s.pair_chunks)), s.repeats, 180.0))
     for batch in s.batch_sizes:
