@@ -284,16 +284,7 @@ class Connection:
     def _read_answer(self, sock: socket.socket) -> tuple[Answer, bool]:
         """Read one response (skipping 1xx ones); say whether the connection stays open."""
         while True:
-            buffer = self._buffer
-            end = buffer.find(b"\r\n\r\n")
-            while end < 0:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    raise ProtocolError("response head too large")
-                buffer += self._recv(sock)
-                self._buffer = buffer
-                end = buffer.find(b"\r\n\r\n")
-            head = buffer[:end].decode("latin-1")
-            self._buffer = buffer[end + 4:]
+            head = self._read_until(sock, b"\r\n\r\n", "response head too large").decode("latin-1")
             line_end = head.find("\r\n")
             status_line = (head if line_end < 0 else head[:line_end]).split(" ", 2)
             try:
@@ -337,29 +328,32 @@ class Connection:
         self._buffer = buffer[length:]
         return buffer[:length][:MAX_BODY_BYTES]
 
-    def _read_line(self, sock: socket.socket) -> bytes:
+    def _read_until(self, sock: socket.socket, delimiter: bytes, too_long: str) -> bytes:
+        """The bytes before the next ``delimiter`` (consumed with it); ``too_long`` is the
+        error once more than MAX_HEAD_BYTES arrive without one."""
         buffer = self._buffer
-        end = buffer.find(b"\r\n")
+        end = buffer.find(delimiter)
         while end < 0:
             if len(buffer) > MAX_HEAD_BYTES:
-                raise ProtocolError("chunk line too long")
+                raise ProtocolError(too_long)
             buffer += self._recv(sock)
             self._buffer = buffer
-            end = buffer.find(b"\r\n")
-        self._buffer = buffer[end + 2:]
+            end = buffer.find(delimiter)
+        self._buffer = buffer[end + len(delimiter):]
         return buffer[:end]
 
     def _read_chunked(self, sock: socket.socket) -> bytes:
         parts = []
         kept = 0
         while True:
-            line = self._read_line(sock)
+            line = self._read_until(sock, b"\r\n", "chunk line too long")
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise ProtocolError("bad chunk size") from None
             if size == 0:
-                while self._read_line(sock):  # trailers, up to the blank line
+                # Trailers, up to the blank line.
+                while self._read_until(sock, b"\r\n", "chunk line too long"):
                     pass
                 return b"".join(parts)
             chunk = self._read_exactly(sock, size + 2)[:size]
