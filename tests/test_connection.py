@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from cdp_logging.transport import HTTPTransport, TransportError
+from helpers import wait_until
 
 BODY = b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}'
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"success\":true}"
@@ -138,7 +139,9 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_losing_th
     transport = transport_for(raw_server.url)
     assert transport.post("/v1/batch", BODY).status == 200
     raw_server.close_idle_connections()
-    time.sleep(0.05)
+    # The server's close has reached the kept-alive socket: it is now readable (at its end).
+    wait_until(lambda: transport._idle and transport._idle[0]._dropped(),
+               message="the server's close to reach the idle connection")
     assert transport.post("/v1/batch", BODY).status == 200
     assert raw_server.connections == 2 and len(raw_server.requests) == 2
 
