@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test clean
+.PHONY: demo test lint clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,18 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# The linter (rules in ruff.toml) and the type checker (settings in setup.cfg), as .ci/run runs them.
+LINT_VENV ?= .venv-lint
+$(LINT_VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
+lint: $(LINT_VENV)/.installed
+	$(LINT_VENV)/bin/ruff check .
+	$(LINT_VENV)/bin/mypy
 
 clean:
 	rm -rf .venv .venv-* build *.egg-info

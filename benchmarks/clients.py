@@ -18,7 +18,8 @@ import os
 import queue
 import shutil
 import tempfile
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .common import APP_LOGGER, EVENT, MESSAGE, PROPERTIES, TRACK_EXTRA, USER_ID, WRITE_KEY, run_bounded
 

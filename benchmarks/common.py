@@ -12,7 +12,8 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 #: The write key given to every client; the local server accepts anything.
 WRITE_KEY = "bench-write-key"

@@ -18,7 +18,8 @@ import os
 import tempfile
 import time
 import timeit
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from cdp_logging import CDPHandler
 from cdp_logging.autoinstall import install, uninstall

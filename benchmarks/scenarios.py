@@ -34,7 +34,8 @@ import threading
 import time
 import traceback
 import tracemalloc
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from .clients import SkipScenario, Subject, make_subject
 from .common import (cpu_seconds, median, resource_usage, rss_bytes, silence_library_loggers,

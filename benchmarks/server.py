@@ -40,7 +40,8 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 try:
@@ -426,7 +427,7 @@ class ServerProcess:
         """The base URL to give a client as its ``host``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         self.start()
         return self
 

@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     from .rules import RuleSet
 
 __all__ = [
+    "DEFAULT_HOST",
+    "EU_HOST",
     "Analytics",
-    "CDPHandler",
     "CDPError",
+    "CDPHandler",
     "CallbackError",
     "ConfigurationError",
-    "DEFAULT_HOST",
     "DeliveryError",
-    "EU_HOST",
     "EventDroppedError",
     "EventTooLargeError",
     "InvalidEventError",
@@ -49,8 +49,8 @@ __all__ = [
     "SpoolError",
     "Stats",
     "__version__",
-    "events",
     "close_all_clients",
+    "events",
     "flush_after",
     "flush_all_clients",
 ]

@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from threading import get_ident
-from typing import Any, Callable, Literal, Sequence, Union
+from typing import Any, Literal, Union
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -23,7 +24,7 @@ from .constants import MAX_BATCH_BYTES
 logger = logging.getLogger("cdp_logging")
 
 #: A queued event: its encoded bytes, or the bytes with the caller's callback.
-Item = Union[bytes, tuple[bytes, Callable[..., Any]]]
+Item = Union[bytes, tuple[bytes, Callable[..., Any]]]  # noqa: UP007 - a runtime alias; X | Y on a subscripted generic needs 3.10 types at import
 Overflow = Literal["drop", "wait"]
 
 #: Room kept in every body for ``{"batch":[`` and ``],"sentAt":"...Z"}``.
@@ -48,7 +49,7 @@ def is_plain(items: list[Item]) -> bool:
 
 def item_bytes(item: Item) -> bytes:
     """The encoded message of a queued item."""
-    return item if type(item) is bytes else item[0]  # type: ignore[return-value,index]
+    return item if type(item) is bytes else item[0]  # type: ignore[return-value]
 
 
 @contextmanager

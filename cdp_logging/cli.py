@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Sequence
 
 from .autoinstall import SITE_DIRECTORY
 from .config import ENV_RULES, VARIABLES, handler_from_environment
@@ -130,7 +131,7 @@ def _replace_process(argv: list[str], environ: dict[str, str]) -> int:
     sys.stderr.flush()
     try:
         if os.name == "posix":
-            os.execvpe(argv[0], argv, environ)
+            os.execvpe(argv[0], argv, environ)  # noqa: S606 - `run` becomes the user command, as exec(1) does
         return subprocess.call(argv, env=environ)
     except FileNotFoundError:
         _error(f"command not found: {argv[0]}")

@@ -9,7 +9,8 @@ import sys
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 
@@ -608,7 +609,7 @@ class Analytics:
         """
         return self.close_and_flush(timeout)
 
-    def __enter__(self) -> "Analytics":
+    def __enter__(self) -> Analytics:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -807,7 +808,7 @@ def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -
 
 # -- every live client: flushed at exit, reset in forked children -------------------------
 
-_clients: "weakref.WeakSet[Analytics]" = weakref.WeakSet()
+_clients: weakref.WeakSet[Analytics] = weakref.WeakSet()
 _registered = False
 _registration_lock = threading.Lock()
 
@@ -843,12 +844,12 @@ def close_all_clients(timeout: float | None = None) -> None:
     for client in clients:
         try:
             client._begin_close(timeout)
-        except Exception:
+        except Exception:  # noqa: S110 - at exit every client gets its turn
             pass
     for client in clients:
         try:
             client.close_and_flush(timeout)
-        except Exception:
+        except Exception:  # noqa: S110 - at exit every client gets its turn
             pass
 
 

@@ -1009,7 +1009,7 @@ class _CollectorServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; this collector speaks only through its logger.
-        logger.exception("error while answering %s", client_address)
+        logger.exception("error while answering %s", client_address)  # noqa: LOG004 - socketserver calls this from its except block
 
 
 class _CollectorRequestHandler(BaseHTTPRequestHandler):

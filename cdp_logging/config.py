@@ -14,7 +14,8 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from .client import Analytics
 from .constants import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY

@@ -28,7 +28,6 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Any
 from urllib.parse import SplitResult
 
 import requests
@@ -99,7 +98,7 @@ class Headers(Mapping[str, str]):
 class Answer:
     """A parsed response: status, headers and body bytes."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: Headers, body: bytes) -> None:
         self.status = status
@@ -210,8 +209,11 @@ class Connection:
 
     def _dropped(self) -> bool:
         """True if the idle socket became readable: the server closed it (or broke HTTP)."""
+        sock = self._socket
+        if sock is None:
+            return True
         try:
-            readable, _, _ = select.select([self._socket], [], [], 0)
+            readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
             return True
         return bool(readable)
@@ -220,7 +222,7 @@ class Connection:
         logger.debug("cdp-logging: opening a connection to %s:%d", self.host, self.port)
         try:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except socket.timeout as err:
+        except TimeoutError as err:
             raise requests.exceptions.ConnectTimeout(err) from None
         except OSError as err:
             raise requests.ConnectionError(err) from None
@@ -231,7 +233,7 @@ class Connection:
         except ssl.SSLError as err:
             sock.close()
             raise requests.exceptions.SSLError(err) from None
-        except socket.timeout as err:
+        except TimeoutError as err:
             sock.close()
             raise requests.exceptions.ConnectTimeout(err) from None
         except OSError as err:
@@ -250,7 +252,7 @@ class Connection:
             self._timeout = timeout
         try:
             sock.sendall(request)
-        except (socket.timeout, BlockingIOError) as err:
+        except (TimeoutError, BlockingIOError) as err:
             raise requests.exceptions.ReadTimeout(err) from None
         except ssl.SSLError as err:
             raise requests.exceptions.SSLError(err) from None
@@ -258,7 +260,7 @@ class Connection:
             raise _unanswered(requests.ConnectionError(err)) from None
         try:
             answer, keep_alive = self._read_answer(sock)
-        except (socket.timeout, BlockingIOError) as err:
+        except (TimeoutError, BlockingIOError) as err:
             raise requests.exceptions.ReadTimeout(err) from None
         except ssl.SSLError as err:
             raise requests.exceptions.SSLError(err) from None
@@ -343,7 +345,7 @@ class Connection:
         return buffer[:end]
 
     def _read_chunked(self, sock: socket.socket) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         kept = 0
         while True:
             line = self._read_until(sock, b"\r\n", "chunk line too long")

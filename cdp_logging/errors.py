@@ -9,7 +9,7 @@ are never raised in the application: they go to ``error_handler`` or, without on
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class CDPError(Exception):
@@ -63,7 +63,7 @@ class InvalidEventError(CDPError, ValueError):
             text += f" [from {self.origin}]"
         return text
 
-    def with_origin(self, origin: str) -> "InvalidEventError":
+    def with_origin(self, origin: str) -> InvalidEventError:
         """Return the same error, saying where the event came from.
 
         Example::

@@ -14,7 +14,8 @@ left out are left out of the dict. The event's timestamp stays the moment of the
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .messages import build_message, encode_message
 

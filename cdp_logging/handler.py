@@ -9,7 +9,8 @@ import logging
 import sys
 import threading
 from threading import get_ident
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from .client import Analytics, capture_sinks
 from .constants import CALL_TYPES

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import inspect
 from types import TracebackType
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, TypeVar, overload
+from collections.abc import Callable
 
 from .client import flush_all_clients
 
@@ -47,7 +48,7 @@ class FlushAfter:
         self.delivered = flush_all_clients(self.timeout)
         return self.delivered
 
-    def __enter__(self) -> "FlushAfter":
+    def __enter__(self) -> FlushAfter:
         return self
 
     def __exit__(

@@ -14,7 +14,8 @@ pytest starts. ``pytest -p no:cdp_logging`` turns the plugin off.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import pytest
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from threading import get_ident
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import CDPError
 
@@ -111,7 +111,7 @@ class Reporter:
                             "cdp-logging: error_handler raised %s while handling: %s",
                             _current_exception(), error,
                         )
-        except Exception:
+        except Exception:  # noqa: S110 - reporting must never break the application
             pass  # reporting must never be what breaks the application
         finally:
             threads_in_report.discard(thread)
@@ -167,9 +167,9 @@ def _reaches_a_real_handler() -> bool:
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
-            if not isinstance(handler, CDPHandler) and logging.WARNING >= handler.level:
+            if not isinstance(handler, CDPHandler) and handler.level <= logging.WARNING:
                 return True
         if not current.propagate:
             return False
-        current = current.parent  # type: ignore[assignment]
+        current = current.parent
     return False

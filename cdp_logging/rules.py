@@ -52,7 +52,8 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, NamedTuple, Union
+from collections.abc import Callable
 
 from .constants import CALL_TYPES
 from .errors import InvalidEventError, RulesError
@@ -63,7 +64,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-__all__ = ["RuleMatch", "Rule", "RuleSet", "load_rules"]
+__all__ = ["Rule", "RuleMatch", "RuleSet", "load_rules"]
 
 #: What ``rules=`` accepts: rules, the path of a JSON or TOML file, or a RuleSet.
 RulesSource = Union["RuleSet", Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]

@@ -30,7 +30,8 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Protocol
+from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterator
 
 from .batcher import Item, item_bytes, message_ids, own_thread
 from .errors import DeliveryError, SpoolError
@@ -87,7 +88,7 @@ FORK_WAIT = 2 * BUSY_TIMEOUT
 #: the garbage collector.
 _inherited_connections: list[sqlite3.Connection] = []
 #: Every SpoolFile, so that each closes its connection before a fork.
-_files: "weakref.WeakSet[SpoolFile]" = weakref.WeakSet()
+_files: weakref.WeakSet[SpoolFile] = weakref.WeakSet()
 
 
 class SpoolBusy(Exception):
@@ -263,7 +264,7 @@ class SpoolFile:
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             count, size = db.execute(
-                f"SELECT count(*), total(length(data)) FROM events WHERE id IN ({marks})", chunk
+                f"SELECT count(*), total(length(data)) FROM events WHERE id IN ({marks})", chunk  # noqa: S608 - only "?" placeholders are formatted in
             ).fetchone()
             self._delete(db, chunk, int(size) + count * ROW_OVERHEAD, count)
         if release:
@@ -329,7 +330,7 @@ class SpoolFile:
         with self._transaction(write=False) as db:
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                found.update(row[0] for row in db.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk))
+                found.update(row[0] for row in db.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk))  # noqa: S608 - only "?" placeholders
         return found
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -367,7 +368,7 @@ class SpoolFile:
         if not ids:
             return
         for chunk in _chunks(ids):
-            db.execute(f"DELETE FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            db.execute(f"DELETE FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk)  # noqa: S608 - only "?" placeholders
         db.execute("UPDATE totals SET events = max(0, events - ?), bytes = max(0, bytes - ?)",
                    (len(ids) if count is None else count, size))
 

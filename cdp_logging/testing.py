@@ -91,7 +91,7 @@ class CapturedEvents:
             self._messages.append(message)
             self._condition.notify_all()
 
-    def start(self) -> "CapturedEvents":
+    def start(self) -> CapturedEvents:
         """Begin capturing (what :func:`capture_events` does on entry); returns itself."""
         with _capture_lock:
             if self._capturing:

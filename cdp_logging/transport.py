@@ -17,7 +17,8 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
+from collections.abc import Callable, Mapping
 from urllib.parse import SplitResult, urlsplit
 
 import requests

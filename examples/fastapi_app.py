@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI, Request

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

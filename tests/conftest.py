@@ -7,7 +7,8 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -90,7 +91,7 @@ def make_client(
     for client in clients:
         client.close_and_flush(timeout=5.0)
     for client in clients:
-        wait_until(lambda: client.stats()["pending"] == 0, message="the client's last request to finish")
+        wait_until(lambda client=client: client.stats()["pending"] == 0, message="the client's last request to finish")
     drain(httpserver)
 
 

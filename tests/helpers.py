@@ -6,7 +6,8 @@ import gzip
 import json
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from pytest_httpserver import HTTPServer
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import helpers
 from pytest_httpserver import HTTPServer

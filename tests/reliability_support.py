@@ -21,7 +21,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import helpers
 from pytest_httpserver import HTTPServer
@@ -188,7 +189,7 @@ class SilentServer:
         while not self._stopped.is_set():
             try:
                 connection, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 pass
             except OSError:
                 return
@@ -209,7 +210,7 @@ class SilentServer:
             connection.close()
         self._listener.close()
 
-    def __enter__(self) -> "SilentServer":
+    def __enter__(self) -> SilentServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

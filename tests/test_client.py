@@ -14,7 +14,8 @@ import textwrap
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 from pytest_httpserver import HTTPServer

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests

@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 import tracemalloc
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests

@@ -11,7 +11,8 @@ import json
 import logging
 import re
 import time
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from pytest_httpserver import HTTPServer

@@ -125,9 +125,8 @@ def test_log_records_with_a_payload_are_captured(shop_log):
 
 
 def test_invalid_calls_raise_and_are_not_captured(analytics):
-    with capture_events() as events:
-        with pytest.raises(cdp_logging.InvalidEventError):
-            analytics.track(user_id="42")
+    with capture_events() as events, pytest.raises(cdp_logging.InvalidEventError):
+        analytics.track(user_id="42")
     assert events.messages == []
 
 
@@ -175,9 +174,8 @@ def test_captures_nest_each_seeing_the_calls_made_while_it_is_open(analytics):
 
 
 def test_the_capture_ends_when_its_block_raises(analytics):
-    with pytest.raises(ZeroDivisionError):
-        with capture_events():
-            1 / 0
+    with pytest.raises(ZeroDivisionError), capture_events():
+        1 / 0
     assert client_module.capture_sinks == []
 
 

@@ -9,7 +9,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 import requests

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..config import handler_from_environment
 from ..handler import CDPHandler

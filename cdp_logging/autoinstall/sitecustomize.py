@@ -70,7 +70,7 @@ def _report(reason):
         sys.stderr.write("cdp-logging: not sending events from this process (pid %d): %s\n"
                          % (os.getpid(), reason))
         sys.stderr.flush()
-    except Exception:
+    except Exception:  # noqa: S110 - a failing stderr must not stop the application starting
         pass
 
 
