@@ -15,12 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 import orjson
 
 from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
-from .constants import BATCH_PATH, DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
+from .constants import BATCH_PATH, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
-from .messages import build_message, encode_message, encode_plain
+from .messages import build_message, encode_message, encode_plain, substitution_error
 from .reporting import ErrorHandler, Reporter, warn
-from .transport import HTTPTransport, Outcome, RetryPolicy, Transport, send_with_retries
+from .transport import (
+    HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries, warn_if_other_region,
+)
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -38,7 +40,9 @@ class Stats(TypedDict):
 
     ``queued``: accepted into the queue; ``delivered``: acknowledged by the API; ``failed``:
     given up on after retries (or not delivered by close); ``dropped``: refused by a full or
-    closed queue, or a full spool; ``invalid``: rejected by validation or size; ``skipped``:
+    closed queue, or a full spool; ``invalid``: rejected by validation or size;
+    ``substituted``: sent with a value written as ``"<unprintable TYPE>"`` because its
+    ``str()`` raised (each reported, naming the field); ``skipped``:
     accepted while ``enable=False``; ``batches``: requests that succeeded; ``retries``: extra
     attempts; ``pending``: queued or in flight right now; ``spooled``: events in the spool
     file (those of every process sharing it) when the sender last looked, 0 without a spool.
@@ -58,6 +62,7 @@ class Stats(TypedDict):
     failed: int
     dropped: int
     invalid: int
+    substituted: int
     skipped: int
     batches: int
     retries: int
@@ -69,7 +74,7 @@ class Stats(TypedDict):
 #: functions instead of the queue (in every client), so tests see exactly what would be sent.
 capture_sinks: list[Callable[[bytes], None]] = []
 
-_COUNTERS = ("delivered", "failed", "dropped", "invalid", "skipped", "batches", "retries")
+_COUNTERS = ("delivered", "failed", "dropped", "invalid", "substituted", "skipped", "batches", "retries")
 
 
 class _Counters:
@@ -115,7 +120,10 @@ class Analytics:
     Options (all keyword-only):
 
     - ``write_key``: the source's write key; default the ``CDP_WRITE_KEY`` environment variable.
-    - ``host``: the API's address; default ``CDP_HOST``, else ``https://cdp.customer.io``.
+      Leading and trailing whitespace is stripped. A region API key (``pk_us_``, ``sk_us_``,
+      ``pk_eu_``, ``sk_eu_``) is sent as a Bearer token, any other key as Basic auth.
+    - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
+      (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
     - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent.
     - ``enable`` (True): False validates calls but sends nothing.
     - ``error_handler`` (None): called with each :class:`CDPError` (a failed batch, a dropped
@@ -189,13 +197,16 @@ class Analytics:
             write_key = os.environ.get(ENV_WRITE_KEY) or None
         if write_key is not None and not isinstance(write_key, str):
             raise _option_error("write_key", "a string", type(write_key).__name__)
+        if write_key is not None:
+            # A key read from a mounted secret file, or $(cat file), ends in a newline.
+            write_key = write_key.strip() or None
         if enable and not write_key and transport is None:
             raise ValueError(
                 "cdp_logging needs a write key: pass write_key=... or set the environment "
                 f"variable {ENV_WRITE_KEY}."
             )
         if host is None:
-            host = os.environ.get(ENV_HOST) or DEFAULT_HOST
+            host = os.environ.get(ENV_HOST) or default_host(write_key)
         if not isinstance(host, str) or not host.startswith(("http://", "https://")):
             raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {host!r}")
         if error_handler is not None and not callable(error_handler):
@@ -227,6 +238,8 @@ class Analytics:
         _number("spool_sync_interval", spool_sync_interval, minimum=0.001)
 
         self.host = host.rstrip("/")
+        if write_key:
+            warn_if_other_region(write_key, self.host)
         self.enable = enable
         self.shutdown_timeout = float(shutdown_timeout)
         self.retry_policy = RetryPolicy(
@@ -474,11 +487,15 @@ class Analytics:
         """
         data = encode_plain(message)
         if data is None:
+            substituted: list[Any] = []
             try:
-                data = encode_message(message)
+                data = encode_message(message, substituted=substituted)
             except InvalidEventError:
                 self._counters.add("invalid")
                 raise
+            if substituted:
+                self._counters.add("substituted")
+                self._reporter.report(substitution_error(message, substituted))
         message_id: str = message["messageId"]
         if capture_sinks:
             # A snapshot: a capture ending on another thread must not make this loop skip
@@ -641,6 +658,7 @@ class Analytics:
             failed=values["failed"],
             dropped=values["dropped"],
             invalid=values["invalid"],
+            substituted=values["substituted"],
             skipped=values["skipped"],
             batches=values["batches"],
             retries=values["retries"],

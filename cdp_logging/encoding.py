@@ -13,6 +13,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import functools
 import json
 import math
 import os
@@ -36,8 +37,9 @@ class EncodingError(ValueError):
     """A value could not be turned into JSON even by the fallback encoder."""
 
 
-def _default(value: Any) -> Any:
-    """Convert what orjson cannot write natively; never raises."""
+def _default(value: Any, substituted: list[Any] | None = None) -> Any:
+    """Convert what orjson cannot write natively; never raises. A value written as
+    ``<unprintable ...>`` is added to ``substituted``."""
     if isinstance(value, decimal.Decimal):
         # Written as a JSON number with every digit kept; NaN and infinities become null.
         return orjson.Fragment(str(value).encode()) if value.is_finite() else _NULL
@@ -52,22 +54,25 @@ def _default(value: Any) -> Any:
         return list(value)
     if isinstance(value, enum.Enum):
         return value.value
-    return _text(value)
+    return _text(value, substituted)
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, substituted: list[Any] | None) -> str:
     try:
         return str(value)
-    except Exception:  # a broken __str__ must not lose the event
+    except Exception:  # a broken __str__ must not lose the event; the caller reports it
+        if substituted is not None:
+            substituted.append(value)
         return f"<unprintable {type(value).__qualname__}>"
 
 
-def encode(value: Any) -> bytes:
+def encode(value: Any, substituted: list[Any] | None = None) -> bytes:
     """Encode ``value`` as compact JSON bytes, converting any Python value.
 
     datetime, date and time become ISO-8601 strings; Decimal a JSON number; UUID a string;
     Enum its value; set, tuple and frozenset arrays; dataclasses objects; bytes text;
-    NaN and infinities null; non-string keys strings; anything else ``str(value)``.
+    NaN and infinities null; non-string keys strings; anything else ``str(value)``, or
+    ``"<unprintable TYPE>"`` when that raises: such values are added to ``substituted``.
 
     Example::
 
@@ -78,25 +83,30 @@ def encode(value: Any) -> bytes:
         return _dumps(value)
     except (orjson.JSONEncodeError, TypeError):
         pass
+    default = _default if substituted is None else functools.partial(_default, substituted=substituted)
     try:
-        return _dumps(value, default=_default, option=_OPTIONS)
+        return _dumps(value, default=default, option=_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
         pass
+    if substituted:
+        del substituted[:]  # found again by the next attempt
     try:
-        return _dumps(value, default=_default, option=_NON_STR_KEY_OPTIONS)
+        return _dumps(value, default=default, option=_NON_STR_KEY_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
         # Integers beyond 64 bits, nesting deeper than orjson allows, circular references,
         # keys orjson cannot stringify, lone surrogates (undecodable file names): rebuild
         # the value as plain data and use json. A lone surrogate is written as its \uXXXX
         # escape, as surrogatepass would make the body invalid UTF-8 and lose the batch.
+        if substituted:
+            del substituted[:]
         try:
-            return json.dumps(_plain(value, set()), separators=(",", ":"),
+            return json.dumps(_plain(value, set(), substituted), separators=(",", ":"),
                               ensure_ascii=False).encode("utf-8", "backslashreplace")
         except (RecursionError, ValueError, TypeError) as err:
             raise EncodingError(f"cannot encode as JSON: {err}") from err
 
 
-def _plain(value: Any, seen: set[int]) -> Any:
+def _plain(value: Any, seen: set[int], substituted: list[Any] | None) -> Any:
     """A JSON-ready copy of ``value``; the slow path behind :func:`encode`."""
     if value is None or isinstance(value, (str, bool, int)):
         return value if type(value) in (str, bool, int) or value is None else _scalar(value)
@@ -111,30 +121,30 @@ def _plain(value: Any, seen: set[int]) -> Any:
             return None
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, enum.Enum):
-        return _plain(value.value, seen)
+        return _plain(value.value, seen, substituted)
     if id(value) in seen:
         return "<circular reference>"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         seen.add(id(value))
         try:
-            return {f.name: _plain(getattr(value, f.name), seen) for f in dataclasses.fields(value)}
+            return {f.name: _plain(getattr(value, f.name), seen, substituted) for f in dataclasses.fields(value)}
         finally:
             seen.discard(id(value))
     if isinstance(value, Mapping):
         seen.add(id(value))
         try:
-            return {_key(k): _plain(v, seen) for k, v in value.items()}
+            return {_key(k, substituted): _plain(v, seen, substituted) for k, v in value.items()}
         finally:
             seen.discard(id(value))
     if isinstance(value, (list, tuple, set, frozenset)):
         seen.add(id(value))
         try:
-            return [_plain(v, seen) for v in value]
+            return [_plain(v, seen, substituted) for v in value]
         finally:
             seen.discard(id(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
-    return _text(value)
+    return _text(value, substituted)
 
 
 def _scalar(value: Any) -> Any:
@@ -146,7 +156,7 @@ def _scalar(value: Any) -> Any:
     return str(value)
 
 
-def _key(key: Any) -> str:
+def _key(key: Any, substituted: list[Any] | None) -> str:
     if isinstance(key, str):
         return str(key)
     if isinstance(key, enum.Enum):
@@ -157,7 +167,7 @@ def _key(key: Any) -> str:
         return "null"
     if isinstance(key, bool):
         return "true" if key else "false"
-    return _text(key)
+    return _text(key, substituted)
 
 
 # -- timestamps ----------------------------------------------------------------------------
@@ -217,15 +227,15 @@ def stamp_of_milliseconds(milliseconds: int) -> str:
 
 
 def iso_from_datetime(value: _dt.datetime) -> str:
-    """ISO-8601 UTC with milliseconds; a naive datetime is taken as UTC.
+    """ISO-8601 UTC with milliseconds; a naive datetime is local time, as Python's own
+    ``datetime.timestamp()`` and ``astimezone()`` read it.
 
     Example::
 
         >>> iso_from_datetime(datetime.datetime(2024, 5, 1, 14, 0, tzinfo=CET))
         '2024-05-01T13:00:00.000Z'
     """
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc)
+    value = value.astimezone(_dt.timezone.utc)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

@@ -9,6 +9,7 @@ are never raised in the application: they go to ``error_handler`` or, without on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 
@@ -104,14 +105,17 @@ class EventTooLargeError(InvalidEventError):
 class DeliveryError(CDPError):
     """A batch could not be delivered; given to ``error_handler`` and to per-call callbacks.
 
-    Carries the HTTP ``status`` (None when no response came), the response ``text`` cut
-    short, the ``message_ids`` of the events in the batch, how many ``attempts`` were made,
-    and the ``cause`` (the exception behind a connection failure, if any).
+    Carries the HTTP ``status`` (None when no response came), the server's ``message``
+    (None without a response), the response ``text`` cut short, the ``message_ids`` of the
+    events in the batch, how many ``attempts`` were made, and the ``cause`` (the exception
+    behind a connection failure, if any).
 
     Example::
 
         def on_error(err: cdp_logging.CDPError) -> None:
             if isinstance(err, cdp_logging.DeliveryError):
+                if err.status == 401:
+                    alert(f"the write key was refused: {err.message}")
                 print(err.status, err.count, err.attempts)
     """
 
@@ -134,6 +138,26 @@ class DeliveryError(CDPError):
         super().__init__(self._describe())
         if cause is not None:
             self.__cause__ = cause
+
+    @property
+    def message(self) -> str | None:
+        """What the server said: the ``message`` of a JSON error body (``{"message": ...}``,
+        as the API answers), else the response's text; None when no response came.
+
+        Example::
+
+            >>> DeliveryError("refused", status=400, text='{"message": "bad batch"}').message
+            'bad batch'
+        """
+        if self.status is None:
+            return None
+        try:
+            said = json.loads(self.text)
+        except ValueError:
+            return self.text
+        if isinstance(said, dict) and isinstance(said.get("message"), str):
+            return str(said["message"])
+        return self.text
 
     @property
     def count(self) -> int:

@@ -7,6 +7,9 @@ both accept and reject exactly the same input.
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
+import math
+import numbers
 import time
 import uuid
 from collections.abc import Mapping
@@ -69,8 +72,10 @@ def build_message(
 ) -> dict[str, Any]:
     """Validate a call's fields and return the message the API expects.
 
-    Raises :class:`InvalidEventError` naming the call and the field. Absent fields are left
-    out, never sent as null; numeric ids become strings; ``timestamp`` defaults to now.
+    Raises :class:`InvalidEventError` naming the call and the field, whatever the value (its
+    ``repr`` is quoted cut short, or not at all when it raises). Absent fields are left out,
+    never sent as null; numeric ids (any number but a bool) become ``str(id)``;
+    ``timestamp`` defaults to now, and a naive datetime is local time.
 
     Example::
 
@@ -88,7 +93,8 @@ def build_message(
     message: dict[str, Any] = {
         "type": call,
         "messageId": message_id,
-        "timestamp": iso_from_epoch(timestamp) if type(timestamp) is float
+        "timestamp": iso_from_epoch(timestamp)
+        if type(timestamp) is float and _FIRST_EPOCH <= timestamp <= _LAST_EPOCH
         else _timestamp(call, timestamp, message_id),
     }
     if user_id is not None:
@@ -108,7 +114,7 @@ def build_message(
 
     if call == "track":
         if type(event) is not str or not event:
-            problem = "is required" if event is None else f"must be a non-empty string, got {event!r}"
+            problem = "is required" if event is None else f"must be a non-empty string, got {shown(event)}"
             raise InvalidEventError(call, "event", problem, message_id=message_id)
         message["event"] = event
         if user_id is None and anonymous_id is None:
@@ -268,11 +274,14 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
     return message
 
 
-def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+def encode_message(
+    message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES, substituted: list[Any] | None = None
+) -> bytes:
     """Encode a built message, enforcing the API's per-message size limit.
 
     Raises :class:`EventTooLargeError` over ``limit`` bytes, :class:`InvalidEventError` if
-    the value cannot be encoded at all.
+    the value cannot be encoded at all. Values whose ``str()`` raised, sent as
+    ``"<unprintable TYPE>"``, are added to ``substituted`` (see :func:`substitution_error`).
 
     Example::
 
@@ -280,7 +289,7 @@ def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -
         b'{"type":"track"'
     """
     try:
-        data = encode(message)
+        data = encode(message, substituted)
     except EncodingError as err:
         raise InvalidEventError(
             message.get("type", "?"), None, str(err), message_id=message.get("messageId")
@@ -293,6 +302,57 @@ def encode_message(message: dict[str, Any], *, limit: int = MAX_MESSAGE_BYTES) -
     # thousand of them, so keep an exact-size copy instead (joining with b"" makes one, in
     # a third of the time bytes(memoryview(data)) takes).
     return _join((data, b""))
+
+
+def substitution_error(message: dict[str, Any], values: list[Any]) -> InvalidEventError:
+    """The error reporting that ``values`` of ``message`` were sent as ``"<unprintable TYPE>"``
+    (their ``str()`` raised), naming the fields that held them.
+
+    Example::
+
+        substituted: list[Any] = []
+        data = encode_message(message, substituted=substituted)
+        if substituted:
+            analytics.report(substitution_error(message, substituted))
+    """
+    paths = []
+    for value in values:
+        path = _path_to(message, value, "", set())
+        if path and path not in paths:
+            paths.append(path)
+    kinds = sorted({type(value).__qualname__ for value in values})
+    fields = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return InvalidEventError(
+        message.get("type", "?"), fields or None,
+        f"str() raised for {', '.join(kinds)}; sent as \"<unprintable ...>\"",
+        message_id=message.get("messageId"),
+    )
+
+
+def _path_to(container: Any, target: Any, path: str, seen: set[int]) -> str | None:
+    """Where ``target`` (by identity, as a value or a key) is in ``container``: "properties.a[2]"."""
+    if id(container) in seen:
+        return None
+    if isinstance(container, Mapping):
+        seen.add(id(container))
+        for key, item in container.items():
+            name = key if isinstance(key, str) else f"<{type(key).__qualname__} key>"
+            inner = f"{path}.{name}" if path else name
+            if key is target or item is target:
+                return inner
+            found = _path_to(item, target, inner, seen)
+            if found:
+                return found
+    elif isinstance(container, (list, tuple, set, frozenset)):
+        seen.add(id(container))
+        for index, item in enumerate(container):
+            inner = f"{path}[{index}]"
+            if item is target:
+                return inner
+            found = _path_to(item, target, inner, seen)
+            if found:
+                return found
+    return None
 
 
 _join = b"".join
@@ -320,57 +380,118 @@ def encode_plain(message: dict[str, Any]) -> bytes | None:
     return _join((data, b""))  # an exact-size copy: see encode_message
 
 
+#: How much of a value's repr an error message quotes: a 10 MB id must not make a 10 MB
+#: message, in the exception or in the log line that reports it.
+SHOWN_CHARS = 80
+#: Epoch seconds a timestamp may take: the years 1 to 9999, what a datetime can hold.
+_FIRST_EPOCH = -62_135_596_800.0
+_LAST_EPOCH = 253_402_300_799.999
+
+
+def shown(value: Any) -> str:
+    """The type and ``repr`` of ``value`` for an error message: cut to :data:`SHOWN_CHARS`,
+    and never raising, whatever the value's ``__repr__`` does.
+
+    Example::
+
+        >>> shown("x" * 1000)
+        "str 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (1000 long)"
+    """
+    kind = type(value).__qualname__
+    try:
+        if type(value) in (str, bytes, bytearray):
+            # Only the start is made into text: a 10 MB id is not copied to be cut.
+            text, size = repr(value[:SHOWN_CHARS]), len(value)
+        else:
+            text = repr(value)
+            size = len(text)
+    except Exception as err:  # a broken __repr__ must not turn a clear error into its own
+        return f"{kind} (its repr raised {type(err).__name__})"
+    if size > SHOWN_CHARS:
+        return f"{kind} {text[:SHOWN_CHARS]}... ({size} long)"
+    return f"{kind} {text}"
+
+
 def _message_id(call: str, value: Any) -> str:
     if value is None:
         return new_message_id()
+    if isinstance(value, str) and value:
+        return str(value)
+    if not isinstance(value, str):
+        # As the official client does: integers (and any number, and UUIDs) become strings.
+        text = _id_text(value)
+        if text:
+            return text
+    raise InvalidEventError(
+        call, "message_id", f"must be a non-empty string, a number or a UUID, got {shown(value)}"
+    )
+
+
+def _id_text(value: Any) -> str | None:
+    """``str(value)`` for a UUID or a finite number other than a bool, else None."""
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, str) and value:
-        return value
-    raise InvalidEventError(call, "message_id", f"must be a non-empty string, got {value!r}")
+    if not isinstance(value, numbers.Number) or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, (float, decimal.Decimal)) and not math.isfinite(value):
+            return None
+        # int(value) first for int subclasses (an IntEnum's str() is its name).
+        return str(int(value)) if isinstance(value, int) else str(value)
+    except (ValueError, TypeError, ArithmeticError):  # int over 4300 digits, complex NaN
+        return None
 
 
 def _timestamp(call: str, value: Any, message_id: str) -> str:
     if value is None:
         return iso_from_epoch(time.time())
-    if isinstance(value, _dt.datetime):
-        return iso_from_datetime(value)
-    if isinstance(value, _dt.date):
-        return f"{value.isoformat()}T00:00:00.000Z"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return iso_from_epoch(float(value))
-    if isinstance(value, str):
-        try:
-            parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return iso_from_datetime(parsed)
-    raise InvalidEventError(
-        call,
-        "timestamp",
-        f"must be a datetime, a date, epoch seconds or an ISO-8601 string, got {value!r}",
-        message_id=message_id,
-    )
+    problem = "must be a datetime, a date, epoch seconds or an ISO-8601 string"
+    try:
+        if isinstance(value, _dt.datetime):
+            return iso_from_datetime(value)
+        if isinstance(value, _dt.date):
+            return f"{value.isoformat()}T00:00:00.000Z"
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            seconds = float(value)
+            if _FIRST_EPOCH <= seconds <= _LAST_EPOCH:  # NaN fails both
+                return iso_from_epoch(seconds)
+            problem = "epoch seconds must fall in the years 1 to 9999"
+        elif isinstance(value, str):
+            try:
+                parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                pass
+            else:
+                return iso_from_datetime(parsed)
+    except (OverflowError, ValueError) as err:
+        # 10**400 as a float; a datetime of year 1 or 9999 that leaves the range in UTC.
+        problem = f"is out of range ({type(err).__name__})"
+    raise InvalidEventError(call, "timestamp", f"{problem}, got {shown(value)}", message_id=message_id)
 
 
 def _identifier(call: str, field: str, value: Any, message_id: str) -> str | None:
-    """Ids are strings; integers (0 included) and UUIDs become strings; '' counts as absent."""
+    """Ids are strings; numbers (0 included, not bools) and UUIDs become strings, as the
+    official client sends them; '' counts as absent."""
     if value is None:
         return None
     kind = type(value)
     if kind is str:
         return value or None
-    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
-        return str(int(value))
-    if isinstance(value, str):
+    if kind is int:
+        try:
+            return str(value)
+        except ValueError:  # over sys.get_int_max_str_digits() digits
+            pass
+    elif isinstance(value, str):
         return str(value) or None
-    if isinstance(value, uuid.UUID):
-        return str(value)
+    else:
+        text = _id_text(value)
+        if text is not None:
+            return text
     raise InvalidEventError(
         call,
         field,
-        f"must be a string or an integer, got {type(value).__name__} {value!r}",
+        f"must be a string, a finite number or a UUID, got {shown(value)}",
         message_id=message_id,
     )
 
@@ -390,6 +511,4 @@ def _mapping(call: str, field: str, value: Any, message_id: str) -> Any:
 def _text(call: str, field: str, value: Any, message_id: str) -> str:
     if isinstance(value, str):
         return value
-    raise InvalidEventError(
-        call, field, f"must be a string, got {type(value).__name__} {value!r}", message_id=message_id
-    )
+    raise InvalidEventError(call, field, f"must be a string, got {shown(value)}", message_id=message_id)

@@ -12,7 +12,9 @@ import base64
 import email.utils
 import gzip as _gzip
 import inspect
+import logging
 import random
+import re
 import ssl
 import threading
 import time
@@ -23,11 +25,13 @@ from urllib.parse import SplitResult, urlsplit
 
 import requests
 import requests.adapters
+import requests.auth
 import requests.sessions
 import requests.utils
 
 from ._version import __version__
 from .connection import Connection, tls_context
+from .constants import DEFAULT_HOST, EU_HOST
 
 USER_AGENT = f"cdp-logging/{__version__}"
 #: How much of an error response's text is kept in a DeliveryError.
@@ -37,6 +41,83 @@ _RETRY_STATUSES = frozenset({408, 429})
 _NEVER_RETRY_5XX = frozenset({501, 505})
 #: Statuses whose Retry-After header is honoured.
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+#: API keys that name their region ("pk_eu_..."): sent as a Bearer token, as the official
+#: client sends them; any other write key goes as Basic auth, the key as user name.
+_REGION_KEY = re.compile(r"(?:pk|sk)_(us|eu)_")
+_REGION_HOSTS = {"us": DEFAULT_HOST, "eu": EU_HOST}
+
+
+def key_region(write_key: str) -> str | None:
+    """"us" or "eu" for a region API key (``pk_us_``, ``sk_us_``, ``pk_eu_``, ``sk_eu_``), else None.
+
+    Example::
+
+        >>> key_region("pk_eu_123"), key_region("legacy-write-key")
+        ('eu', None)
+    """
+    found = _REGION_KEY.match(write_key)
+    return None if found is None else found.group(1)
+
+
+def default_host(write_key: str | None) -> str:
+    """The host a key goes to when none is given: its region's, else the US one.
+
+    Example::
+
+        >>> default_host("sk_eu_123")
+        'https://cdp-eu.customer.io'
+    """
+    return _REGION_HOSTS[(write_key and key_region(write_key)) or "us"]
+
+
+def warn_if_other_region(write_key: str, host: str) -> bool:
+    """Warn (on the ``cdp_logging`` logger) when a region key is set to go to the other
+    region's default host, which refuses it; True when it warned. Called once per client.
+
+    Example::
+
+        warn_if_other_region("pk_eu_123", "https://cdp.customer.io")   # logs a warning
+    """
+    region = key_region(write_key)
+    base = host.rstrip("/")
+    for other, other_host in _REGION_HOSTS.items():
+        if region is not None and other != region and base == other_host:
+            logging.getLogger("cdp_logging").warning(
+                "cdp-logging: a %s API key is being sent to the %s host %s",
+                region.upper(), other.upper(), base)
+            return True
+    return False
+
+
+def authorization(write_key: str) -> str:
+    """The Authorization header's value: Bearer for a region API key, else Basic with the
+    key as user name and an empty password.
+
+    Example::
+
+        >>> authorization("pk_us_1")
+        'Bearer pk_us_1'
+    """
+    if key_region(write_key) is not None:
+        return "Bearer " + write_key
+    return "Basic " + base64.b64encode(f"{write_key}:".encode("latin-1", "replace")).decode("ascii")
+
+
+class _Authorization(requests.auth.AuthBase):
+    """Sets the header :func:`authorization` gives. Set as the session's ``auth``, so requests
+    never swaps in Basic auth from a matching ``.netrc`` entry."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "<_Authorization>"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._value
+        return request
 
 
 @dataclass(frozen=True)
@@ -81,7 +162,7 @@ class Transport(Protocol):
 
 
 class HTTPTransport:
-    """The real transport: Basic auth, gzip, a timeout, and a kept-alive connection.
+    """The real transport: Bearer auth for a region API key (``pk_eu_...``), Basic otherwise, gzip, a timeout, and a kept-alive connection.
 
     Requests go through :class:`cdp_logging.connection.Connection`, a lean HTTP/1.1 client
     that sends a batch in a fraction of the CPU time ``requests`` takes. When a proxy
@@ -115,7 +196,7 @@ class HTTPTransport:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
-        session.auth = (self._write_key, "")
+        session.auth = _Authorization(authorization(self._write_key))
         session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
         session.trust_env = True
         return session
@@ -178,7 +259,6 @@ class _Route:
         self.url = url
         self._tls: ssl.SSLContext | None = None
         self._heads: dict[tuple[str, bool], bytes] = {}
-        credentials = base64.b64encode(f"{write_key}:".encode("latin-1", "replace")).decode("ascii")
         self._common = (
             f"Host: {url.netloc}\r\n"
             f"User-Agent: {USER_AGENT}\r\n"
@@ -186,7 +266,7 @@ class _Route:
             "Accept-Encoding: identity\r\n"
             "Connection: keep-alive\r\n"
             "Content-Type: application/json\r\n"
-            f"Authorization: Basic {credentials}\r\n"
+            f"Authorization: {authorization(write_key)}\r\n"
         )
 
     @classmethod
