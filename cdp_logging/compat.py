@@ -25,7 +25,8 @@ Differences on purpose (README's "Moving from customerio-cdp-analytics" lists th
   keys, ``integrations``).
 - ``timestamp`` is UTC with a ``Z`` (``2024-05-01T12:00:00.000Z``, not ``+00:00``); a naive
   datetime is local time, always (the official client guesses: local when within five
-  seconds of now, else UTC). ``context.library`` names cdp-logging.
+  seconds of now, else UTC). ``context.library`` and the User-Agent name cdp-logging.
+- A numeric ``group_id`` or ``previous_id`` is sent as a string, like every id.
 - The first call is sent at once, then every ``upload_size`` events or ``upload_interval``
   seconds, as :class:`~cdp_logging.Analytics` batches.
 - Bad input raises :class:`~cdp_logging.InvalidEventError` (a ``ValueError``) naming the call

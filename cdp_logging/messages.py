@@ -140,7 +140,7 @@ def build_message(
         if group is None:
             raise InvalidEventError(call, "group_id", "is required", message_id=message_id)
         message["groupId"] = group
-        object_type = _identifier(call, "object_type_id", object_type_id, message_id)
+        object_type = _object_type(call, object_type_id, message_id)
         if object_type is not None:
             message["objectTypeId"] = object_type
         if traits is not None:
@@ -150,7 +150,7 @@ def build_message(
                 # The docs also accept the object type as traits.object_type_id, a string there too.
                 traits = {
                     **traits,
-                    "object_type_id": _identifier(call, "object_type_id", in_traits, message_id),
+                    "object_type_id": _object_type(call, in_traits, message_id),
                 }
             message["traits"] = traits
     else:  # alias
@@ -494,6 +494,15 @@ def _identifier(call: str, field: str, value: Any, message_id: str) -> str | Non
         f"must be a string, a finite number or a UUID, got {shown(value)}",
         message_id=message_id,
     )
+
+
+def _object_type(call: str, value: Any, message_id: str) -> str | None:
+    """An object type is a whole number from 1 (or its string): 1.5 is a mistake, not an id."""
+    if isinstance(value, numbers.Number) and not isinstance(value, numbers.Integral):
+        raise InvalidEventError(
+            call, "object_type_id", f"must be a string or an integer, got {shown(value)}", message_id=message_id
+        )
+    return _identifier(call, "object_type_id", value, message_id)
 
 
 def _nobody(call: str, message_id: str) -> InvalidEventError:

@@ -85,7 +85,7 @@ def warn_if_other_region(write_key: str, host: str) -> bool:
     for other, other_host in _REGION_HOSTS.items():
         if region is not None and other != region and base == other_host:
             logging.getLogger("cdp_logging").warning(
-                "cdp-logging: a %s API key is being sent to the %s host %s",
+                "cdp-logging: %s API key is being sent to the %s host %s",
                 region.upper(), other.upper(), base)
             return True
     return False

@@ -77,7 +77,7 @@ def test_a_missing_required_field_is_refused_naming_it(helper: Callable[..., Any
     (events.track, {"user_id": "1", "event": ""}, "event"),
     (events.track, {"user_id": "1", "event": "E", "properties": "qty=1"}, "properties"),
     (events.page, {"user_id": "1", "name": 404}, "name"),
-    (events.group, {"group_id": 1.5}, "group_id"),
+    (events.group, {"group_id": [1.5]}, "group_id"),
     (events.track, {"user_id": "1", "event": "E", "timestamp": "yesterday"}, "timestamp"),
     (events.track, {"user_id": "1", "event": "E", "context": "web"}, "context"),
 ], ids=lambda value: getattr(value, "__name__", None))

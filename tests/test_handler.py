@@ -688,7 +688,7 @@ def _deeply_nested(depth: int) -> list[Any]:
 #: Each kind of bad payload, and what its report must say.
 BAD_PAYLOADS = {
     "missing user id": ({"track": {"event": "Signed Up"}}, "track.user_id: user_id or anonymous_id is required"),
-    "id of the wrong type": ({"identify": {"user_id": ["42"]}}, "identify.user_id: must be a string or an integer"),
+    "id of the wrong type": ({"identify": {"user_id": ["42"]}}, "identify.user_id: must be a string, a finite number or a UUID"),
     "name of the wrong type": ({"page": {"user_id": "1", "name": 404}}, "page.name: must be a string"),
     "properties not a dict": ({"track": {"user_id": "1", "event": "E", "properties": [1]}},
                               "track.properties: must be a dict"),

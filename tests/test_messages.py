@@ -93,11 +93,17 @@ def test_aware_datetime_timestamp_is_converted_to_utc() -> None:
     assert build_message("track", user_id="u1", event="E", timestamp=given)["timestamp"] == "2024-05-01T12:30:15.123Z"
 
 
-def test_naive_datetime_timestamp_is_taken_as_utc(local_time_is_not_utc: None) -> None:
+def test_naive_datetime_timestamp_is_local_time(local_time_is_not_utc: None) -> None:
+    # Local time is nine hours ahead of UTC here; Python's datetime.timestamp() reads naive
+    # datetimes as local time, and so does the client (datetime.now() is the commonest).
     given = dt.datetime(2024, 5, 1, 14, 30, 15, 999999)
-    assert build_message("identify", user_id="u1", timestamp=given)["timestamp"] == "2024-05-01T14:30:15.999Z"
+    assert build_message("identify", user_id="u1", timestamp=given)["timestamp"] == "2024-05-01T05:30:15.999Z"
+    assert given.timestamp() == dt.datetime(2024, 5, 1, 5, 30, 15, 999999, tzinfo=dt.timezone.utc).timestamp()
     naive_text = "2024-05-01T14:30:15.500"
-    assert build_message("identify", user_id="u1", timestamp=naive_text)["timestamp"] == "2024-05-01T14:30:15.500Z"
+    assert build_message("identify", user_id="u1", timestamp=naive_text)["timestamp"] == "2024-05-01T05:30:15.500Z"
+    now = dt.datetime.now()
+    stamp = build_message("identify", user_id="u1", timestamp=now)["timestamp"]
+    assert abs(dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - now.timestamp()) < 0.001
 
 
 @pytest.mark.parametrize(
@@ -213,7 +219,8 @@ INVALID = [
     ("group", {"user_id": "u1"}, "group_id"),
     ("alias", {"user_id": "u1"}, "previous_id"),
     ("alias", {"previous_id": "anon-1"}, "user_id"),
-    ("identify", {"user_id": 1.5}, "user_id"),
+    ("identify", {"user_id": float("nan")}, "user_id"),
+    ("identify", {"user_id": float("inf")}, "user_id"),
     ("identify", {"user_id": True}, "user_id"),
     ("identify", {"anonymous_id": ["a"]}, "anonymous_id"),
     ("group", {"user_id": "u1", "group_id": {"id": 1}}, "group_id"),
