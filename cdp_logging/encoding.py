@@ -218,7 +218,9 @@ def stamp_of_milliseconds(milliseconds: int) -> str:
     second, millisecond = divmod(milliseconds, 1000)
     cached, prefix = _other_second
     if cached != second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        moment = time.gmtime(second)
+        # The year by hand: strftime's %Y drops the leading zeros of years before 1000.
+        prefix = f"{moment.tm_year:04d}" + time.strftime("-%m-%dT%H:%M:%S", moment)
         _other_second = (second, prefix)
     first = second * 1000
     if first > _recent_stamps[0] and abs(second - time.time()) < _TABLE_WINDOW_SECONDS:
@@ -236,7 +238,7 @@ def iso_from_datetime(value: _dt.datetime) -> str:
         '2024-05-01T13:00:00.000Z'
     """
     value = value.astimezone(_dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def now_iso() -> str:
