@@ -162,7 +162,8 @@ class Transport(Protocol):
 
 
 class HTTPTransport:
-    """The real transport: Bearer auth for a region API key (``pk_eu_...``), Basic otherwise, gzip, a timeout, and a kept-alive connection.
+    """The real transport: Bearer auth for a region API key (``pk_eu_...``), Basic otherwise,
+    gzip, a timeout, and a kept-alive connection.
 
     Requests go through :class:`cdp_logging.connection.Connection`, a lean HTTP/1.1 client
     that sends a batch in a fraction of the CPU time ``requests`` takes. When a proxy

@@ -29,7 +29,7 @@ from werkzeug import Request, Response
 import cdp_logging
 from cdp_logging import compat
 from cdp_logging.transport import default_host
-from helpers import DEADLINE, batch_requests, raw_body, wait_until
+from helpers import DEADLINE, batch_requests, raw_body
 
 OFFICIAL_AGENT = "analytics-python/"
 README = Path(__file__).resolve().parents[1] / "README.md"
