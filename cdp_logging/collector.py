@@ -667,9 +667,18 @@ class LocalCollector:
         if not authorization:
             return "missing Authorization: use Basic auth, the write key as user name, no password"
         scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            # Region API keys go as Bearer tokens (transport.authorization), as the API takes
+            # them. Imported here: the collector alone does not load requests.
+            from .transport import key_region
+
+            if key_region(token.strip()) is None:
+                return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "
+                        "send other keys as Basic auth")
+            return self._check_key(token.strip())
         if scheme.lower() != "basic":
             # Not echoed: a client that sends its bare write key would see it in the answer.
-            return "Authorization is not of the Basic scheme"
+            return "Authorization is neither of the Basic nor the Bearer scheme"
         try:
             credentials = base64.b64decode(token.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -681,8 +690,11 @@ class LocalCollector:
             return "the user name (the write key) is empty"
         if password:
             return "the password must be empty: the write key goes in the user name"
+        return self._check_key(user)
+
+    def _check_key(self, key: str) -> str | None:
         if self._write_key is not None and not hmac.compare_digest(
-            user.encode("utf-8"), self._write_key.encode("utf-8")
+            key.encode("utf-8"), self._write_key.encode("utf-8")
         ):
             return "the write key is not the one this collector expects"
         return None

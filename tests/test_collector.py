@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+import cdp_logging
 from cdp_logging import collector as collector_module
 from cdp_logging.collector import (
     MAX_BATCH_BYTES,
@@ -283,6 +284,19 @@ def test_without_a_write_key_any_user_name_is_accepted(session: requests.Session
     with LocalCollector() as collector:
         assert post_batch(session, collector, track(), auth=("whatever", "")).status_code == 200
         assert post_batch(session, collector, track(), auth=None).status_code == 401
+
+
+def test_a_region_api_key_is_accepted_as_the_bearer_token_a_client_sends() -> None:
+    with LocalCollector(write_key="pk_eu_collector") as collector:
+        client = cdp_logging.Analytics("pk_eu_collector\n", host=collector.url)
+        client.track(user_id="42", event="Signed Up")
+        assert client.close_and_flush(timeout=15.0)
+        assert [m["event"] for m in collector.messages] == ["Signed Up"]
+        with new_session() as session:
+            wrong = post_batch(session, collector, track(), auth=None,
+                               headers={"Authorization": "Bearer pk_eu_another"})
+        assert wrong.status_code == 401
+        assert "pk_eu_collector" not in wrong.text
 
 
 # -- bodies: encoding, JSON, sizes -------------------------------------------------------------
