@@ -35,6 +35,7 @@ Differences on purpose (README's "Moving from customerio-cdp-analytics" lists th
 - ``on_error(error, batch)`` receives a :class:`~cdp_logging.DeliveryError` (with ``status``,
   ``message`` and ``cause``) once per failed batch. ``sync_mode=True`` never raises: the call
   returns ``(False, message)`` when the message was not delivered.
+- A ``Client`` keeps no ``write_key`` attribute: the key never leaves cdp-logging's transport.
 - ``max_retries`` retries within 60 s at most (``Analytics``' ``max_retry_time``); ``debug``
   sets the ``cdp_logging`` logger to DEBUG; ``thread`` is accepted, and one worker sends.
 """

@@ -394,8 +394,10 @@ def shown(value: Any) -> str:
 
     Example::
 
-        >>> shown("x" * 1000)
-        "str 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (1000 long)"
+        >>> shown("x" * 10_000_000)[-15:]
+        '(10000000 long)'
+        >>> shown(10**5000)
+        'int (its repr raised ValueError)'
     """
     kind = type(value).__qualname__
     try:

@@ -101,7 +101,8 @@ def authorization(write_key: str) -> str:
         'Bearer pk_us_1'
     """
     if key_region(write_key) is not None:
-        return "Bearer " + write_key
+        # As Basic's credentials are: a character latin-1 lacks must not stop every request.
+        return "Bearer " + write_key.encode("latin-1", "replace").decode("latin-1")
     return "Basic " + base64.b64encode(f"{write_key}:".encode("latin-1", "replace")).decode("ascii")
 
 

@@ -263,6 +263,7 @@ def module_settings() -> Iterator[None]:
              "gzip", "timeout", "max_retries", "default_client")
     saved = {name: getattr(compat, name) for name in names}
     yield
+    logging.getLogger("cdp_logging").setLevel(logging.NOTSET)
     client = compat.default_client
     if client is not None:
         client.analytics.close_and_flush(timeout=DEADLINE)
@@ -296,7 +297,6 @@ def test_the_module_level_api_as_the_official_readme_uses_it(capture: HTTPServer
     assert isinstance(compat.default_client, compat.Client)
     assert logging.getLogger("cdp_logging").level == logging.DEBUG
     assert errors == []
-    logging.getLogger("cdp_logging").setLevel(logging.NOTSET)
 
 
 def test_on_error_gets_each_failed_batch_once_with_its_status_and_the_servers_message(
