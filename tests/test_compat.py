@@ -278,6 +278,8 @@ def test_the_module_level_api_as_the_official_readme_uses_it(capture: HTTPServer
     compat.on_error = lambda error, batch: errors.append((error, batch))
     compat.debug = True
 
+    # The official README's usage, word for word but the host ("Other Regions" sets it so).
+    assert compat.track(user_id=4, event="order_complete")[0]
     assert compat.identify("019mr8mf4r", {"email": "cool.person@example.com", "plan": "Enterprise"})[0]
     assert compat.track("019mr8mf4r", "added_to_cart", {"product": "shoes", "revenue": 39.95})[0]
     assert compat.page("019mr8mf4r", "Docs", "Customer.io CDP", {"url": "https://customer.io/cdp/"})[0]
@@ -290,7 +292,8 @@ def test_the_module_level_api_as_the_official_readme_uses_it(capture: HTTPServer
 
     messages = messages_by_id(capture, "cdp-logging/")
     assert sorted(m["type"] for m in messages.values()) == sorted(
-        ["identify", "track", "page", "screen", "group", "alias"])
+        ["track", "identify", "track", "page", "screen", "group", "alias"])
+    assert any(m.get("event") == "order_complete" and m["userId"] == "4" for m in messages.values())
     page = next(m for m in messages.values() if m["type"] == "page")
     assert (page["category"], page["name"]) == ("Docs", "Customer.io CDP")
     assert {r.headers["Authorization"] for r in batch_requests(capture)} == {"Bearer pk_us_readme"}
