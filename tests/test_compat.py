@@ -31,6 +31,9 @@ from cdp_logging import compat
 from cdp_logging.transport import default_host
 from helpers import DEADLINE, batch_requests, raw_body
 
+#: The official client 1.1.0 calls datetime.utcnow(), deprecated since Python 3.12.
+pytestmark = pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning:customerio")
+
 OFFICIAL_AGENT = "analytics-python/"
 README = Path(__file__).resolve().parents[1] / "README.md"
 
