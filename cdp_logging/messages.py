@@ -317,7 +317,10 @@ def substitution_error(message: dict[str, Any], values: list[Any]) -> InvalidEve
     """
     paths = []
     for value in values:
-        path = _path_to(message, value, "", set())
+        try:
+            path = _path_to(message, value, "", set())
+        except RecursionError:  # nested deeper than the stack: the field stays unnamed
+            path = None
         if path and path not in paths:
             paths.append(path)
     kinds = sorted({type(value).__qualname__ for value in values})
@@ -336,7 +339,7 @@ def _path_to(container: Any, target: Any, path: str, seen: set[int]) -> str | No
     if isinstance(container, Mapping):
         seen.add(id(container))
         for key, item in container.items():
-            name = key if isinstance(key, str) else f"<{type(key).__qualname__} key>"
+            name = key[:SHOWN_CHARS] if isinstance(key, str) else f"<{type(key).__qualname__} key>"
             inner = f"{path}.{name}" if path else name
             if key is target or item is target:
                 return inner
