@@ -390,6 +390,19 @@ def test_proxies_are_used_and_a_netrc_entry_never_replaces_bearer_auth(
         "Bearer pk_eu_netrc", "Basic " + base64.b64encode(b"legacy-netrc:").decode()]
 
 
+def test_requests_go_through_the_proxies_given(capture: HTTPServer) -> None:
+    # The host's name does not resolve: only the proxy (the local server) can answer.
+    client = compat.Client("pk_eu_proxied", host="http://cdp.proxied.invalid",
+                           proxies={"http": capture.url_for("").rstrip("/")})
+    assert client.track("u1", "Through the proxy")[0]
+    client.shutdown()
+    [request] = batch_requests(capture)
+    assert request.url == "http://cdp.proxied.invalid/v1/batch"
+    assert request.headers["Authorization"] == "Bearer pk_eu_proxied"
+    assert [m["event"] for m in json.loads(raw_body(request))["batch"]] == ["Through the proxy"]
+    assert client.analytics.stats()["delivered"] == 1
+
+
 # -- region keys without sending: the default host and the warning ---------------------------
 
 
