@@ -744,6 +744,10 @@ class Analytics:
         self._batcher.max_events_in_batch = self._max_events_in_batch
         self._batcher.flush_interval = self._flush_interval
 
+    def _spool_replaced(self, error: SpoolError) -> None:
+        """A corrupt spool was moved aside and a fresh one made: report it; the spool goes on."""
+        self._reporter.report(error)
+
     def _count_retry(self) -> None:
         self._counters.add("retries")
 

@@ -208,7 +208,9 @@ class SpoolError(CDPError):
     Reported once, when the problem is found: at start or at any later read or write.
     ``path`` is the spool; ``moved_to`` is where a corrupt file was moved aside (None when it
     was left in place: a directory that cannot be written, a full disk, another program's
-    database). Events already in a moved file are not sent; rename it back to recover them.
+    database, a file of another user's or one others may write, a symbolic link). Events
+    already in a moved file are not sent; rename it back to recover them. With ``fresh``, the
+    corrupt file was replaced by a new, empty spool and the client goes on using it.
 
     Example::
 
@@ -217,14 +219,20 @@ class SpoolError(CDPError):
                 alert(f"analytics spool lost durability: {err}")
     """
 
-    def __init__(self, problem: str, *, path: str, moved_to: str | None = None) -> None:
+    def __init__(self, problem: str, *, path: str, moved_to: str | None = None,
+                 fresh: bool = False) -> None:
         self.problem = problem
         self.path = path
         self.moved_to = moved_to
+        #: A fresh spool was made in place of the file moved aside: durability goes on.
+        self.fresh = fresh
         text = f"spool {path} {problem}"
         if moved_to is not None:
             text += f"; moved aside to {moved_to}"
-        super().__init__(text + "; events are kept in memory only until the process restarts")
+        if fresh:
+            super().__init__(text + "; a fresh spool was made in its place")
+        else:
+            super().__init__(text + "; events are kept in memory only until the process restarts")
 
 
 class ConfigurationError(CDPError, ValueError):

@@ -26,12 +26,15 @@ import os
 import secrets
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from collections.abc import Callable, Iterator
+
+import orjson
 
 from .batcher import Item, item_bytes, message_ids, own_thread
 from .errors import DeliveryError, SpoolError
@@ -45,8 +48,9 @@ logger = logging.getLogger("cdp_logging")
 WRITE_EVENTS = 1000
 #: What a row takes besides its event's bytes (rowid, lease columns, cell header), at least.
 ROW_OVERHEAD = 40
-#: Pages of an empty spool (the schema, and the roots of the table, index and totals).
-EMPTY_PAGES = 4
+#: Pages of an empty spool (the schema, and the roots of the events, claims, totals and
+#: quarantine tables).
+EMPTY_PAGES = 5
 #: ``PRAGMA application_id`` of a spool ("CDPS"): another program's database is never used.
 APPLICATION_ID = 0x43445053
 SCHEMA_VERSION = 1
@@ -79,7 +83,19 @@ _SCHEMA = (
         bytes INTEGER NOT NULL
     )""",
     "INSERT OR IGNORE INTO totals VALUES (0, 0, 0)",
+    # Rows that were not what the spool writes (an event's JSON bytes), set aside so that
+    # the rows behind them are still sent; kept for someone to look at.
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        id INTEGER PRIMARY KEY,
+        data,
+        problem TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
 )
+#: The first bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: A corrupt file is replaced by a fresh spool at most this many times in one process.
+FRESH_SPOOLS = 3
 #: How long a fork waits for a spool's current transaction to end.
 FORK_WAIT = 2 * BUSY_TIMEOUT
 
@@ -95,12 +111,28 @@ class SpoolBusy(Exception):
     """Another process held the file longer than the busy timeout: try again later."""
 
 
+class _Garbage(Exception):
+    """The file at the spool's path is not a SQLite database; ``file_id`` is its (device, inode)."""
+
+    def __init__(self, problem: str, file_id: tuple[int, int]) -> None:
+        super().__init__(problem)
+        self.file_id = file_id
+
+
 class SpoolUnavailable(Exception):
     """The spool cannot be used any more; ``error`` says why (it has been reported once)."""
 
     def __init__(self, error: SpoolError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """Rows :meth:`SpoolFile.claim` set aside as unreadable: how many, and the first's story."""
+
+    count: int
+    first: str
 
 
 @dataclass(frozen=True)
@@ -119,9 +151,14 @@ class SpoolFile:
     """One spool database, opened on first use: each method is one short transaction.
 
     One connection serves the writer and the sender in turn, under a lock. Raises
-    :class:`SpoolBusy` when another process held the file too long, and
-    :class:`SpoolUnavailable` once the file cannot be used (a corrupt file is moved aside
-    first); after that, every call raises it again.
+    :class:`SpoolBusy` when another process held the file too long (or a corrupt file was
+    just moved aside: a fresh one is made on the next call, and reported to ``on_replaced``),
+    and :class:`SpoolUnavailable` once the file cannot be used; after that, every call raises
+    it again.
+
+    The file, its folder and SQLite's ``-wal`` and ``-shm`` files are made 0600 (0700)
+    whatever the umask; a link at any of those names, a file of another user's or one others
+    may write is refused, left as it is.
 
     Example::
 
@@ -139,6 +176,12 @@ class SpoolFile:
         self.full = full
         self.lease = lease
         self.unusable: SpoolError | None = None
+        #: Told when a corrupt file was moved aside and a fresh spool made in its place.
+        self.on_replaced: Callable[[SpoolError], None] | None = None
+        self._replaced: list[SpoolError] = []
+        self._fresh_spools = 0
+        #: Rows claim() set aside as unreadable since the last call of :meth:`take_quarantined`.
+        self._quarantined: list[tuple[int, str]] = []
         self._init_state()
         _files.add(self)
 
@@ -237,10 +280,15 @@ class SpoolFile:
                 (first, bound if bound is not None else 2 ** 63 - 1, limit),
             )
             rows: list[tuple[int, bytes]] = []
+            unreadable: list[tuple[int, str]] = []
             used = 0
             more = bound is not None
             try:
                 for row_id, data in cursor:
+                    problem = _unreadable(data)
+                    if problem is not None:
+                        unreadable.append((row_id, problem))
+                        continue
                     if rows and used + len(data) + 1 > budget:
                         more = True
                         break
@@ -248,11 +296,31 @@ class SpoolFile:
                     used += len(data) + 1
             finally:
                 cursor.close()
+            if unreadable:
+                self._quarantine(db, unreadable)
+                more = True
             if not rows:
-                return [], False
+                return [], more
             db.execute("INSERT INTO claims VALUES (?, ?, ?, ?)",
                        (self.holder, rows[0][0], rows[-1][0], now + self.lease))
         return rows, more or len(rows) == limit
+
+    def _quarantine(self, db: sqlite3.Connection, unreadable: list[tuple[int, str]]) -> None:
+        """Move rows that are not an event's JSON to the quarantine table, never to be sent."""
+        now = time.time()
+        db.executemany("INSERT OR REPLACE INTO quarantine SELECT id, data, ?, ? FROM events WHERE id = ?",
+                       [(problem, now, row_id) for row_id, problem in unreadable])
+        self._delete(db, [row_id for row_id, _ in unreadable], 0)
+        self._quarantined.extend(unreadable)
+
+    def take_quarantined(self) -> Quarantined | None:
+        """The rows set aside since the last call, each told once; None if there were none."""
+        with self._lock:
+            taken, self._quarantined = self._quarantined, []
+        if not taken:
+            return None
+        row_id, problem = taken[0]
+        return Quarantined(len(taken), f"row {row_id}: {problem}")
 
     def acknowledge(self, ids: list[int], *, release: bool = True) -> None:
         """Delete rows the API acknowledged (or refused for good); with ``release``, the
@@ -376,6 +444,25 @@ class SpoolFile:
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """The connection, inside ``BEGIN IMMEDIATE ... COMMIT`` when ``write``; errors of
         SQLite and of the file system become SpoolBusy or SpoolUnavailable."""
+        try:
+            with self._locked_transaction(write) as db:
+                yield db
+        finally:
+            if self._replaced:
+                self._tell_replaced()
+
+    def _tell_replaced(self) -> None:
+        """Report the files moved aside, outside the lock (the handler is the user's code)."""
+        with self._lock:
+            replaced, self._replaced = self._replaced, []
+        for error in replaced:
+            if self.on_replaced is None:
+                logger.warning("%s", error)
+            else:
+                self.on_replaced(error)
+
+    @contextlib.contextmanager
+    def _locked_transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self.unusable is not None:
                 raise SpoolUnavailable(self.unusable)
@@ -398,13 +485,35 @@ class SpoolFile:
                 raise self._failure(err) from err
 
     def _open(self) -> sqlite3.Connection:
-        """With the lock held: connect, check that the file is a spool, create the tables."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._opened = _file_id(self.path)
+        """With the lock held: make sure the file (and its WAL and shared-memory files) are
+        this user's own and no one else's to write, connect, check that it is a spool, then
+        switch it to WAL and create the tables. A file that is not a SQLite database is moved
+        aside and a fresh spool made in its place."""
+        _make_private_directory(os.path.dirname(self.path))
+        try:
+            self._opened = self._claim(self.path)
+        except _Garbage as garbage:
+            moved_to = self._move_aside(garbage.file_id)
+            if moved_to is None:
+                raise self._give_up(f"is not a SQLite database ({garbage}); left in place "
+                                    "(it could not be renamed)") from None
+            self._replaced.append(SpoolError(
+                f"is not a SQLite database ({garbage})", path=self.path, moved_to=moved_to, fresh=True,
+            ))
+            self._opened = self._claim(self.path)
+        for suffix in ("-wal", "-shm"):
+            self._claim(self.path + suffix, header=False)
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
                              check_same_thread=False)
         try:
+            # What SQLite opened by name is the file checked above, and nothing was planted
+            # at its companions' names meanwhile.
+            if _file_id(self.path) != self._opened:
+                raise self._give_up("was replaced while being opened; left as it is")
             self._set_up(db)
+            for suffix in ("-wal", "-shm"):
+                if os.path.lexists(self.path + suffix):
+                    self._claim(self.path + suffix, header=False)
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
@@ -412,9 +521,61 @@ class SpoolFile:
         self._db = db
         return db
 
+    def _claim(self, path: str, *, header: bool = True) -> tuple[int, int]:
+        """Create ``path`` 0600 (whatever the umask) if missing; else check, without following
+        a link, that it is a regular file of this user's that no one else may write, and, with
+        ``header``, a spool by its SQLite header (or empty) before it is made 0600. Returns
+        its (device, inode); raises SpoolUnavailable (the file left as it is) or _Garbage (not
+        a SQLite file at all).
+
+        A descriptor is only opened on a file no connection of this process has open: closing
+        one would drop the locks SQLite holds on that file for the whole process."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.fchmod(fd, 0o600)
+                status = os.fstat(fd)
+            finally:
+                os.close(fd)
+            return status.st_dev, status.st_ino
+        status = os.lstat(path)
+        file_id = status.st_dev, status.st_ino
+        if stat.S_ISLNK(status.st_mode):
+            raise self._give_up(f"has a symbolic link at {path}; left as it is")
+        if not stat.S_ISREG(status.st_mode):
+            raise self._give_up(f"has something other than a file at {path}; left as it is")
+        if status.st_uid != os.geteuid():
+            raise self._give_up(
+                f"has a file {path} owned by another user (uid {status.st_uid}; this process runs "
+                f"as uid {os.geteuid()}); left as it is. Put the spool in a folder of this user's own"
+            )
+        if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise self._give_up(
+                f"has a file {path} that other users may write (mode {stat.S_IMODE(status.st_mode):o}); "
+                "left as it is"
+            )
+        if header and not _open_here(file_id):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                first_bytes = os.pread(fd, 100, 0)
+            finally:
+                os.close(fd)
+            problem = _header_problem(first_bytes)
+            if problem == _NOT_SQLITE:
+                raise _Garbage("its first bytes are not SQLite's", file_id)
+            if problem is not None:
+                raise self._give_up(problem)
+        if stat.S_IMODE(status.st_mode) != 0o600:
+            os.chmod(path, 0o600)  # by name: no descriptor to close (see above)
+        return file_id
+
     def _set_up(self, db: sqlite3.Connection) -> None:
+        # Known to be a spool (or empty) before anything in it changes, such as its journal mode.
+        self._check_is_spool(db)
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        self._opened = _file_id(self.path)
         if mode.lower() != "wal":
             raise self._give_up(f"cannot be used in WAL mode (journal mode {mode!r}; a network file system?)")
         # NORMAL in WAL mode: a commit survives the process being killed (the OS has it), not
@@ -423,13 +584,7 @@ class SpoolFile:
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         db.execute("BEGIN IMMEDIATE")
         try:
-            application_id = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-            if application_id not in (0, APPLICATION_ID) or (application_id == 0 and tables):
-                raise self._give_up("is another program's database, not a cdp-logging spool; left as it is")
-            if version > SCHEMA_VERSION:
-                raise self._give_up(f"was written by a newer cdp-logging (schema {version}); left as it is")
+            application_id = self._check_is_spool(db)
             for statement in _SCHEMA:
                 db.execute(statement)
             if application_id == 0:
@@ -441,6 +596,17 @@ class SpoolFile:
             raise
         db.execute("COMMIT")
         self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
+
+    def _check_is_spool(self, db: sqlite3.Connection) -> int:
+        """The file's application id, once it is known to be a spool or empty."""
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if application_id not in (0, APPLICATION_ID) or (application_id == 0 and tables):
+            raise self._give_up("is another program's database, not a cdp-logging spool; left as it is")
+        if version > SCHEMA_VERSION:
+            raise self._give_up(f"was written by a newer cdp-logging (schema {version}); left as it is")
+        return application_id
 
     def _give_up(self, problem: str, moved_to: str | None = None) -> SpoolUnavailable:
         """With the lock held: stop using the file, for good; the exception saying so."""
@@ -454,8 +620,13 @@ class SpoolFile:
             return SpoolBusy(str(err))
         if _is_corrupt(err):
             self._close_connection()
-            moved_to = self._move_aside()
+            moved_to = self._move_aside(self._opened)
             problem = f"is corrupt or not a database ({err})"
+            if moved_to is not None and self._fresh_spools < FRESH_SPOOLS:
+                # The next call makes a fresh spool at the path: durability goes on.
+                self._fresh_spools += 1
+                self._replaced.append(SpoolError(problem, path=self.path, moved_to=moved_to, fresh=True))
+                return SpoolBusy(problem)
             if moved_to is None:
                 problem += "; left in place (it could not be renamed, or another file took its place)"
         else:
@@ -463,16 +634,21 @@ class SpoolFile:
             problem = f"cannot be used ({type(err).__name__}: {err})"
         return self._give_up(problem, moved_to)
 
-    def _move_aside(self) -> str | None:
-        """Rename the file (and its WAL) to ``<path>.corrupt-<time>-<pid>``, unless another
-        file has taken its place since it was opened; the new name, or None."""
-        if self._opened is None or _file_id(self.path) != self._opened:
+    def _move_aside(self, opened: tuple[int, int] | None) -> str | None:
+        """Rename the file ``opened`` (and its WAL) to ``<path>.corrupt-<time>-<pid>``, 0600,
+        unless another file has taken its place; the new name, or None."""
+        if opened is None or _file_id(self.path) != opened:
             return None
-        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
         try:
             os.replace(self.path, aside)
+            fd = os.open(aside, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
+        try:
+            os.fchmod(fd, 0o600)  # it still holds users' data
+        finally:
+            os.close(fd)
         with contextlib.suppress(OSError):
             os.replace(self.path + "-wal", aside + "-wal")
         with contextlib.suppress(OSError):
@@ -519,11 +695,63 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path`` itself (a link is not followed), or None."""
     try:
-        status = os.stat(path)
+        status = os.lstat(path)
     except OSError:
         return None
     return status.st_dev, status.st_ino
+
+
+#: What :func:`_header_problem` says of a file that is not a SQLite database at all.
+_NOT_SQLITE = "not SQLite"
+
+
+def _header_problem(header: bytes) -> str | None:
+    """Why a file with these first bytes is not to be used as a spool; None when it is empty,
+    a spool, or a database in WAL mode with no application id yet (a spool whose creation
+    was never checkpointed: SQLite tells the rest)."""
+    if not header:
+        return None
+    if not header.startswith(SQLITE_HEADER) or len(header) < 72:
+        return _NOT_SQLITE
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id == APPLICATION_ID or (application_id == 0 and header[18] == 2):
+        return None
+    return "is another program's database, not a cdp-logging spool; left as it is"
+
+
+def _open_here(file_id: tuple[int, int]) -> bool:
+    """Whether a spool of this process has a connection to the file ``file_id``."""
+    return any(file._db is not None and file._opened == file_id for file in list(_files))
+
+
+def _make_private_directory(path: str) -> None:
+    """Create ``path`` and any missing parents, each 0700 whatever the umask."""
+    missing: list[str] = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+            os.chmod(folder, 0o700)
+
+
+def _unreadable(data: object) -> str | None:
+    """Why a row's data is not an event as the spool writes them (JSON bytes of an object)."""
+    if not isinstance(data, bytes):
+        return f"its data is {type(data).__name__}, not the bytes of an event"
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        return f"its data is not JSON ({err})"
+    if not isinstance(event, dict):
+        return f"its data is JSON {type(event).__name__}, not an event"
+    return None
 
 
 def _error_code(err: BaseException) -> int | None:
@@ -624,6 +852,8 @@ class SpoolClient(Protocol):
 
     def _spool_unusable(self, error: SpoolError) -> None: ...
 
+    def _spool_replaced(self, error: SpoolError) -> None: ...
+
     def _finish(self, items: list[Item], error: Any) -> None: ...
 
 
@@ -660,6 +890,7 @@ class Spool:
         self._backoff = backoff
         self._name = name
         self.unusable: SpoolError | None = file.unusable
+        file.on_replaced = client._spool_replaced
         self._init_state()
 
     def _init_state(self) -> None:
@@ -929,6 +1160,12 @@ class Spool:
         try:
             rows, full = self.file.claim(self._max_events, self._budget, settled=self._settled)
             self._settled = []
+            quarantined = self.file.take_quarantined()
+            if quarantined is not None:
+                self._client._spool_dropped(quarantined.count, [], (
+                    f"{quarantined.count} row(s) of the spool {self.file.path} could not be read "
+                    f"({quarantined.first}); moved to its quarantine table, the rows behind are sent"
+                ))
             if rows:
                 with self._lock:
                     self.in_flight = len(rows)

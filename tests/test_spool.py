@@ -26,6 +26,7 @@ from werkzeug import Request, Response
 
 from cdp_logging import Analytics, DeliveryError, EventDroppedError, SpoolError
 from cdp_logging.config import read_environment
+from cdp_logging.spool import APPLICATION_ID
 from reliability_support import (
     BATCH_PATH,
     FAST_RETRIES,
@@ -431,10 +432,12 @@ def test_a_spool_file_of_garbage_is_moved_aside_and_the_application_keeps_loggin
     assert run["flushed"] is True
     recorder.assert_each_once(f"garbage-{i}" for i in range(300))
     [aside] = list(spool.parent.glob("events.db.corrupt-*"))
-    assert aside.read_bytes() == garbage and not spool.exists()
-    assert f"spool {spool} is corrupt or not a database" in run["stderr"]
-    assert f"moved aside to {aside}" in run["stderr"]
-    assert "kept in memory only" in run["stderr"] and "Traceback" not in run["stderr"]
+    assert aside.read_bytes() == garbage and _mode(aside) == 0o600
+    assert f"spool {spool} is not a SQLite database" in run["stderr"]
+    assert f"moved aside to {aside}; a fresh spool was made in its place" in run["stderr"]
+    assert "kept in memory only" not in run["stderr"] and "Traceback" not in run["stderr"]
+    # Durability goes on: the events went through a fresh spool at the same path.
+    assert _application_id(spool) == APPLICATION_ID and _mode(spool) == 0o600 and _rows(spool) == 0
 
 
 def test_a_spool_with_damaged_pages_is_moved_aside_and_reported_once(
@@ -458,7 +461,15 @@ def test_a_spool_with_damaged_pages_is_moved_aside_and_reported_once(
     recorder.assert_each_once(sent)
     [error] = errors.of(SpoolError)
     assert error.path == str(spool) and error.moved_to and Path(error.moved_to).exists()
+    assert _mode(Path(error.moved_to)) == 0o600
     assert "malformed" in str(error) or "not a database" in str(error)
+    assert error.fresh and "a fresh spool was made in its place" in str(error)
+    # The fresh spool keeps what the API does not take, as the first file did.
+    second.close(timeout=0)
+    third = make_client(f"http://127.0.0.1:{free_port()}", max_retries=0)
+    track(third, 7, prefix="kept")
+    wait_until(lambda: third.stats()["spooled"] == 7, message="written to the fresh spool")
+    assert third.close(timeout=1) is False and _rows(spool) == 7
 
 
 def test_a_spool_that_cannot_be_created_is_reported_and_events_are_sent_from_memory(
@@ -488,6 +499,7 @@ def test_another_programs_database_is_left_as_it_is(
         db.execute("CREATE TABLE users (name TEXT)")
         db.execute("INSERT INTO users VALUES ('ada')")
     db.close()
+    before = spool.read_bytes()
     client = make_client(url(api))
 
     sent = track(client, 5)
@@ -496,9 +508,129 @@ def test_another_programs_database_is_left_as_it_is(
     recorder.assert_each_once(sent)
     [error] = errors.of(SpoolError)
     assert "another program's database" in str(error) and error.moved_to is None
+    # Not switched to WAL, nor anything else, before being refused.
+    assert spool.read_bytes() == before
+    assert sorted(p.name for p in spool.parent.iterdir()) == ["events.db"]
     with sqlite3.connect(spool) as db:
         assert db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [("users",)]
     db.close()
+
+
+def test_rows_that_are_not_what_the_spool_wrote_are_quarantined_reported_once_and_block_nothing(
+    api: HTTPServer, recorder: Recorder, errors: Errors, spool: Path,
+    make_client: Callable[..., Analytics],
+) -> None:
+    first = make_client(f"http://127.0.0.1:{free_port()}", max_retries=0)
+    sent = track(first, 5, prefix="before")
+    wait_until(lambda: first.stats()["spooled"] == 5, message="all five written")
+    assert first.close(timeout=1) is False
+    with sqlite3.connect(spool) as db:  # as a damaged disk or another program would leave them
+        db.executemany("INSERT INTO events (data) VALUES (?)",
+                       [(42,), ("text, not bytes",), (b"\xff\xfe junk",), (b"[1, 2]",)])
+    db.close()
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
+
+    second = make_client(url(api))
+    sent += track(second, 5, prefix="behind")
+    assert second.flush(timeout=15)
+    assert second.flush(timeout=5)
+
+    recorder.assert_each_once(sent)
+    [error] = errors.of(EventDroppedError)
+    assert error.count == 4 and "4 row(s) of the spool" in str(error)
+    assert "could not be read (row 6: its data is int" in str(error)
+    assert "moved to its quarantine table" in str(error)
+    assert second.stats()["dropped"] == 4 and _rows(spool) == 0
+    with sqlite3.connect(spool) as db:
+        kept = db.execute("SELECT id, data FROM quarantine ORDER BY id").fetchall()
+    db.close()
+    assert kept == [(6, 42), (7, "text, not bytes"), (8, b"\xff\xfe junk"), (9, b"[1, 2]")]
+
+
+# -- a spool others could read, plant or link ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_the_spool_its_wal_and_shm_are_0600_and_its_folders_0700_whatever_the_umask(
+    api: HTTPServer, recorder: Recorder, tmp_path: Path, umask: int
+) -> None:
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
+    spool = tmp_path / "made" / "for" / "events.db"
+    script = (
+        "import json, os, sys, cdp_logging\n"
+        f"os.umask({umask})\n"
+        f"client = cdp_logging.Analytics({WRITE_KEY!r}, host={url(api)!r}, spool_path={str(spool)!r})\n"
+        "client.track(user_id='u1', event='Private', message_id='private', properties={'ssn': '078-05-1120'})\n"
+        "assert client.flush(timeout=20)\n"
+        "paths = [sys.argv[1] + s for s in ('', '-wal', '-shm')]\n"
+        "print(json.dumps({p: os.stat(p).st_mode & 0o777 for p in paths}))\n"
+        "assert client.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(spool)], env=python_env(),
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    modes = json.loads(result.stdout)
+    assert modes == {str(spool) + suffix: 0o600 for suffix in ("", "-wal", "-shm")}
+    assert (_mode(tmp_path / "made"), _mode(tmp_path / "made" / "for")) == (0o700, 0o700)
+    recorder.assert_each_once(["private"])
+
+
+@pytest.mark.parametrize("planted", ["owned by another user", "writable by others"])
+def test_a_spool_file_planted_in_a_shared_folder_is_refused_left_as_it_is_and_events_go_from_memory(
+    api: HTTPServer, recorder: Recorder, errors: Errors, tmp_path: Path,
+    make_client: Callable[..., Analytics], planted: str,
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp
+    spool = shared / "events.db"
+    with sqlite3.connect(spool) as db:  # another user's spool, ready for the victim's events
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    db.close()
+    if planted == "owned by another user":
+        os.chown(spool, NOBODY, NOBODY)
+        spool.chmod(0o644)
+    else:
+        spool.chmod(0o666)
+    before = spool.read_bytes()
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
+
+    client = make_client(url(api), spool_path=spool)
+    sent = track(client, 5)
+    assert client.flush(timeout=10)
+
+    recorder.assert_each_once(sent)
+    [error] = errors.of(SpoolError)
+    assert error.moved_to is None and "kept in memory only" in str(error)
+    if planted == "owned by another user":
+        assert f"owned by another user (uid {NOBODY}" in str(error)
+    else:
+        assert "that other users may write (mode 666)" in str(error)
+    assert spool.read_bytes() == before and sorted(p.name for p in shared.iterdir()) == ["events.db"]
+
+
+@pytest.mark.parametrize("name", ["events.db", "events.db-wal", "events.db-shm"])
+def test_a_link_planted_at_the_spool_or_its_companions_is_not_followed(
+    api: HTTPServer, recorder: Recorder, errors: Errors, tmp_path: Path,
+    make_client: Callable[..., Analytics], name: str,
+) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the victim's own file")
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    (folder / name).symlink_to(precious)
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
+
+    client = make_client(url(api), spool_path=folder / "events.db")
+    sent = track(client, 5)
+    assert client.flush(timeout=10)
+
+    recorder.assert_each_once(sent)
+    [error] = errors.of(SpoolError)
+    assert f"has a symbolic link at {folder / name}; left as it is" in str(error)
+    assert precious.read_text() == "the victim's own file"
 
 
 # -- the client's side ----------------------------------------------------------------------------
@@ -572,6 +704,22 @@ def test_spool_options_are_checked_and_read_from_the_environment(tmp_path: Path)
         "write_key": "k", "spool_path": "/var/lib/app/events.db", "spool_max_bytes": 5_000_000,
         "spool_full": "drop_newest", "spool_sync_interval": 0.05,
     }
+
+
+#: A user other than this process's (the tests run as root here, which may give files away).
+NOBODY = 65534
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def _application_id(spool: Path) -> int:
+    db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("PRAGMA application_id").fetchone()[0]
+    finally:
+        db.close()
 
 
 def _rows(spool: Path) -> int:
