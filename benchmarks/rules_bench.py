@@ -42,6 +42,19 @@ def five_hundred_rules() -> list[dict[str, Any]]:
     return rules
 
 
+#: The issue's rule whose nested quantifier made Python's re take minutes on a 40-character line.
+NESTED = {"logger": "app3", "regex": r"^user (?P<u>(\w+\s?)+)$",
+          "identify": {"user_id": "{groups[u]}"}}
+#: A template of many placeholders: backtracking tries every way of cutting a line in ten.
+MANY = {"logger": "app3", "message": "%s %s %s %s %s %s %s %s %s %s!",
+        "track": {"event": "Many", "user_id": "{args[0]}"}}
+
+
+def hostile_rules() -> list[dict[str, Any]]:
+    """The 500 rules, and the two above for the logger of 4 regex rules."""
+    return [*five_hundred_rules(), NESTED, MANY]
+
+
 def record(name: str, msg: str, *args: Any, **extra: Any) -> logging.LogRecord:
     return logging.getLogger(name).makeRecord(name, logging.INFO, __file__, 1, msg, args, None,
                                               extra=extra or None)
@@ -89,6 +102,7 @@ def main() -> None:
     plain = CDPHandler(enable=False)
     ruled = CDPHandler(enable=False, rules=five_hundred_rules())
     message_only = CDPHandler(enable=False, rules=[r for r in five_hundred_rules() if "message" in r])
+    hostile = CDPHandler(enable=False, rules=hostile_rules())
 
     unmatched_quiet_logger = record("web.requests", "GET %s took %s ms", "/", 3)
     unmatched_regex_logger = record("app3", "Cache warmed in %s ms", 12)
@@ -129,6 +143,28 @@ def main() -> None:
                 "no rules, explicit extra={'track': ...}")
     measure.add(section, "500 rules, regex rule", lambda: ruled.handle(matched_regex),
                 "no rules, explicit extra={'track': ...}")
+    # The worst lines we could construct: as long as a log line gets (2,000 characters), each a
+    # near miss of the nested rule or of every regex rule's prefix, against an ordinary line.
+    ordinary = record("app3", "Cache warmed in %s ms", 12)
+    near_nested = record("app3", "user " + "ab " * 665 + "!")
+    near_prefixes = record("app3", "Thing 3 done by " + "a" * 1984 + "!")
+    assert hostile.rules is not None
+    assert hostile.rules.find(near_nested) is None and hostile.rules.find(ordinary) is None
+    section = "hostile lines: CDPHandler.handle(record), 502 rules, logger with 5 regex rules"
+    measure.add(section, "ordinary line (21 characters)", lambda: hostile.handle(ordinary))
+    measure.add(section, "2,000 characters, near miss of ^user (?P<u>(\\w+\\s?)+)$",
+                lambda: hostile.handle(near_nested), "ordinary line (21 characters)")
+    measure.add(section, "2,000 characters, near miss of every regex rule's prefix",
+                lambda: hostile.handle(near_prefixes), "ordinary line (21 characters)")
+    rules = hostile.rules
+    ordinary_text = "1 2 3 4 5 6 7 8 9 10!"
+    hostile_text = ("a " * 60)[:110]
+    section = "cdp-logging check: a line read back against 502 rules (find_in_text)"
+    measure.add(section, "ordinary line, template of 10 placeholders",
+                lambda: rules.find_in_text("app3", logging.INFO, ordinary_text))
+    measure.add(section, "110 characters cut ten ways, no match",
+                lambda: rules.find_in_text("app3", logging.INFO, hostile_text),
+                "ordinary line, template of 10 placeholders")
     section = "what the application pays: logger.info(...) of an unmatched line"
     measure.add(section, "handler on the logger, no rules",
                 lambda: logger.info("GET %s took %s ms", "/", 3))
@@ -166,7 +202,7 @@ def main() -> None:
     print(f"  {'NullHandler + the hook of cdp-logging run, 500 rules':<62} {hooked * 1e9:9.0f} ns "
           f"{hooked / untouched:6.2f}x")
 
-    for handler in (plain, ruled, message_only):
+    for handler in (plain, ruled, message_only, hostile):
         handler.close()
 
 

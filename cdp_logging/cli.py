@@ -32,6 +32,7 @@ from .constants import ENV_WRITE_KEY
 from .errors import ConfigurationError, InvalidEventError
 from .handler import CDPHandler
 from .messages import build_message, encode_message
+from .rules import LinearPattern, linear_pattern
 
 #: Exit statuses: a configuration that cannot work, and shell's "command not found" pair.
 EXIT_CONFIGURATION = 2
@@ -205,7 +206,9 @@ def check(arguments: argparse.Namespace) -> int:
         handler.client.close_and_flush(timeout=0)
 
 
-def _line_pattern(line_format: str) -> re.Pattern[str]:
+def _line_pattern(line_format: str) -> LinearPattern:
+    """The pattern of a log line in ``line_format``: RE2, so that however many fields, a
+    line costs time linear in its length (a line is text an attacker may write)."""
     parts = []
     seen: set[str] = set()
     position = 0
@@ -214,14 +217,14 @@ def _line_pattern(line_format: str) -> re.Pattern[str]:
         position = field.end()
         name = field["name"]
         if name in seen:
-            parts.append(f"(?P={name})")
+            parts.append(r"(?:.*?)")  # RE2 has no backreferences: a repeat is only its shape
             continue
         seen.add(name)
         parts.append(_FIELD_PATTERNS.get(name, r"(?P<{}>.*?)").format(name))
     parts.append(re.escape(line_format[position:].replace("%%", "%")))
     if "message" not in seen:
         raise ConfigurationError(f"--format {line_format!r} has no %(message)s")
-    return re.compile("".join(parts))
+    return linear_pattern("".join(parts))
 
 
 def _sample_lines(file: TextIO | None) -> Iterable[str] | None:
@@ -256,7 +259,7 @@ def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
 class Sample:
     """Sample lines tried against the rules; counts what they would do."""
 
-    def __init__(self, handler: CDPHandler, line_pattern: re.Pattern[str],
+    def __init__(self, handler: CDPHandler, line_pattern: LinearPattern,
                  arguments: argparse.Namespace, out: TextIO) -> None:
         self.rules = handler.rules
         self.level = handler.level

@@ -41,6 +41,11 @@ in the match) leaves its field out.
 
 The first matching rule wins. Rules are indexed by message template and by logger, so a
 record no rule can match costs a dictionary look-up or two however many rules there are.
+
+Log lines may be written by an attacker (a user name, a URL), so no pattern may take more
+than linear time in the message: regexes run on RE2 (``google-re2``), which never
+backtracks, and one RE2 set finds which of a logger's regex rules match in a single pass.
+RE2 has no backreferences and no lookaround; a rule using them is a configuration error.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Union
 from collections.abc import Callable
+
+import re2
 
 from .constants import CALL_TYPES
 from .errors import InvalidEventError, RulesError
@@ -84,6 +91,54 @@ _ROOTS = ("args", "groups", "extra", "record")
 _CONVERSIONS: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "str": str}
 #: Distinct logger names remembered with their regex rules; far above any real application.
 _LOGGER_CACHE_LIMIT = 10_000
+#: A pattern compiled by RE2 (google-re2 ships no type information).
+LinearPattern = Any
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # the error is raised, with its rule: nothing on stderr
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def linear_pattern(pattern: str) -> LinearPattern:
+    """Compile ``pattern`` with RE2, whose matching time is linear in the text: an attacker
+    who writes the text cannot make it backtrack. Raises :class:`RulesError` for what RE2
+    lacks (backreferences, lookaround) or cannot parse.
+
+    Example::
+
+        linear_pattern("^user (?P<u>[a-z]+)$").search("user ann")["u"]   # "ann"
+    """
+    try:
+        re.compile(pattern)  # only to say where the syntax is wrong, as Python would
+    except re.error as err:
+        raise RulesError(f"invalid regex {pattern!r}: {err}") from None
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as err:
+        reason = err.args[0] if err.args else err
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise RulesError(
+            f"the regex {pattern!r} cannot run on RE2: {reason}. Rules run on RE2, which matches "
+            "in time linear in the message, so that a log line an attacker writes cannot stall "
+            "the logging call; it has no backreferences (\\1, (?P=name)) and no lookaround "
+            "((?=...), (?!...), (?<=...), (?<!...)): write the rule without them"
+        ) from None
+
+
+def _set_of(patterns: Sequence[str]) -> Any:
+    """One RE2 set searching for all ``patterns`` in a single pass; ``Match`` gives the
+    indices of those found."""
+    searched = re2.Set.SearchSet(_RE2_OPTIONS)
+    for pattern in patterns:
+        searched.Add(pattern)
+    searched.Compile()
+    return searched
 
 
 class _Missing:
@@ -149,12 +204,17 @@ class _Template:
                     f"{self.text!r} has {have}")
         return None
 
-    def text_pattern(self) -> tuple[re.Pattern[str], list[tuple[str, Callable[[str], Any]]]] | None:
-        """A regex that recovers the arguments from the formatted text (for ``check``)."""
+    def text_pattern(self) -> tuple[LinearPattern, list[tuple[str, Callable[[str], Any]]],
+                                    list[tuple[str, str]]] | None:
+        """A pattern that recovers the arguments from the formatted text (for ``check``):
+        RE2, so that however many placeholders, a line costs time linear in its length. Also
+        the pairs of groups a repeated ``%(key)s`` fills, which must hold the same text (RE2
+        has no backreferences)."""
         if self.starred or (self.names and self.count):
             return None
         parts: list[str] = []
         groups: list[tuple[str, Callable[[str], Any]]] = []
+        same: list[tuple[str, str]] = []
         seen: dict[str, str] = {}
         position = 0
         for placeholder in _PLACEHOLDER.finditer(self.text):
@@ -165,17 +225,19 @@ class _Template:
                 parts.append("%")
                 continue
             key = placeholder["key"]
+            pattern, convert = _TEXT_CONVERSIONS.get(kind, (r".*?", str))
             if key is not None and key in seen:
-                parts.append(f"(?P={seen[key]})")
+                again = f"_again{len(same)}"
+                same.append((seen[key], again))
+                parts.append(f"(?P<{again}>{pattern})")
                 continue
             group = f"_{len(groups)}"
             if key is not None:
                 seen[key] = group
-            pattern, convert = _TEXT_CONVERSIONS.get(kind, (r".*?", str))
             parts.append(f"(?P<{group}>{pattern})")
             groups.append((key if key is not None else str(len(groups)), convert))
         parts.append(re.escape(self.text[position:]))
-        return re.compile("".join(parts), re.DOTALL), groups
+        return linear_pattern("(?s)" + "".join(parts)), groups, same
 
 
 _INTEGER = r"[-+]?\d+"
@@ -456,14 +518,11 @@ class Rule:
             raise RulesError(f"'message' must be a string, got {self.message!r}")
         if pattern is not None and self.message is not None:
             raise RulesError("give 'message' (the exact template) or 'regex', not both")
-        self.regex: re.Pattern[str] | None = None
+        self.regex: LinearPattern | None = None
         if pattern is not None:
             if not isinstance(pattern, str):
                 raise RulesError(f"'regex' must be a string, got {pattern!r}")
-            try:
-                self.regex = re.compile(pattern)
-            except re.error as err:
-                raise RulesError(f"invalid regex {pattern!r}: {err}") from None
+            self.regex = linear_pattern(pattern)
         self._logger_dot = self.logger + "."
         self._template = None if self.message is None else _Template(self.message)
         self._text_pattern: Any = None
@@ -537,9 +596,9 @@ class Rule:
             self._text_pattern = self._template.text_pattern() or False
         if not self._text_pattern:
             return None
-        pattern, groups = self._text_pattern
+        pattern, groups, same = self._text_pattern
         found = pattern.fullmatch(message)
-        if found is None:
+        if found is None or any(found[first] != found[again] for first, again in same):
             return None
         try:
             values = [convert(found[f"_{i}"]) for i, (_, convert) in enumerate(groups)]
@@ -620,7 +679,8 @@ class RuleSet:
         self._by_message = {message: tuple(found) for message, found in by_message.items()}
         #: Rules without a message template: tried in order for the loggers they cover.
         self._scanned = tuple(rule for rule in compiled if rule.message is None)
-        self._scanned_by_logger: dict[str, tuple[Rule, ...]] = {}
+        self._scanned_by_logger: dict[str, _Scanned] = {}
+        self._scanned_by_rules: dict[tuple[Rule, ...], _Scanned] = {}
         self._lowest_level = min((rule.level for rule in compiled), default=logging.CRITICAL + 1)
 
     @classmethod
@@ -702,8 +762,12 @@ class RuleSet:
                     return matched
         return None if found is None else RuleMatch(found, None)
 
-    def _scanned_for(self, name: str) -> tuple[Rule, ...]:
-        scanned = tuple(rule for rule in self._scanned if rule.covers(name))
+    def _scanned_for(self, name: str) -> _Scanned:
+        rules = tuple(rule for rule in self._scanned if rule.covers(name))
+        # Loggers covered by the same rules share one RE2 set.
+        scanned = self._scanned_by_rules.get(rules)
+        if scanned is None:
+            scanned = self._scanned_by_rules[rules] = _Scanned(rules)
         if len(self._scanned_by_logger) >= _LOGGER_CACHE_LIMIT:
             self._scanned_by_logger.clear()
         self._scanned_by_logger[name] = scanned
@@ -755,17 +819,39 @@ class RuleSet:
         return None
 
 
-def _scan(scanned: tuple[Rule, ...], record: logging.LogRecord, levelno: int, before: int
+class _Scanned:
+    """A logger's regex (and any-message) rules, in order, and one RE2 set of their regexes:
+    a message is searched once however many rules, in time linear in its length."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        #: Each rule, its index in the set and its regex (None, None for an any-message rule).
+        self.steps: list[tuple[Rule, int | None, LinearPattern]] = []
+        patterns: list[str] = []
+        for rule in rules:
+            if rule.regex is None:
+                self.steps.append((rule, None, None))
+            else:
+                self.steps.append((rule, len(patterns), rule.regex))
+                patterns.append(rule.regex.pattern)
+        self.only_regexes = len(patterns) == len(rules)
+        self.set: Any = _set_of(patterns) if patterns else None
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+
+def _scan(scanned: _Scanned, record: logging.LogRecord, levelno: int, before: int
           ) -> RuleMatch | None:
     """The first of the logger's regex (or any-message) rules numbered below ``before``."""
     message: str | None = None
-    for rule in scanned:
+    found_in: frozenset[int] = frozenset()
+    for rule, index, regex in scanned.steps:
         if rule.number >= before:
             return None
         if levelno < rule.level:
             continue
-        regex = rule.regex
-        if regex is None:
+        if index is None:
             return RuleMatch(rule, None)
         if message is None:
             try:
@@ -773,9 +859,13 @@ def _scan(scanned: tuple[Rule, ...], record: logging.LogRecord, levelno: int, be
             except Exception:
                 # The application's own handlers report a record that cannot be formatted.
                 message = ""
-        found = regex.search(message)
-        if found is not None:
-            return RuleMatch(rule, found.groupdict())
+            found_in = frozenset(scanned.set.Match(message) or ())  # None when nothing matched
+            if not found_in and scanned.only_regexes:
+                return None
+        if index in found_in:
+            found = regex.search(message)
+            if found is not None:
+                return RuleMatch(rule, found.groupdict())
     return None
 
 
