@@ -60,6 +60,14 @@ _TRUE_HEADER_VALUES = frozenset({"1", "true", "yes"})
 # would let one bad request tie up memory.
 _MAX_READ_BYTES = 64 * 1024 * 1024
 
+#: JSON nested deeper than this is refused (400): no real event nests so deep, and a parser
+#: recursing without end would lose the connection.
+MAX_DEPTH = 64
+#: How many messages, rejections and requests a collector keeps by default (the newest).
+DEFAULT_MAX_KEPT = 10_000
+#: Seconds a connection may stay silent (between requests, or within one) before it is closed.
+DEFAULT_IDLE_TIMEOUT = 30.0
+
 _ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId", "messageId")
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 _TIMESTAMP_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
@@ -178,6 +186,9 @@ class _Response(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
     close: bool = False
     errors: tuple[str, ...] = ()
+    #: Refused before its messages were looked at (auth, path, framing, encoding): its body
+    #: is not kept.
+    refused: bool = False
 
 
 class _Decoded(NamedTuple):
@@ -205,6 +216,13 @@ class LocalCollector:
     errors; otherwise, like the API, valid messages are kept, invalid ones land in `rejected`, and
     the answer is 200. ``on_message`` is called with each accepted message, on the server's thread.
 
+    What it keeps is bounded: the newest ``max_kept`` accepted messages and rejected messages,
+    and the newest requests holding at most ``max_kept`` messages between them (each a ring;
+    `let_go` counts what made room); a request refused before its messages were read (wrong
+    key, wrong path, a body too large or not JSON) is recorded without its body. A connection
+    silent for ``idle_timeout`` seconds is closed, so idle clients do not hold threads; JSON
+    nested deeper than `MAX_DEPTH` is answered 400.
+
     >>> import requests
     >>> with LocalCollector(write_key="test-key") as collector:
     ...     requests.post(f"{collector.url}/v1/track", auth=("test-key", ""),
@@ -224,7 +242,15 @@ class LocalCollector:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         on_message: Callable[[Message], object] | None = None,
+        max_kept: int = DEFAULT_MAX_KEPT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
+        if isinstance(max_kept, bool) or not isinstance(max_kept, int) or max_kept < 1:
+            raise ValueError(f"max_kept must be a whole number of at least 1, not {max_kept!r}")
+        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be a number of seconds over 0, not {idle_timeout!r}")
+        self.max_kept = max_kept
+        self.idle_timeout = float(idle_timeout)
         self.host = host
         self.strict = strict
         self.max_message_bytes = max_message_bytes
@@ -233,9 +259,14 @@ class LocalCollector:
         self._requested_port = port
         self._write_key = write_key
         self._condition = threading.Condition()
-        self._messages: list[Message] = []
-        self._requests: list[ReceivedRequest] = []
-        self._rejected: list[RejectedMessage] = []
+        self._messages: deque[Message] = deque(maxlen=max_kept)
+        #: Each request with the number of messages its payload holds.
+        self._requests: deque[tuple[ReceivedRequest, int]] = deque()
+        self._messages_in_requests = 0
+        self._rejected: deque[RejectedMessage] = deque(maxlen=max_kept)
+        self._let_go = {"messages": 0, "requests": 0, "rejected": 0}
+        #: Messages accepted since the start (or clear()), those let go included.
+        self._accepted = 0
         self._planned_failures: deque[_PlannedFailure] = deque()
         self._failure_rule: tuple[Callable[[str, Any], bool], _PlannedFailure] | None = None
         self._delay = 0.0
@@ -344,7 +375,7 @@ class LocalCollector:
         assert [request.status for request in collector.requests] == [503, 200]
         """
         with self._condition:
-            return list(self._requests)
+            return [request for request, _ in self._requests]
 
     @property
     def rejected(self) -> list[RejectedMessage]:
@@ -354,6 +385,16 @@ class LocalCollector:
         """
         with self._condition:
             return list(self._rejected)
+
+    @property
+    def let_go(self) -> dict[str, int]:
+        """How many of the oldest messages, requests and rejections were let go to keep only
+        the newest ``max_kept`` messages' worth of each (since the start, or `clear`)::
+
+            assert collector.let_go == {"messages": 0, "requests": 0, "rejected": 0}
+        """
+        with self._condition:
+            return dict(self._let_go)
 
     def events(
         self,
@@ -395,9 +436,13 @@ class LocalCollector:
             self._messages.clear()
             self._requests.clear()
             self._rejected.clear()
+            self._let_go = dict.fromkeys(self._let_go, 0)
+            self._accepted = 0
+            self._messages_in_requests = 0
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Message]:
-        """Block until at least ``count`` messages were accepted; return them all.
+        """Block until at least ``count`` messages were accepted; return those kept (the newest
+        ``max_kept``).
 
         Raises `TimeoutError` after ``timeout`` seconds, its message listing what did arrive::
 
@@ -405,12 +450,13 @@ class LocalCollector:
             [message] = collector.wait_for(1, timeout=2.0)
         """
         with self._condition:
-            if not self._condition.wait_for(lambda: len(self._messages) >= count, timeout):
+            if not self._condition.wait_for(lambda: self._accepted >= count, timeout):
                 raise TimeoutError(self._describe_shortfall(count, timeout))
             return list(self._messages)
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:
-        """Block until at least ``count`` requests were answered (failed ones too); return them.
+        """Block until at least ``count`` requests were answered (failed ones too); return those
+        kept.
 
         Useful when the requests of interest keep no message, such as those answered by
         `fail_next`. Raises `TimeoutError` after ``timeout`` seconds::
@@ -420,19 +466,21 @@ class LocalCollector:
             [failed] = collector.wait_for_requests(1)
         """
         with self._condition:
-            if not self._condition.wait_for(lambda: len(self._requests) >= count, timeout):
+            answered = lambda: len(self._requests) + self._let_go["requests"] >= count  # noqa: E731 - read under the condition
+            if not self._condition.wait_for(answered, timeout):
                 raise TimeoutError(self._describe_shortfall(count, timeout, unit="requests"))
-            return list(self._requests)
+            return [request for request, _ in self._requests]
 
     def _describe_shortfall(self, count: int, timeout: float, unit: str = "messages") -> str:
-        statuses = ", ".join(str(request.status) for request in self._requests[-20:])
+        statuses = ", ".join(str(request.status) for request, _ in list(self._requests)[-20:])
         lines = [
             f"expected at least {count} {unit} within {timeout:g} s; "
-            f"got {len(self._messages)} messages from {len(self._requests)} requests "
-            f"(statuses: {statuses or 'none'}), {len(self._rejected)} rejected"
+            f"got {self._accepted} messages from {len(self._requests) + self._let_go['requests']} "
+            f"requests (statuses: {statuses or 'none'}), "
+            f"{len(self._rejected) + self._let_go['rejected']} rejected"
         ]
-        lines += [f"  {format_event_line(message)}" for message in self._messages[-20:]]
-        for rejected in self._rejected[-10:]:
+        lines += [f"  {format_event_line(message)}" for message in list(self._messages)[-20:]]
+        for rejected in list(self._rejected)[-10:]:
             reasons = "; ".join(str(error) for error in rejected.errors)
             lines.append(f"  rejected on {rejected.path}: {reasons}")
         return "\n".join(lines)
@@ -537,6 +585,9 @@ class LocalCollector:
         else:
             response = self._check_and_sort(method, path, headers, decoded, accepted, rejected)
 
+        if response.refused:
+            # Kept, a refused body would let anyone who can connect fill the memory.
+            body, decoded = b"", decoded._replace(payload=None)
         request = ReceivedRequest(
             method=method,
             path=path,
@@ -549,9 +600,10 @@ class LocalCollector:
             client_address=client_address,
         )
         with self._condition:
-            self._requests.append(request)
-            self._messages.extend(accepted)
-            self._rejected.extend(rejected)
+            self._keep_request(request, _message_count(decoded.payload))
+            self._keep("messages", self._messages, accepted)
+            self._keep("rejected", self._rejected, rejected)
+            self._accepted += len(accepted)
             self._condition.notify_all()
         logger.debug(
             "%s %s from port %s -> %d (%d accepted, %d rejected)",
@@ -564,6 +616,24 @@ class LocalCollector:
         )
         self._notify(accepted)
         return response
+
+    def _keep(self, name: str, ring: deque[Any], items: list[Any]) -> None:
+        """With the condition held: add to a ring, counting the oldest it lets go."""
+        over = len(ring) + len(items) - self.max_kept
+        if over > 0:
+            self._let_go[name] += over
+        ring.extend(items)
+
+    def _keep_request(self, request: ReceivedRequest, messages: int) -> None:
+        """With the condition held: keep the newest requests whose payloads hold at most
+        ``max_kept`` messages between them (and the newest request, however many)."""
+        self._requests.append((request, messages))
+        self._messages_in_requests += messages
+        while len(self._requests) > 1 and (len(self._requests) > self.max_kept
+                                            or self._messages_in_requests > self.max_kept):
+            _, dropped = self._requests.popleft()
+            self._messages_in_requests -= dropped
+            self._let_go["requests"] += 1
 
     def _decode(self, path: str, headers: dict[str, str], body: bytes) -> _Decoded:
         """Decompress and parse the body, or say why it cannot be."""
@@ -581,11 +651,17 @@ class LocalCollector:
         if len(body) > limit:
             text = f"body is {len(body)} bytes, over the {limit} byte limit"
             return _Decoded(None, len(body), _error(413, text))
+        too_deep = _error(400, f"body is JSON nested more than {MAX_DEPTH} levels deep")
         try:
             # UnicodeDecodeError is a ValueError too: JSON on the wire is UTF-8 (RFC 8259).
-            return _Decoded(_JSON_DECODER.decode(body.decode("utf-8")), len(body), None)
+            payload = _JSON_DECODER.decode(body.decode("utf-8"))
         except ValueError as error:
             return _Decoded(None, len(body), _error(400, f"body is not valid JSON: {error}"))
+        except RecursionError:  # far deeper than MAX_DEPTH: the parser gave up first
+            return _Decoded(None, len(body), too_deep)
+        if _deeper_than(payload, MAX_DEPTH):
+            return _Decoded(None, len(body), too_deep)
+        return _Decoded(payload, len(body), None)
 
     def _take_failure(self, path: str, payload: Any) -> _PlannedFailure | None:
         with self._condition:
@@ -938,9 +1014,34 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def _error(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
+    """A refusal of the request as a whole; its body is not kept."""
     # The API documents its error answers as {"meta": {"errors": ["..."]}}.
     body = _json_bytes({"meta": {"errors": [text]}})
-    return _Response(status, body, headers=headers, errors=(text,))
+    return _Response(status, body, headers=headers, errors=(text,), refused=True)
+
+
+def _message_count(payload: Any) -> int:
+    """How many messages a kept payload holds (a single call's, or a batch's); 0 for none."""
+    if payload is None:
+        return 0
+    if type(payload) is dict and type(payload.get("batch")) is list:
+        return len(payload["batch"])
+    return 1
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests arrays and objects more than ``limit`` deep (a walk with
+    a stack of its own: the value may be deeper than Python's recursion allows)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if type(item) is dict else item if type(item) is list else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
 
 
 def _closing_error(status: int, text: str) -> _Response:
@@ -1039,6 +1140,11 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 
+    def setup(self) -> None:
+        super().setup()
+        # Every read waits at most this long: an idle or stalled client lets its thread go.
+        self.connection.settimeout(self.server.collector.idle_timeout)
+
     def _handle(self) -> None:
         headers = dict(self.headers.items())
         body, framing_error = self._read_body(headers)
@@ -1086,7 +1192,11 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
             return b"", _closing_error(400, f"bad Content-Length {length_text!r}")
         if length > _MAX_READ_BYTES:
             return b"", _closing_error(413, f"a {length} byte body is far over any limit")
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            logger.debug("client on port %s stalled mid-body; connection closed", self.client_address[1])
+            body = b""
         if len(body) < length:
             self.close_connection = True
             return None, None
