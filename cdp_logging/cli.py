@@ -401,7 +401,9 @@ def collect(arguments: argparse.Namespace) -> int:
         pass
     finally:
         collector.stop()
-    received, rejected = len(collector.messages), len(collector.rejected)
+    let_go = collector.let_go  # the collector keeps only the newest: count those it let go too
+    received = len(collector.messages) + let_go["messages"]
+    rejected = len(collector.rejected) + let_go["rejected"]
     sys.stderr.write(f"cdp-logging collect: received {received} events"
                      + (f", rejected {rejected} invalid ones" if rejected else "") + ".\n")
     return 0
