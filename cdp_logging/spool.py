@@ -493,10 +493,11 @@ class SpoolFile:
         try:
             self._opened = self._claim(self.path)
         except _Garbage as garbage:
-            moved_to = self._move_aside(garbage.file_id)
+            moved_to = self._move_aside(garbage.file_id) if self._fresh_spools < FRESH_SPOOLS else None
             if moved_to is None:
                 raise self._give_up(f"is not a SQLite database ({garbage}); left in place "
-                                    "(it could not be renamed)") from None
+                                    "(it could not be renamed, or too many were replaced)") from None
+            self._fresh_spools += 1
             self._replaced.append(SpoolError(
                 f"is not a SQLite database ({garbage})", path=self.path, moved_to=moved_to, fresh=True,
             ))
