@@ -389,11 +389,27 @@ class Batcher:
     def _deliver_safely(self, batch: list[Item]) -> None:
         try:
             self._deliver(batch)
-        except BaseException:  # the worker must outlive anything deliver() runs into
+        except BaseException as err:  # the worker must outlive anything deliver() runs into
             logger.exception(
                 "cdp-logging worker caught an unexpected error delivering %d events; "
                 "the worker keeps running", len(batch)
             )
+            self._fail_unsettled(err)
+
+    def _fail_unsettled(self, err: BaseException) -> None:
+        """After ``deliver`` raised: the events of its batch it had not settled go to
+        ``on_abandoned`` (counted, reported, called back), never dropped in silence."""
+        with self._lock:
+            if self._in_flight_abandoned or not self._in_flight:
+                return
+            unsettled = self._in_flight_batch[len(self._in_flight_batch) - self._in_flight:]
+            self._in_flight = 0
+        if self._on_abandoned is None:
+            return
+        try:
+            self._on_abandoned(unsettled, f"delivery failed with an unexpected {type(err).__name__}: {err}")
+        except Exception:  # the error's own __str__ or the report may fail; the worker goes on
+            logger.exception("cdp-logging could not report %d undelivered events", len(unsettled))
 
     def _next_batch(self) -> list[Item] | None:
         """With the lock held: wait until a batch is due and take it; None to stop."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 
+from .connection import Timeout
 from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
 from .constants import BATCH_PATH, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
 from .encoding import now_iso
@@ -133,7 +134,8 @@ class Analytics:
     - ``overflow`` ("drop"): what a call does when the queue is full. "drop" refuses the new
       event at once; "wait" blocks the calling thread up to ``overflow_timeout`` (1.0 s) for
       room, then drops it. Every dropped event is counted in :meth:`stats` and reported.
-    - ``timeout`` (10.0 s): one HTTP request's connect and read timeout. ``gzip`` (False).
+    - ``timeout`` (10.0 s): the most one HTTP request may take, connecting, sending and the
+      whole answer together; or ``(connect, read)``: connecting, then the rest. ``gzip`` (False).
     - ``max_retries`` (5): retries of a failed batch after its first attempt. Connection
       errors, timeouts, 408, 429 and 5xx other than 501 and 505 are retried; other statuses
       are not.
@@ -179,7 +181,7 @@ class Analytics:
         max_queue_bytes: int = 20_000_000,
         overflow: Overflow = "drop",
         overflow_timeout: float = 1.0,
-        timeout: float = 10.0,
+        timeout: Timeout = 10.0,
         gzip: bool = False,
         max_retries: int = 5,
         max_retry_time: float = 60.0,
@@ -228,7 +230,12 @@ class Analytics:
         _number("max_retries", max_retries, minimum=0, integer=True)
         _number("flush_interval", flush_interval, minimum=0.001)
         _number("overflow_timeout", overflow_timeout, minimum=0)
-        _number("timeout", timeout, minimum=0.001)
+        if isinstance(timeout, tuple) and len(timeout) == 2:
+            _number("timeout[0] (connect)", timeout[0], minimum=0.001)
+            _number("timeout[1] (read)", timeout[1], minimum=0.001)
+            longest_request = float(timeout[0]) + float(timeout[1])
+        else:
+            longest_request = float(_number("timeout", timeout, minimum=0.001))
         _number("max_retry_time", max_retry_time, minimum=0)
         _number("initial_backoff", initial_backoff, minimum=0)
         _number("max_backoff", max_backoff, minimum=0)
@@ -281,7 +288,7 @@ class Analytics:
                 spool.SpoolFile(
                     spool_path, max_bytes=spool_max_bytes, full=spool_full,
                     # A lease outlives the longest a batch's sending may take.
-                    lease=float(timeout) + float(max_retry_time) + spool.LEASE_MARGIN,
+                    lease=longest_request + float(max_retry_time) + spool.LEASE_MARGIN,
                 ),
                 self,
                 max_events_in_batch=self._max_events_in_batch,
@@ -811,6 +818,10 @@ def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -
     response = outcome.response
     if response is not None and response.status == 413:
         reason = "the API refused the event as too large (HTTP 413)"
+    elif response is not None and 300 <= response.status < 400:
+        location = next((value for name, value in response.headers.items() if name.lower() == "location"), None)
+        reason = (f"the API answered HTTP {response.status}, a redirect to {str(location)[:200]!r}: "
+                  "not followed, events go only to the configured host")
     elif outcome.gave_up:
         last = f"HTTP {response.status}" if response is not None else str(outcome.error)
         reason = f"{outcome.gave_up}; last: {last}"

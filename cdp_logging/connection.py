@@ -1,19 +1,24 @@
 """A kept-alive HTTP/1.1 connection that POSTs a body and reads the answer, with little Python.
 
 :class:`cdp_logging.transport.HTTPTransport` sends through it when no proxy applies to the
-host (through ``requests`` otherwise). A batch of 20 events is sent every few hundred
-microseconds in a burst, and ``requests`` spends about a millisecond of CPU on each one
-(reading every environment variable twice for proxy settings, preparing, merging and hooking
-the request, then ``http.client`` parsing the answer's headers with the ``email`` package),
-which made the worker, not the network, the limit. Here a request is one ``sendall`` of
-bytes prepared once, and the answer one ``recv`` or two; each of those lets the application's
-threads run while it waits, and there are no others.
+host and ``httptools`` can be imported (through ``requests`` otherwise). A batch of 20
+events is sent every few hundred microseconds in a burst, and ``requests`` spends about a
+millisecond of CPU on each one, which made the worker, not the network, the limit. Here a
+request is one ``send`` of bytes prepared once, and the answer one ``recv`` or two, parsed by
+``httptools`` (llhttp, the parser of Node.js): strict about framing, so a malformed answer
+is an error that closes the connection, never bytes left over to "answer" the next request.
 
-It follows what ``requests`` would do for the same URL: TLS with certificates verified
-against the bundle ``requests`` uses (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, else
-certifi's) and host names checked, one timeout for connecting and for each read, and the same
-exception types (``requests.ConnectionError``, ``requests.Timeout`` and their kin) as the
-cause of a failure.
+Nothing a server does holds the worker past one deadline per request: connecting, sending
+and the whole answer end within ``timeout`` (or ``(connect, read)``: connecting within the
+first, the rest within the second). At most :data:`MAX_HEAD_BYTES` of heads (interim
+``1xx`` answers included) and :data:`MAX_BODY_BYTES` of body are read: longer heads are an
+error, and of a longer body the rest is left unread and the connection closed. Redirects
+are answers like any other: never followed.
+
+TLS certificates are verified against the bundle ``requests`` uses (``REQUESTS_CA_BUNDLE``,
+``CURL_CA_BUNDLE``, else certifi's) and host names checked. Failures raise ``requests``'
+exception types (``requests.ConnectionError``, ``requests.Timeout``, ``requests.exceptions.SSLError``)
+with a message naming the host, the port and what went wrong.
 """
 
 from __future__ import annotations
@@ -28,18 +33,29 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator, Mapping
+from typing import Generic, TypeVar
 from urllib.parse import SplitResult
 
 import requests
 
-#: The most a response head may take; the API's are a few hundred bytes.
+try:
+    import httptools
+except ImportError:  # pragma: no cover - then HTTPTransport sends through requests
+    httptools = None  # type: ignore[assignment]
+
+#: The most response heads may take in all (interim 1xx answers included); the API's are a
+#: few hundred bytes.
 MAX_HEAD_BYTES = 64 * 1024
-#: The most of an error response's body that is kept (the transport keeps less still).
-MAX_BODY_BYTES = 1024 * 1024
-#: A connection idle longer than this is checked before it is used again: servers and load
-#: balancers close idle connections, and a request written into a closed one is lost.
-IDLE_CHECK_SECONDS = 1.0
+#: The most of an answer's body that is read and kept; the rest of a longer one is not read,
+#: and its connection is closed. The transport keeps a few hundred characters of it.
+MAX_BODY_BYTES = 64 * 1024
+#: The most a compressed answer is inflated to (the library asks for none, but a server may
+#: send one anyway).
+MAX_INFLATED_BYTES = 64 * 1024
 _RECV_SIZE = 65536
+
+#: A request's timeout in seconds: one for the whole request, or (connect, read).
+Timeout = float | tuple[float, float]
 
 logger = logging.getLogger("cdp_logging")
 
@@ -48,99 +64,111 @@ class ProtocolError(requests.ConnectionError):
     """The server's answer was not HTTP/1.x as expected (or the connection ended within it)."""
 
 
+_Value = TypeVar("_Value", bytes, str)
+
+
+class Secret(Generic[_Value]):
+    """A value kept out of ``repr``, and so out of logs and of tracebacks recorded with
+    their locals (as Sentry records frames): the write key, and request heads carrying it.
+
+    Example::
+
+        >>> Secret(b"Authorization: Basic a2V5Og==")
+        Secret(hidden)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: _Value) -> None:
+        self.value: _Value = value
+
+    def __repr__(self) -> str:
+        return "Secret(hidden)"
+
+    __str__ = __repr__
+
+
 class Headers(Mapping[str, str]):
     """An answer's headers: names as the server wrote them, looked up whatever their case.
 
-    Parsed on first use: the library reads none of a successful answer's headers, and
-    parsing them all (as ``requests`` does, into a CaseInsensitiveDict) would cost more
-    than everything else an answer takes.
+    Decoded on first use: the library reads none of a successful answer's headers.
     """
 
-    __slots__ = ("_head", "_parsed")
+    __slots__ = ("_by_name", "_raw")
 
-    def __init__(self, head: str) -> None:
-        #: The response head after the status line: "Name: value" lines joined by CRLF.
-        self._head = head
-        self._parsed: dict[str, tuple[str, str]] | None = None
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._by_name: dict[str, tuple[str, str]] | None = None
 
-    def _by_name(self) -> dict[str, tuple[str, str]]:
-        parsed = self._parsed
-        if parsed is None:
-            parsed = {}
-            for line in self._head.split("\r\n"):
-                name, colon, value = line.partition(":")
-                if colon:
-                    name = name.strip()
-                    key = name.lower()
-                    value = value.strip()
-                    if key in parsed:
-                        value = f"{parsed[key][1]}, {value}"
-                    parsed[key] = (name, value)
-            self._parsed = parsed
-        return parsed
+    def _names(self) -> dict[str, tuple[str, str]]:
+        by_name = self._by_name
+        if by_name is None:
+            by_name = {}
+            for raw_name, raw_value in self._raw:
+                name = raw_name.decode("latin-1")
+                key = name.lower()
+                value = raw_value.decode("latin-1").strip()
+                if key in by_name:
+                    value = f"{by_name[key][1]}, {value}"
+                by_name[key] = (name, value)
+            self._by_name = by_name
+        return by_name
 
     def __getitem__(self, name: str) -> str:
-        return self._by_name()[name.lower()][1]
+        return self._names()[name.lower()][1]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._by_name()
+        return isinstance(name, str) and name.lower() in self._names()
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._by_name().values())
+        return (name for name, _ in self._names().values())
 
     def __len__(self) -> int:
-        return len(self._by_name())
+        return len(self._names())
 
     def __repr__(self) -> str:
         return f"Headers({dict(self.items())!r})"
 
 
 class Answer:
-    """A parsed response: status, headers and body bytes."""
+    """A parsed response: status, headers and body (at most MAX_BODY_BYTES)."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "content_encoding", "content_type", "headers", "status")
 
-    def __init__(self, status: int, headers: Headers, body: bytes) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, *,
+                 content_type: str | None = None, content_encoding: str | None = None) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        # Given by the parser, which sees them pass: looking them up would decode every header.
+        self.content_type = headers.get("content-type", "") if content_type is None else content_type
+        self.content_encoding = (headers.get("content-encoding", "") if content_encoding is None
+                                 else content_encoding)
 
     @property
     def text(self) -> str:
-        """The body as text, in the charset the server named (UTF-8 if none)."""
+        """The body as text, in the charset the server named (UTF-8 if none or unusable)."""
         body = self.body
         if not body:
             return ""
-        head = self.headers._head
-        lowered = head.lower()
-        if "content-encoding:" in lowered:  # not asked for (Accept-Encoding: identity), but read
-            encoding = _field(head, lowered, "content-encoding") or ""
-            if encoding.lower() in ("gzip", "deflate"):
-                try:
-                    body = zlib.decompress(body, 47)  # 47: a gzip or a zlib header, detected
-                except zlib.error:
-                    pass
+        if self.content_encoding.lower() in ("gzip", "deflate"):
+            # Not asked for (Accept-Encoding: identity), but sent: inflated within a bound,
+            # so a small bomb cannot take memory.
+            try:
+                body = zlib.decompressobj(47).decompress(body, MAX_INFLATED_BYTES)  # 47: gzip or zlib header
+            except zlib.error:
+                pass
         charset = "utf-8"
-        if "charset=" in lowered:
-            for parameter in (_field(head, lowered, "content-type") or "").split(";")[1:]:
-                name, _, value = parameter.partition("=")
-                if name.strip().lower() == "charset" and value.strip():
-                    charset = value.strip().strip('"')
+        for parameter in self.content_type.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip('"')
         try:
             return body.decode(charset, "replace")
-        except LookupError:
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            # An unknown charset, a bytes-to-bytes codec, or one that fails even with
+            # "replace" (punycode): the text is only for the error report.
             return body.decode("utf-8", "replace")
-
-
-def _field(head: str, lowered: str, name: str) -> str | None:
-    """The value of header ``name`` (lower case) in a response head, or None: found without
-    parsing the others. ``lowered`` is ``head.lower()``, which starts with a CRLF."""
-    start = lowered.find(f"\r\n{name}:")
-    if start < 0:
-        return None
-    start += len(name) + 3
-    end = lowered.find("\r\n", start)
-    return head[start:end if end >= 0 else len(head)].strip()
 
 
 def tls_context() -> ssl.SSLContext:
@@ -155,6 +183,145 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=bundle)
 
 
+def describe_failure(error: BaseException, where: str) -> str:
+    """What went wrong reaching ``where`` (``host:port``), from ``error`` and its causes:
+    name resolution, a refused connection, TLS, a timeout. For errors of either path (the
+    lean connection's, or those ``requests`` and urllib3 wrap around the socket's).
+
+    Example::
+
+        >>> describe_failure(ConnectionRefusedError(111, "Connection refused"), "127.0.0.1:9")
+        'could not connect to 127.0.0.1:9: connection refused'
+    """
+    for cause in causes(error):
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return f"could not connect to {where}: the host name could not be resolved ({_strerror(cause)})"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"could not connect to {where}: connection refused"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS with {where} failed: certificate not trusted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or _strerror(cause)
+            hint = " (plain HTTP server?)" if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
+                                                         "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST") else ""
+            return f"TLS handshake with {where} failed{hint}: {reason}"
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return f"could not connect to {where}: no connection within the timeout"
+    if any(isinstance(cause, (requests.Timeout, TimeoutError)) or type(cause).__name__ == "ReadTimeoutError"
+           for cause in causes(error)):
+        return f"no complete answer from {where} within the timeout"
+    if isinstance(error, ProtocolError):
+        return str(error)
+    return f"connection to {where} failed: {_strerror(error)}"
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then what it wraps: causes, contexts, urllib3's ``reason`` and args."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending and len(seen) < 20:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *current.args]
+        pending.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def _strerror(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)[:200] or type(error).__name__
+
+
+class _Reader:
+    """One answer as httptools parses it: the callbacks keep the final answer's status,
+    headers and (bounded) body; interim 1xx answers are passed over."""
+
+    __slots__ = ("body", "body_kept", "complete", "content_encoding", "content_type", "eof_framed",
+                 "extra", "head_bytes", "headers", "headers_done", "keep_alive", "parser", "status",
+                 "truncated")
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_kept = 0
+        self.head_bytes = 0
+        self.status = 0
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.eof_framed = False
+        self.truncated = False
+        self.extra = False
+        self.content_type = ""
+        self.content_encoding = ""
+
+    # httptools' callbacks.
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True  # bytes past the answer: the connection is out of step
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers = []  # interim (100 Continue, 103 Early Hints): the answer follows
+            return
+        self.status = status
+        self.headers_done = True
+        self.keep_alive = parser.should_keep_alive()
+        length = chunked = False
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                length = True
+            elif lowered == b"transfer-encoding":
+                chunked = value.lower().rstrip().endswith(b"chunked")
+            elif lowered == b"content-type":
+                self.content_type = value.decode("latin-1")
+            elif lowered == b"content-encoding":
+                self.content_encoding = value.decode("latin-1").strip()
+        self.eof_framed = not length and not chunked and status not in (204, 304)
+
+    def on_body(self, data: bytes) -> None:
+        room = MAX_BODY_BYTES - self.body_kept
+        if len(data) > room:
+            data = data[:room]
+            self.truncated = True
+        if data:
+            self.body.append(data)
+            self.body_kept += len(data)
+
+    def on_message_complete(self) -> None:
+        if self.headers_done:
+            self.complete = True
+
+    def feed(self, data: bytes) -> None:
+        """Parse the next bytes; raises ProtocolError for anything that is not strict
+        HTTP/1.x or heads longer than MAX_HEAD_BYTES."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise ProtocolError("the server switched protocols (101)") from None
+        except httptools.HttpParserError as err:
+            raise ProtocolError(f"malformed answer: {err}") from None
+        if not self.headers_done:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                raise ProtocolError(f"response heads over {MAX_HEAD_BYTES} bytes")
+
+    def answer(self) -> Answer:
+        return Answer(self.status, Headers(self.headers), b"".join(self.body),
+                      content_type=self.content_type, content_encoding=self.content_encoding)
+
+
 class Connection:
     """One HTTP/1.1 connection to ``url``'s host, opened on first use and kept alive.
 
@@ -162,47 +329,65 @@ class Connection:
     a pool of them. Example::
 
         connection = Connection(urlsplit("https://cdp.customer.io"), tls=tls_context())
-        answer = connection.post(b"POST /v1/batch HTTP/1.1\\r\\n...\\r\\n\\r\\n", body, timeout=10.0)
+        answer = connection.post(Secret(b"POST /v1/batch HTTP/1.1\\r\\n...\\r\\n\\r\\n" + body), timeout=10.0)
     """
 
     def __init__(self, url: SplitResult, *, tls: ssl.SSLContext | None) -> None:
         self.host = url.hostname or ""
         self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.where = f"{self.host}:{self.port}"
         self.tls = tls
         self._socket: socket.socket | None = None
-        self._timeout: float | None = None
-        self._buffer = b""
-        self._last_used = 0.0
+        #: The receive timeout set on the plain socket in the kernel (-1: none yet).
+        self._receive_bound = -1.0
+        #: Polls the idle socket for a close or stray bytes (cheaper than select.select).
+        self._poller: select.poll | None = None
+
+    def __repr__(self) -> str:
+        return f"Connection({self.where}, open={self._socket is not None})"
 
     def close(self) -> None:
         """Close the socket (if open); the next post opens a new one."""
         sock, self._socket = self._socket, None
-        self._buffer = b""
         if sock is not None:
             try:
                 sock.close()
             except OSError:
                 pass
 
-    def post(self, head: bytes, body: bytes, *, timeout: float) -> Answer:
-        """Send ``head`` (the request line and headers, ending in a blank line) and ``body``
-        in one write; return the answer. Raises ``requests.RequestException`` subclasses."""
+    def post(self, request: Secret[bytes], *, timeout: Timeout, limit: float | None = None) -> Answer:
+        """Send ``request.value`` (the request head and body) and return the answer, all
+        within ``timeout`` (seconds, or ``(connect, read)``) and within ``limit`` seconds
+        if given. Raises ``requests.RequestException`` subclasses; after any error the
+        connection is closed, never reused."""
+        started = time.monotonic()
+        if isinstance(timeout, tuple):
+            connect_timeout, read_timeout = timeout
+        else:
+            connect_timeout = read_timeout = timeout
+        # A float covers the whole request; a pair gives connecting and the rest each their own.
+        overall = started + (limit if limit is not None else float("inf"))
         reused = self._socket is not None
-        if reused and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS and self._dropped():
+        # Checked before every reuse: servers and load balancers close idle connections (a
+        # request written into a closed one is lost), and bytes the server sent after its
+        # answer must not pass for the next one.
+        if reused and self._dropped():
             self.close()
             reused = False
-        request = head + body
         try:
             try:
-                return self._exchange(request, timeout)
+                return self._exchange(request, started, connect_timeout, read_timeout,
+                                      overall, isinstance(timeout, tuple))
             except requests.ConnectionError as err:
                 # A kept-alive connection the server closed between requests fails before
                 # any answer arrives: the request was not taken, so it goes once more on a
-                # new connection. A new connection failing is a real failure.
+                # new connection, within the same deadline. A new connection failing is a
+                # real failure.
                 if not reused or getattr(err, "answered", True):
                     raise
             self.close()
-            return self._exchange(request, timeout)
+            return self._exchange(request, started, connect_timeout, read_timeout,
+                                  overall, isinstance(timeout, tuple))
         except BaseException:
             self.close()
             raise
@@ -213,195 +398,170 @@ class Connection:
         if sock is None:
             return True
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                return True
+            poller = self._poller
+            if poller is None:
+                if not hasattr(select, "poll"):  # Windows
+                    return bool(select.select([sock], [], [], 0)[0])
+                poller = self._poller = select.poll()
+                poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
-    def _connect(self, timeout: float) -> socket.socket:
-        logger.debug("cdp-logging: opening a connection to %s:%d", self.host, self.port)
+    def _connect(self, deadline: float) -> socket.socket:
+        logger.debug("cdp-logging: opening a connection to %s", self.where)
+        where = self.where
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=_left(deadline, True))
         except TimeoutError as err:
-            raise requests.exceptions.ConnectTimeout(err) from None
+            raise requests.exceptions.ConnectTimeout(
+                f"could not connect to {where}: no connection within the timeout") from err
         except OSError as err:
-            raise requests.ConnectionError(err) from None
+            raise requests.ConnectionError(describe_failure(err, where)) from err
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
+                sock.settimeout(_left(deadline, True))  # the handshake, within the same deadline
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
         except ssl.SSLError as err:
             sock.close()
-            raise requests.exceptions.SSLError(err) from None
+            raise requests.exceptions.SSLError(describe_failure(err, where)) from err
         except TimeoutError as err:
             sock.close()
-            raise requests.exceptions.ConnectTimeout(err) from None
+            raise requests.exceptions.ConnectTimeout(
+                f"TLS handshake with {where} not done within the timeout") from err
         except OSError as err:
             sock.close()
-            raise requests.ConnectionError(err) from None
+            raise requests.ConnectionError(f"TLS handshake with {where} failed: {_strerror(err)}") from err
         return sock
 
-    def _exchange(self, request: bytes, timeout: float) -> Answer:
+    def _exchange(self, request: Secret[bytes], started: float, connect_timeout: float,
+                  read_timeout: float, overall: float, split: bool) -> Answer:
         sock = self._socket
         if sock is None:
-            sock = self._socket = self._connect(timeout)
-            self._buffer = b""
-            self._timeout = None
-        if timeout != self._timeout:
-            _set_timeout(sock, timeout)
-            self._timeout = timeout
-        try:
-            sock.sendall(request)
-        except (TimeoutError, BlockingIOError) as err:
-            raise requests.exceptions.ReadTimeout(err) from None
-        except ssl.SSLError as err:
-            raise requests.exceptions.SSLError(err) from None
-        except OSError as err:
-            raise _unanswered(requests.ConnectionError(err)) from None
-        try:
-            answer, keep_alive = self._read_answer(sock)
-        except (TimeoutError, BlockingIOError) as err:
-            raise requests.exceptions.ReadTimeout(err) from None
-        except ssl.SSLError as err:
-            raise requests.exceptions.SSLError(err) from None
-        except ProtocolError:
-            raise
-        except OSError as err:
-            raise _unanswered(requests.ConnectionError(err), answered=bool(self._buffer)) from None
-        if keep_alive:
-            self._last_used = time.monotonic()
+            sock = self._socket = self._connect(min(started + connect_timeout, overall))
+            self._receive_bound = -1.0
+            self._poller = None
+            deadline = min((time.monotonic() if split else started) + read_timeout, overall)
         else:
+            deadline = min(started + read_timeout, overall)
+        kernel = _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
+        where = self.where
+        try:
+            _send(sock, request, deadline, kernel)
+        except (TimeoutError, BlockingIOError, _Expired) as err:
+            raise requests.exceptions.ReadTimeout(f"could not send to {where} within the timeout") from err
+        except ssl.SSLError as err:
+            raise requests.exceptions.SSLError(describe_failure(err, where)) from err
+        except OSError as err:
+            raise _unanswered(requests.ConnectionError(
+                f"connection to {where} lost while sending: {_strerror(err)}")) from err
+        reader = _Reader()
+        try:
+            keep = self._read_answer(sock, reader, deadline, kernel)
+        except (TimeoutError, BlockingIOError, _Expired) as err:
+            raise requests.exceptions.ReadTimeout(
+                f"no complete answer from {where} within the timeout") from err
+        except ssl.SSLError as err:
+            raise requests.exceptions.SSLError(describe_failure(err, where)) from err
+        except ProtocolError as err:
+            raise _unanswered(ProtocolError(f"bad answer from {where}: {err}"),
+                              answered=getattr(err, "answered", True)) from None
+        except OSError as err:
+            raise _unanswered(requests.ConnectionError(
+                f"connection to {where} lost while reading the answer: {_strerror(err)}"),
+                answered=bool(reader.head_bytes or reader.headers_done)) from err
+        if not keep:
             self.close()
-        logger.debug("cdp-logging: %s:%d answered %d (%d bytes sent)", self.host, self.port,
-                     answer.status, len(request))
-        return answer
+        logger.debug("cdp-logging: %s answered %d", where, reader.status)
+        return reader.answer()
 
-    def _recv(self, sock: socket.socket) -> bytes:
-        data = sock.recv(_RECV_SIZE)
-        if not data:
-            raise _unanswered(ProtocolError("the server closed the connection"),
-                              answered=bool(self._buffer))
-        return data
-
-    def _read_answer(self, sock: socket.socket) -> tuple[Answer, bool]:
-        """Read one response (skipping 1xx ones); say whether the connection stays open."""
-        while True:
-            head = self._read_until(sock, b"\r\n\r\n", "response head too large").decode("latin-1")
-            line_end = head.find("\r\n")
-            status_line = (head if line_end < 0 else head[:line_end]).split(" ", 2)
-            try:
-                version = status_line[0]
-                status = int(status_line[1])
-            except (IndexError, ValueError):
-                raise ProtocolError(f"not an HTTP status line: {status_line[0][:100]!r}") from None
-            if not version.startswith("HTTP/1."):
-                raise ProtocolError(f"not an HTTP/1.x response: {version[:100]!r}")
-            if not 100 <= status < 200:
-                break
-            # 100 Continue, 103 Early Hints: the real answer follows.
-        fields = "" if line_end < 0 else head[line_end:]
-        lowered = fields.lower()
-        connection = _field(fields, lowered, "connection")
-        if version == "HTTP/1.1":
-            keep_alive = connection is None or "close" not in connection.lower()
-        else:
-            keep_alive = connection is not None and "keep-alive" in connection.lower()
-        transfer_encoding = _field(fields, lowered, "transfer-encoding")
-        length = _field(fields, lowered, "content-length")
-        if status == 204 or status == 304:
-            body = b""
-        elif transfer_encoding is not None and "chunked" in transfer_encoding.lower():
-            body = self._read_chunked(sock)
-        elif length is not None:
-            try:
-                body = self._read_exactly(sock, int(length))
-            except ValueError:
-                raise ProtocolError("bad Content-Length") from None
-        else:
-            body = self._read_to_end(sock)
-            keep_alive = False
-        return Answer(status, Headers(fields), body), keep_alive
-
-    def _read_exactly(self, sock: socket.socket, length: int) -> bytes:
-        buffer = self._buffer
-        while len(buffer) < length:
-            buffer += self._recv(sock)
-            self._buffer = buffer
-        self._buffer = buffer[length:]
-        return buffer[:length][:MAX_BODY_BYTES]
-
-    def _read_until(self, sock: socket.socket, delimiter: bytes, too_long: str) -> bytes:
-        """The bytes before the next ``delimiter`` (consumed with it); ``too_long`` is the
-        error once more than MAX_HEAD_BYTES arrive without one."""
-        buffer = self._buffer
-        end = buffer.find(delimiter)
-        while end < 0:
-            if len(buffer) > MAX_HEAD_BYTES:
-                raise ProtocolError(too_long)
-            buffer += self._recv(sock)
-            self._buffer = buffer
-            end = buffer.find(delimiter)
-        self._buffer = buffer[end + len(delimiter):]
-        return buffer[:end]
-
-    def _read_chunked(self, sock: socket.socket) -> bytes:
-        parts: list[bytes] = []
-        kept = 0
-        while True:
-            line = self._read_until(sock, b"\r\n", "chunk line too long")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ProtocolError("bad chunk size") from None
-            if size == 0:
-                # Trailers, up to the blank line.
-                while self._read_until(sock, b"\r\n", "chunk line too long"):
-                    pass
-                return b"".join(parts)
-            chunk = self._read_exactly(sock, size + 2)[:size]
-            if kept < MAX_BODY_BYTES:
-                parts.append(chunk)
-                kept += len(chunk)
-
-    def _read_to_end(self, sock: socket.socket) -> bytes:
-        parts = [self._buffer]
-        kept = len(self._buffer)
-        self._buffer = b""
-        while True:
+    def _read_answer(self, sock: socket.socket, reader: _Reader, deadline: float, kernel: bool) -> bool:
+        """Read until the answer is complete (or its kept body full); say whether the
+        connection may carry another request."""
+        while not reader.complete:
+            left = _left(deadline)
+            if not kernel:
+                sock.settimeout(left)
+            elif abs(self._receive_bound - left) > _TIMEOUT_SLACK:
+                # Set again only when the bound in place is off by more than the slack: a
+                # setsockopt for every answer would cost the worker more than parsing it.
+                _set_kernel_timeout(sock, socket.SO_RCVTIMEO, left)
+                self._receive_bound = left
             data = sock.recv(_RECV_SIZE)
             if not data:
-                return b"".join(parts)[:MAX_BODY_BYTES]
-            if kept < MAX_BODY_BYTES:
-                parts.append(data)
-                kept += len(data)
+                if reader.headers_done and reader.eof_framed:
+                    return False  # a body that ends with the connection
+                raise _unanswered(ProtocolError(
+                    "the server closed the connection " + ("mid-answer" if reader.head_bytes else "without answering")),
+                    answered=bool(reader.head_bytes or reader.headers_done))
+            reader.feed(data)  # its ProtocolError means bytes were answered: no second try
+            if reader.truncated:
+                return False  # the rest of a long body is not read: the connection goes
+        return reader.keep_alive and not reader.extra
 
+
+class _Expired(Exception):
+    """The request's deadline passed between two socket calls."""
+
+
+def _left(deadline: float, connecting: bool = False) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        if connecting:
+            raise TimeoutError("deadline passed")
+        raise _Expired
+    return left
+
+
+def _send(sock: socket.socket, request: Secret[bytes], deadline: float, kernel: bool) -> None:
+    """Send all of the request, each send bounded by the time left (``sendall`` would
+    give a slowly reading server the whole timeout for every part it takes)."""
+    sent = 0
+    if kernel:
+        # Most requests fit the socket's send buffer at once: tried without waiting, they
+        # need no timeout set. MSG_DONTWAIT is not for TLS sockets.
+        try:
+            sent = sock.send(request.value, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        if sent == len(request.value):
+            return
+    view = memoryview(request.value)[sent:]
+    while view:
+        left = _left(deadline)
+        if kernel:
+            _set_kernel_timeout(sock, socket.SO_SNDTIMEO, left)
+        else:
+            sock.settimeout(left)
+        view = view[sock.send(view):]
+
+
+#: How far a kernel receive timeout already set may be from the time left before it is set
+#: again: the most a request may end past its deadline on that account.
+_TIMEOUT_SLACK = 0.01
 
 #: Where the kernel enforces send and receive timeouts on a blocking socket (SO_RCVTIMEO
 #: and SO_SNDTIMEO taking a struct timeval).
 _KERNEL_TIMEOUTS = sys.platform.startswith(("linux", "darwin", "freebsd"))
 
 
-def _set_timeout(sock: socket.socket, timeout: float) -> None:
-    """Bound each send and receive on ``sock`` by ``timeout`` seconds.
+def _set_kernel_timeout(sock: socket.socket, option: int, timeout: float) -> None:
+    """Bound the next blocking send or receive on a plain TCP ``sock`` by ``timeout``.
 
     Python's own socket timeout polls before every send and receive: two system calls, and
     two releases of the GIL, each of which the worker must win back from the application's
-    threads (up to 5 ms apiece while they are busy). On a plain TCP socket the kernel can
-    bound a blocking call instead, halving both. TLS sockets keep Python's timeout: there
-    the ssl module would retry a timed-out read for ever.
+    threads (up to 5 ms apiece while they are busy). The kernel bounds a blocking call
+    instead, with one cheap setsockopt. TLS sockets keep Python's timeout: there the ssl
+    module would retry a timed-out read for ever.
     """
-    if _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket):
-        seconds = int(timeout)
-        timeval = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000) or (0 if seconds else 1))
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        except OSError:
-            pass
-        else:
-            sock.settimeout(None)
-            return
-    sock.settimeout(timeout)
+    if sock.gettimeout() is not None:
+        sock.settimeout(None)
+    seconds = int(timeout)
+    sock.setsockopt(socket.SOL_SOCKET, option,
+                    struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000) or (0 if seconds else 1)))
 
 
 def _unanswered(error: requests.RequestException, *, answered: bool = False) -> requests.RequestException:

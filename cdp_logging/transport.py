@@ -12,26 +12,35 @@ import base64
 import email.utils
 import gzip as _gzip
 import inspect
+import ipaddress
 import logging
 import random
 import re
+import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from collections.abc import Callable, Mapping
 from urllib.parse import SplitResult, urlsplit
 
 import requests
 import requests.adapters
+import urllib3
+import urllib3.connection
 import requests.auth
 import requests.sessions
 import requests.utils
 
 from ._version import __version__
-from .connection import Connection, tls_context
+from .connection import (
+    MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, causes, describe_failure, httptools,
+    tls_context,
+)
 from .constants import DEFAULT_HOST, EU_HOST
+
+logger = logging.getLogger("cdp_logging")
 
 USER_AGENT = f"cdp-logging/{__version__}"
 #: How much of an error response's text is kept in a DeliveryError.
@@ -110,14 +119,14 @@ class _Authorization(requests.auth.AuthBase):
     """Sets the header :func:`authorization` gives. Set as the session's ``auth``, so requests
     never swaps in Basic auth from a matching ``.netrc`` entry."""
 
-    def __init__(self, value: str) -> None:
-        self._value = value
+    def __init__(self, value: Secret[str]) -> None:
+        self._value = value  # a Secret: no attribute holds the header in the clear
 
     def __repr__(self) -> str:
         return "<_Authorization>"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._value
+        request.headers["Authorization"] = self._value.value
         return request
 
 
@@ -131,7 +140,8 @@ class Response:
 
 
 class TransportError(Exception):
-    """No HTTP response: the connection failed or timed out. ``cause`` holds why."""
+    """No usable HTTP response: the connection failed or timed out, the answer broke HTTP,
+    or a transport raised something else. ``cause`` holds why."""
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)
@@ -140,6 +150,9 @@ class TransportError(Exception):
 
 class Transport(Protocol):
     """Sends one request body; returns the response or raises :class:`TransportError`.
+
+    Anything else a ``post`` raises (or returns instead of a :class:`Response`) is taken as a
+    failed attempt too: retried, and reported when the batch is given up, never lost.
 
     A transport whose ``post`` also takes a ``timeout`` keyword lets a closing client cut a
     request to the time left before its close deadline; one without it is given none.
@@ -170,9 +183,12 @@ class HTTPTransport:
     that sends a batch in a fraction of the CPU time ``requests`` takes. When a proxy
     applies to the host (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, minus
     ``NO_PROXY``, read when the first batch is sent), when the host URL carries a user name
-    or a query, or while ``requests`` is patched (``responses``, ``requests-mock`` in a
-    test suite), they go through a ``requests.Session`` instead. TLS certificates are
-    always verified. The write key is kept out of ``repr``.
+    or a query, when ``httptools`` cannot be imported, or while ``requests`` is patched
+    (``responses``, ``requests-mock`` in a test suite), they go through a
+    ``requests.Session`` instead. TLS certificates are always verified; redirects are never
+    followed (a 3xx answer is a refusal); no compressed answer is asked for. ``timeout`` is
+    seconds for the whole request, or ``(connect, read)``. The write key is kept out of
+    ``repr``, and of every attribute and local in the clear.
 
     Example::
 
@@ -181,25 +197,33 @@ class HTTPTransport:
     """
 
     def __init__(
-        self, host: str, write_key: str, *, timeout: float = 10.0, gzip: bool = False
+        self, host: str, write_key: str, *, timeout: Timeout = 10.0, gzip: bool = False
     ) -> None:
         self.host = host.rstrip("/")
         self.timeout = timeout
         self.gzip = gzip
-        self._write_key = write_key
+        self._write_key = Secret(write_key)
+        _warn_if_unencrypted(self.host)
         self._session: requests.Session | None = None
         #: How requests go: None until the first one; then a _Route, or False for requests.
         self._route: _Route | bool | None = None
         #: Connections not in use; a thread takes one (or opens one) for each request.
         self._idle: list[Connection] = []
+        #: Ends a request through requests at its deadline (made with the session).
+        self._watchdog: _Watchdog | None = None
 
     def __repr__(self) -> str:
         return f"HTTPTransport(host={self.host!r}, gzip={self.gzip}, timeout={self.timeout})"
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
-        session.auth = _Authorization(authorization(self._write_key))
-        session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
+        adapter = _WatchedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.auth = _Authorization(Secret(authorization(self._write_key.value)))
+        # No compressed answers: nothing is inflated that a server chose to make large.
+        session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                                "Accept-Encoding": "identity"})
         session.trust_env = True
         return session
 
@@ -209,38 +233,78 @@ class HTTPTransport:
         if self.gzip:
             body = _gzip.compress(body, compresslevel=6)
             headers = {"Content-Encoding": "gzip"}
-        timeout = self.timeout if timeout is None else min(self.timeout, timeout)
         route = self._route
         if route is None:
             route = self._route = _Route.for_host(self.host, self._write_key)
         if route and not _requests_is_patched():
             return self._post_direct(route, path, body, timeout)  # type: ignore[arg-type]
+        return self._post_requests(path, body, headers, timeout)
+
+    def _post_requests(self, path: str, body: bytes, headers: dict[str, str] | None,
+                       limit: float | None) -> Response:
+        """Through ``requests`` (a proxy, or no httptools): redirects not followed, at most
+        MAX_BODY_BYTES of the answer read, as the lean connection does."""
+        timeout = self.timeout
+        longest = sum(timeout) if isinstance(timeout, tuple) else timeout
+        if limit is not None:
+            timeout = (min(timeout[0], limit), min(timeout[1], limit)) if isinstance(timeout, tuple) \
+                else min(timeout, limit)
+            longest = min(longest, limit)
         session = self._session
         if session is None:
             session = self._session = self._new_session()
+        watchdog = self._watchdog
+        if watchdog is None:
+            watchdog = self._watchdog = _Watchdog()
+        # requests bounds each read, not the whole answer: the watchdog ends what runs longer.
+        watchdog.arm(time.monotonic() + longest)
         try:
-            reply = session.post(self.host + path, data=body, headers=headers, timeout=timeout)
-        except requests.RequestException as err:
-            raise TransportError(_describe_request_error(err), err) from None
-        return Response(reply.status_code, reply.text[:RESPONSE_TEXT_LIMIT], reply.headers)
+            reply = session.post(self.host + path, data=body, headers=headers, timeout=timeout,
+                                 allow_redirects=False, stream=True)
+            if reply.raw is None:  # a test library's fake answer
+                data = reply.content or b""
+            else:
+                try:
+                    data = reply.raw.read(MAX_BODY_BYTES + 1, decode_content=False) or b""
+                except BaseException:
+                    reply.close()
+                    raise
+                if len(data) > MAX_BODY_BYTES:
+                    data = data[:MAX_BODY_BYTES]
+                    reply.close()  # the rest is not read: the connection goes
+                else:
+                    reply.raw.release_conn()  # read to its end: the connection serves the next
+            if watchdog.fired:  # what was read before the socket was shut is not the answer
+                raise TimeoutError("the request's deadline passed")
+            answer = Answer(reply.status_code, reply.headers, data)
+            return Response(answer.status, answer.text[:RESPONSE_TEXT_LIMIT], answer.headers)
+        except Exception as err:  # whatever requests raises, the batch is retried and reported
+            url = urlsplit(self.host)
+            where = f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+            if watchdog.fired:
+                raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
+                                     _scrubbed(err)) from None
+            raise TransportError(f"{type(err).__name__}: {describe_failure(err, where)}", _scrubbed(err)) from None
+        finally:
+            watchdog.disarm()
 
-    def _post_direct(self, route: _Route, path: str, body: bytes, timeout: float) -> Response:
-        head = route.head(path, len(body), gzip=self.gzip)
+    def _post_direct(self, route: _Route, path: str, body: bytes, limit: float | None) -> Response:
         try:
             connection = self._idle.pop()
         except IndexError:
             connection = Connection(route.url, tls=route.tls())
         try:
-            answer = connection.post(head, body, timeout=timeout)
+            answer = connection.post(route.request(path, body, gzip=self.gzip), timeout=self.timeout, limit=limit)
+            return Response(answer.status, answer.text[:RESPONSE_TEXT_LIMIT], answer.headers)
         except requests.RequestException as err:
-            raise TransportError(_describe_request_error(err), err) from None
+            raise TransportError(f"{type(err).__name__}: {err}", err) from None
         finally:
             self._idle.append(connection)
-        return Response(answer.status, answer.text[:RESPONSE_TEXT_LIMIT], answer.headers)
 
     def reset(self) -> None:
         """Forget pooled connections (after fork they belong to the parent)."""
         self._session = None
+        self._watchdog = None  # its thread stayed in the parent
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()  # the child's copy of the socket only: the parent's stays open
@@ -249,34 +313,162 @@ class HTTPTransport:
         session, self._session = self._session, None
         if session is not None:
             session.close()
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.stop()
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
 
 
-class _Route:
-    """Where direct requests go and the bytes their heads share, worked out once."""
+class _Watchdog:
+    """Shuts the socket of a request through ``requests`` still running at its deadline.
 
-    def __init__(self, url: SplitResult, write_key: str) -> None:
+    ``requests`` (urllib3, http.client) bounds each socket operation by its timeout, so a
+    server sending a byte at a time holds a request for ever. One thread per transport,
+    started on first use and asleep between requests, ends the request instead: the
+    connection in use (registered by :class:`_WatchedHTTPConnection` as it sends) is shut
+    down, its blocked read fails, and the request raises.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._deadline: float | None = None
+        self._connection: object | None = None
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        #: Set when the watchdog ended the current request.
+        self.fired = False
+
+    def arm(self, deadline: float) -> None:
+        """Watch the request the calling thread starts now."""
+        _watching.dog = self
+        with self._condition:
+            self._deadline = deadline
+            self._connection = None
+            self.fired = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cdp-logging-watchdog", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def using(self, connection: object) -> None:
+        with self._condition:
+            self._connection = connection
+
+    def disarm(self) -> None:
+        _watching.dog = None
+        with self._condition:
+            self._deadline = None
+            self._connection = None
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify()
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._stopped:
+                deadline = self._deadline
+                if deadline is None:
+                    self._condition.wait()
+                    continue
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._condition.wait(left)
+                    continue
+                self._deadline = None
+                self.fired = True
+                sock = getattr(self._connection, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+#: The watchdog of the request the current thread is making through requests, if any.
+_watching = threading.local()
+
+
+def _register(connection: object) -> None:
+    watchdog: _Watchdog | None = getattr(_watching, "dog", None)
+    if watchdog is not None:
+        watchdog.using(connection)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """urllib3's connection, made known to the watchdog as it connects and sends."""
+
+    def connect(self) -> None:
+        _register(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    """urllib3's TLS connection, made known to the watchdog as it connects and sends."""
+
+    def connect(self) -> None:
+        _register(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its connections (direct or through an HTTP proxy) watched."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers keep their own pools
+            manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
+
+
+class _Route:
+    """Where direct requests go and the bytes their heads share, worked out once; the
+    heads, which carry the key, held as :class:`~cdp_logging.connection.Secret`."""
+
+    def __init__(self, url: SplitResult, write_key: Secret) -> None:
         self.url = url
         self._tls: ssl.SSLContext | None = None
-        self._heads: dict[tuple[str, bool], bytes] = {}
-        self._common = (
+        self._heads: dict[tuple[str, bool], Secret[bytes]] = {}
+        self._common = Secret(
             f"Host: {url.netloc}\r\n"
             f"User-Agent: {USER_AGENT}\r\n"
             "Accept: */*\r\n"
             "Accept-Encoding: identity\r\n"
             "Connection: keep-alive\r\n"
             "Content-Type: application/json\r\n"
-            f"Authorization: {authorization(write_key)}\r\n"
+            f"Authorization: {authorization(write_key.value)}\r\n"
         )
 
     @classmethod
-    def for_host(cls, host: str, write_key: str) -> _Route | bool:
+    def for_host(cls, host: str, write_key: Secret[str]) -> _Route | bool:
         """A route for direct requests to ``host``, or False where requests must go (a
-        proxy, or a URL the lean client does not handle)."""
+        proxy, a URL the lean client does not handle, or no httptools to parse answers)."""
         url = urlsplit(host)
-        if (url.scheme not in ("http", "https") or not url.hostname or url.username is not None
+        if (httptools is None or url.scheme not in ("http", "https") or not url.hostname
+                or url.username is not None
                 or url.query or url.fragment):
             return False
         try:
@@ -296,15 +488,14 @@ class _Route:
             self._tls = tls_context()
         return self._tls
 
-    def head(self, path: str, length: int, *, gzip: bool) -> bytes:
-        """The request line and headers of a POST of ``length`` bytes to ``path``."""
+    def request(self, path: str, body: bytes, *, gzip: bool) -> Secret[bytes]:
+        """The bytes of a POST of ``body`` to ``path``: head and body."""
         start = self._heads.get((path, gzip))
         if start is None:
-            target = self.url.path.rstrip("/") + path
-            start = (f"POST {target} HTTP/1.1\r\n{self._common}"
-                     + ("Content-Encoding: gzip\r\n" if gzip else "")).encode("latin-1")
-            self._heads[(path, gzip)] = start
-        return b"%bContent-Length: %d\r\n\r\n" % (start, length)
+            start = self._heads[(path, gzip)] = Secret(
+                (f"POST {self.url.path.rstrip('/') + path} HTTP/1.1\r\n{self._common.value}"
+                 + ("Content-Encoding: gzip\r\n" if gzip else "")).encode("latin-1"))
+        return Secret(b"%bContent-Length: %d\r\n\r\n%b" % (start.value, len(body), body))
 
 
 #: requests' own sending methods, to tell when a test library has replaced them.
@@ -327,14 +518,36 @@ def _requests_is_patched() -> bool:
                 and getattr(get_adapter, "__module__", None) == "requests.sessions")
 
 
-def _describe_request_error(err: requests.RequestException) -> str:
-    # requests' messages can be long reprs of urllib3 pools; keep the kind and the gist.
-    kind = type(err).__name__
-    if isinstance(err, requests.Timeout):
-        return f"{kind}: no response within the timeout"
-    if isinstance(err, requests.ConnectionError):
-        return f"{kind}: could not connect"
-    return f"{kind}: {err}"
+def _scrubbed(err: BaseException) -> BaseException:
+    """``err`` without what could show the key: ``requests`` keeps the prepared request
+    (its Authorization header) on the exception, and the frames of its tracebacks (and of
+    those it wraps) hold the headers in their locals."""
+    for error in list(causes(err)):
+        if isinstance(error, requests.RequestException):
+            error.request = None
+            error.response = None
+        if isinstance(error, UnicodeError) and hasattr(error, "object"):
+            error.object = type(error.object)()  # the text that would not encode may be the key
+        error.__traceback__ = None
+    err.__context__ = None
+    return err
+
+
+def _warn_if_unencrypted(host: str) -> None:
+    """Warn once per transport when the key would cross a network in the clear."""
+    url = urlsplit(host)
+    if url.scheme != "http":
+        return
+    name = url.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name == "localhost" or name.endswith(".localhost")
+    if not loopback:
+        logger.warning(
+            "cdp-logging: host %s is plain http://, not on this machine: the write key and the "
+            "events travel unencrypted; use https://", f"{url.scheme}://{url.netloc}",
+        )
 
 
 @dataclass(frozen=True)
@@ -442,8 +655,13 @@ def send_with_retries(
         response = None
         try:
             response = _post(transport, path, body, stop_by)
+            if not isinstance(response, Response):
+                raise TypeError(f"{type(transport).__name__}.post returned {type(response).__name__}, not a Response")
         except TransportError as err:
             error = err
+        except Exception as err:  # a transport's own fault is retried and reported, never lost
+            response = None
+            error = TransportError(f"the transport raised {_named(err)}", err)
         if response is not None and not is_retryable(response.status):
             return Outcome(response, attempts)
         if attempts > policy.max_retries:
@@ -464,6 +682,14 @@ def send_with_retries(
             return Outcome(response, attempts, error, gave_up="gave up: the client is closing")
         if interrupt.wait(wait):
             interrupt.clear()
+
+
+def _named(err: BaseException) -> str:
+    """``err``'s type and message, even when its ``__str__`` raises."""
+    try:
+        return f"{type(err).__name__}: {err}"
+    except Exception:  # a report must not fail on the error it reports
+        return type(err).__name__
 
 
 def _post(transport: Transport, path: str, body: bytes, stop_by: float | None) -> Response:

@@ -3,11 +3,6 @@ and when HTTPTransport goes through requests instead."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
-import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,86 +13,9 @@ import requests
 
 from cdp_logging.transport import HTTPTransport, TransportError
 from helpers import wait_until
+from raw_server import OK, RawServer, make_certificate, server_context
 
 BODY = b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}'
-OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"success\":true}"
-
-#: Given the request head and body, the bytes to answer with (None: close without answering).
-Answerer = Callable[[bytes, bytes], "bytes | None"]
-
-
-class RawServer:
-    """A tiny HTTP/1.1 server on 127.0.0.1 that counts connections and requests and answers
-    with whatever bytes the test chooses."""
-
-    def __init__(self, answer: Answerer = lambda head, body: OK,
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.answer = answer
-        self.tls = tls
-        self.connections = 0
-        self.requests: list[tuple[bytes, bytes]] = []
-        self.close_after_each = False
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._open: list[socket.socket] = []
-        self._stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def close_idle_connections(self) -> None:
-        for sock in self._open:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self.close_idle_connections()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stopped:
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        try:
-            if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_side=True)
-        except (OSError, ssl.SSLError):
-            sock.close()
-            return
-        self._open.append(sock)
-        buffer = b""
-        with contextlib.suppress(OSError):
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                while len(buffer) < length:
-                    buffer += sock.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
-                self.requests.append((head, body))
-                reply = self.answer(head, body)
-                if reply is None:
-                    sock.close()
-                    return
-                sock.sendall(reply)
-                if self.close_after_each:
-                    sock.close()
-                    return
 
 
 @pytest.fixture
@@ -237,27 +155,12 @@ def test_while_requests_is_patched_by_a_test_library_batches_go_through_it(
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    result = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"openssl could not make a certificate: {result.stderr[-300:]}")
-    return cert, key
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def tls_server(certificate: tuple[Path, Path]) -> Iterator[RawServer]:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-    server = RawServer(tls=context)
+    server = RawServer(tls=server_context(certificate))
     yield server
     server.stop()
 
