@@ -507,9 +507,10 @@ def _describe_object(value: Any) -> Iterator[str]:
             continue
 
 
+@pytest.mark.parametrize("key", [WRITE_KEY, "pk_us_5e3b9d71c0a4b8f2"], ids=["Basic", "Bearer"])
 @pytest.mark.parametrize("how", ["refused", "timeout", "broken answer", "tls", "proxy refused"])
 def test_the_key_is_in_no_local_attribute_or_message_of_a_delivery_failure(
-    how: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    how: str, key: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = RawServer()
     url = server.url
@@ -532,17 +533,17 @@ def test_the_key_is_in_no_local_attribute_or_message_of_a_delivery_failure(
             monkeypatch.delenv(name, raising=False)
         url = "https://cdp.example.test"
     collected = Collected()
-    client = cdp_logging.Analytics(WRITE_KEY, host=url, timeout=TIMEOUT, max_retries=0,
+    client = cdp_logging.Analytics(key, host=url, timeout=TIMEOUT, max_retries=0,
                                    error_handler=collected.error_handler)
     try:
         client.track(user_id="u1", event="E")
         assert client.flush(timeout=10) is False
         [error] = collected.errors
-        encoded = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+        encoded = base64.b64encode(f"{key}:".encode()).decode()
         texts = list(_texts_reachable_from(error)) + list(_describe_object(client._transport))
         assert len(texts) > 5
         for text in texts:
-            assert WRITE_KEY not in text and encoded not in text, text
+            assert key not in text and encoded not in text, text
     finally:
         client.close(timeout=1)
         server.stop()
