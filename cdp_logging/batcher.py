@@ -1,8 +1,10 @@
 """The queue between the application's threads and the one worker thread that delivers.
 
 The application thread only appends already-encoded bytes under a short lock; the worker
-wakes when a batch is due (the first event, every ``max_events_in_batch`` events, every
-``flush_interval`` seconds, a flush or a close) and hands each batch to ``deliver``.
+wakes when a batch is due (the first event, a full batch: ``max_events_in_batch`` events or a
+full request body, every ``flush_interval`` seconds, a flush or a close) and hands each batch
+to ``deliver``. While a backlog lasts, full batches go out back to back, never waiting for the
+interval.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class Batcher:
         *,
         max_events_in_batch: int = 20,
         flush_interval: float = 10.0,
-        max_queue_size: int = 10_000,
+        max_queue_size: int = 50_000,
         max_queue_bytes: int = 20_000_000,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         overflow: Overflow = "drop",
@@ -172,9 +174,12 @@ class Batcher:
                 if refused:
                     return refused
             queue.append(item)
-            self._queued_bytes += size
+            queued = self._queued_bytes = self._queued_bytes + size
             self.accepted += 1
-            if len(queue) == self.max_events_in_batch or self._first:
+            # Due: a batch full by count, a body full by size (this event crossed the budget),
+            # or the very first event.
+            if (len(queue) == self.max_events_in_batch
+                    or queued > self._body_budget >= queued - size or self._first):
                 # The worker starts with the first event (again in a forked child, where
                 # _init_state() set _first), so only this branch needs to look for it.
                 if self._first and self._thread is None and not self._no_thread:
@@ -424,6 +429,7 @@ class Batcher:
                 return self._take_batch()
             if queue and (
                 len(queue) >= self.max_events_in_batch
+                or self._queued_bytes > self._body_budget
                 or self._flush_requests
                 or self._space_waiters
                 or now - last_sent >= self.flush_interval

@@ -129,8 +129,10 @@ class Analytics:
     - ``enable`` (True): False validates calls but sends nothing.
     - ``error_handler`` (None): called with each :class:`CDPError` (a failed batch, a dropped
       event); without one, problems are logged on ``cdp_logging``, rate-limited.
-    - ``max_queue_size`` (10,000 events) and ``max_queue_bytes`` (20,000,000 encoded bytes):
-      the queue's bounds, which keep memory flat while the API is unreachable.
+    - ``max_queue_size`` (50,000 events) and ``max_queue_bytes`` (20,000,000 encoded bytes):
+      the queue's bounds, which keep memory flat while the API is unreachable. The byte bound
+      is the memory guarantee: at most about 22 MB with the defaults (each queued event holds
+      its encoded bytes plus 41).
     - ``overflow`` ("drop"): what a call does when the queue is full. "drop" refuses the new
       event at once; "wait" blocks the calling thread up to ``overflow_timeout`` (1.0 s) for
       room, then drops it. Every dropped event is counted in :meth:`stats` and reported.
@@ -177,7 +179,7 @@ class Analytics:
         flush_interval: float = 10.0,
         enable: bool = True,
         error_handler: ErrorHandler | None = None,
-        max_queue_size: int = 10_000,
+        max_queue_size: int = 50_000,
         max_queue_bytes: int = 20_000_000,
         overflow: Overflow = "drop",
         overflow_timeout: float = 1.0,

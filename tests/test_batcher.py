@@ -158,6 +158,57 @@ def test_batches_never_hold_more_than_max_events_in_batch(api: HTTPServer, make_
     assert sum(sizes(api)) == 30 and max(sizes(api)) <= 7
 
 
+
+class BodyCounter:
+    """A /v1/batch handler that holds the first request until released, then answers at once,
+    keeping each body's size and event count (counted as it arrives, so waiting for a total
+    does not parse every body again)."""
+
+    def __init__(self, released: threading.Event) -> None:
+        self.released = released
+        self.arrived = threading.Event()
+        self.bodies: list[tuple[int, int]] = []
+
+    def __call__(self, request: Request) -> Response:
+        if not self.arrived.is_set():
+            self.arrived.set()
+            self.released.wait(DEADLINE)
+        body = raw_body(request)
+        self.bodies.append((len(body), len(json.loads(body)["batch"])))
+        return Response("{}", status=200, content_type="application/json")
+
+    def events(self) -> int:
+        return sum(count for _, count in self.bodies)
+
+
+@pytest.mark.parametrize(("events", "size"), [(30_000, 330), (6_000, 1_000)])
+def test_a_backlog_goes_out_in_back_to_back_full_bodies(
+    httpserver: HTTPServer, server_release: threading.Event, make_client: Client, events: int, size: int,
+) -> None:
+    # A body full by size is a full batch, as much as one of max_events_in_batch events: a
+    # backlog bigger than one body must not wait for the flush interval between bodies.
+    counter = BodyCounter(server_release)
+    httpserver.expect_request("/v1/batch").respond_with_handler(counter)
+    client = make_client(flush_interval=60, max_events_in_batch=5000, max_queue_size=events + 1)
+    client.track(user_id="u1", event="First")
+    assert counter.arrived.wait(DEADLINE), "the first event was not sent"
+    pad = "x" * (size - len(cdp_logging.messages.encode_message(
+        cdp_logging.messages.build_message("track", user_id="u1", event="Backlog", properties={"i": 0, "pad": ""}))))
+    ids = [client.track(user_id="u1", event="Backlog", properties={"i": i % 10, "pad": pad})
+           for i in range(events)]
+    assert client.stats()["queued"] == events + 1
+    server_release.set()
+    per_body = MAX_BATCH_BYTES // (size + 1)
+    # Everything but the last, partly filled body arrives well before the 60 s interval.
+    wait_until(lambda: counter.events() >= 1 + events - per_body, timeout=DEADLINE,
+               message=lambda: f"the backlog at the server (got {counter.events() - 1} of {events})")
+    full = counter.bodies[1:-1]
+    assert full and all(MAX_BATCH_BYTES - 2 * size < length <= MAX_BATCH_BYTES for length, _ in full), full
+    assert all(count < 5000 for _, count in full), "a body was full by count, not by size"
+    assert client.flush(timeout=DEADLINE) is True
+    assert [m["messageId"] for m in received_messages(httpserver)][1:] == ids
+
+
 # -- the caller's side -----------------------------------------------------------------------
 
 

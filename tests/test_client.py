@@ -113,7 +113,7 @@ def test_options_have_the_documented_defaults() -> None:
     )}
     assert defaults == {
         "write_key": None, "host": None, "max_events_in_batch": 20, "flush_interval": 10.0, "enable": True,
-        "error_handler": None, "max_queue_size": 10_000, "gzip": False, "max_retries": 5,
+        "error_handler": None, "max_queue_size": 50_000, "gzip": False, "max_retries": 5,
     }
     assert parameters["timeout"].default > 0
     assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY for name in parameters if name != "write_key")
