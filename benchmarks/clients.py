@@ -91,6 +91,10 @@ class Subject:
         """The client's own counters, if it keeps any."""
         return {}
 
+    def default_batch(self) -> int | None:
+        """Events per request when the batch size is left to the client's default."""
+        return None
+
     def close(self, timeout: float) -> None:
         """Stop background threads; never blocks longer than ``timeout``."""
 
@@ -139,13 +143,15 @@ class OfficialSubject(Subject):
 
     kind = "official"
 
-    def __init__(self, host: str, *, batch: int, queue_size: int) -> None:
+    def __init__(self, host: str, *, batch: int | None, queue_size: int | None) -> None:
         reason = official_import_error()
         if reason:
             raise SkipScenario(reason)
         from customerio.analytics.client import Client
 
-        self.client = Client(WRITE_KEY, host=host, upload_size=batch, max_queue_size=queue_size)
+        options = {"upload_size": batch, "max_queue_size": queue_size}
+        self.client = Client(WRITE_KEY, host=host,
+                             **{name: value for name, value in options.items() if value is not None})
         self._dropped = 0
         track = self.client.track
 
@@ -162,6 +168,11 @@ class OfficialSubject(Subject):
     def dropped(self) -> int:
         return self._dropped
 
+    def default_batch(self) -> int | None:
+        from customerio.analytics.client import Client
+
+        return int(inspect.signature(Client).parameters["upload_size"].default)
+
     def stats(self) -> dict[str, Any]:
         return {"queued": self.client.queue.qsize(), "dropped": self._dropped}
 
@@ -176,14 +187,25 @@ class OfficialSubject(Subject):
 QUEUE_BYTES_PER_EVENT = 1_000
 
 
-def queue_bounds(queue_size: int) -> dict[str, int]:
+def ours_default(option: str) -> int:
+    """The default of one of our client's options."""
+    return int(inspect.signature(ours().Analytics).parameters[option].default)
+
+
+def queue_bounds(queue_size: int | None) -> dict[str, int]:
     """Both of our client's queue bounds, sized to hold ``queue_size`` events: the bound on
     events alone would leave the one on bytes (20 MB by default) to drop part of a
-    100,000-event burst. Never below the library's defaults, so a scenario that asks for
-    the default queue (the soak) gets the default bounds."""
-    default_bytes = inspect.signature(ours().Analytics).parameters["max_queue_bytes"].default
+    100,000-event burst. Never below the library's defaults; None: the defaults."""
+    if queue_size is None:
+        return {}
+    default_bytes = ours_default("max_queue_bytes")
     return {"max_queue_size": queue_size,
             "max_queue_bytes": max(default_bytes, queue_size * QUEUE_BYTES_PER_EVENT)}
+
+
+def batch_option(batch: int | None) -> dict[str, int]:
+    """Our batch size option, or nothing for the default."""
+    return {} if batch is None else {"max_events_in_batch": batch}
 
 
 class OursClient(Subject):
@@ -191,13 +213,13 @@ class OursClient(Subject):
 
     kind = "ours_client"
 
-    def __init__(self, host: str, *, batch: int, queue_size: int,
+    def __init__(self, host: str, *, batch: int | None, queue_size: int | None,
                  flush_interval: float = 10.0, **options: Any) -> None:
         reason = ours_import_error()
         if reason:
             raise SkipScenario(reason)
         self.analytics = ours().Analytics(
-            WRITE_KEY, host=host, max_events_in_batch=batch, flush_interval=flush_interval,
+            WRITE_KEY, host=host, flush_interval=flush_interval, **batch_option(batch),
             **queue_bounds(queue_size), **options)
         track = self.analytics.track
         self.call = lambda: track(user_id=USER_ID, event=EVENT, properties=PROPERTIES)
@@ -210,6 +232,9 @@ class OursClient(Subject):
 
     def stats(self) -> dict[str, Any]:
         return dict(self.analytics.stats())
+
+    def default_batch(self) -> int | None:
+        return ours_default("max_events_in_batch")
 
     def close(self, timeout: float) -> None:
         run_bounded(self.analytics.close, timeout)
@@ -247,13 +272,13 @@ class OursHandler(Subject):
 
     kind = "ours_handler"
 
-    def __init__(self, host: str, *, batch: int, queue_size: int, with_payload: bool = True,
-                 flush_interval: float = 10.0, logger_name: str = APP_LOGGER,
-                 **more_options: Any) -> None:
+    def __init__(self, host: str, *, batch: int | None, queue_size: int | None,
+                 with_payload: bool = True, flush_interval: float = 10.0,
+                 logger_name: str = APP_LOGGER, **more_options: Any) -> None:
         reason = ours_import_error()
         if reason:
             raise SkipScenario(reason)
-        options = {"max_events_in_batch": batch, "flush_interval": flush_interval,
+        options = {"flush_interval": flush_interval, **batch_option(batch),
                    **queue_bounds(queue_size), **more_options}
         analytics = ours().Analytics(WRITE_KEY, host=host, **options)
         self.handler, self.analytics = make_cdp_handler(analytics, host, options)
@@ -271,6 +296,9 @@ class OursHandler(Subject):
 
     def stats(self) -> dict[str, Any]:
         return dict(self.analytics.stats()) if self.analytics is not None else {}
+
+    def default_batch(self) -> int | None:
+        return ours_default("max_events_in_batch")
 
     def close(self, timeout: float) -> None:
         self.logger.removeHandler(self.handler)
@@ -295,7 +323,7 @@ class OursClientSpool(OursClient):
 
     kind = "ours_client_spool"
 
-    def __init__(self, host: str, *, batch: int, queue_size: int) -> None:
+    def __init__(self, host: str, *, batch: int | None, queue_size: int | None) -> None:
         self.directory = SpoolDirectory()
         super().__init__(host, batch=batch, queue_size=queue_size, spool_path=self.directory.spool_path)
 
@@ -311,8 +339,8 @@ class OursHandlerSpool(OursHandler):
 
     kind = "ours_handler_spool"
 
-    def __init__(self, host: str, *, batch: int, queue_size: int, with_payload: bool = True,
-                 logger_name: str = APP_LOGGER) -> None:
+    def __init__(self, host: str, *, batch: int | None, queue_size: int | None,
+                 with_payload: bool = True, logger_name: str = APP_LOGGER) -> None:
         self.directory = SpoolDirectory()
         super().__init__(host, batch=batch, queue_size=queue_size, with_payload=with_payload,
                          logger_name=logger_name, spool_path=self.directory.spool_path)
@@ -324,9 +352,11 @@ class OursHandlerSpool(OursHandler):
             self.directory.remove()
 
 
-def make_subject(kind: str, host: str = "", *, batch: int = 20, queue_size: int = 10_000,
-                 with_payload: bool = True, logger_name: str = APP_LOGGER) -> Subject:
-    """Build the subject called ``kind`` (see each class's ``kind``).
+def make_subject(kind: str, host: str = "", *, batch: int | None = 20,
+                 queue_size: int | None = 10_000, with_payload: bool = True,
+                 logger_name: str = APP_LOGGER) -> Subject:
+    """Build the subject called ``kind`` (see each class's ``kind``); ``batch`` and
+    ``queue_size`` None leave the client's own defaults.
 
     ``logger_name`` lets two logging subjects live side by side in one process.
     """

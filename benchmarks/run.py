@@ -93,6 +93,7 @@ class Settings:
     soak_sample: float
     idle_seconds: float
     capacity_seconds: float
+    burst_events: tuple[int, int]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -114,6 +115,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         soak_sample=0.5 if quick else 1.0,
         idle_seconds=args.idle_seconds or (1.0 if quick else 10.0),
         capacity_seconds=1.0 if quick else 4.0,
+        # At default options: a burst the default queue should hold, and one twice that.
+        burst_events=(3_000, 6_000) if quick else (50_000, 100_000),
     )
 
 
@@ -155,6 +158,7 @@ def build_specs(s: Settings) -> list[Spec]:
                 ("throughput", "--subject", subject, "--events", str(s.events), "--batch", str(batch),
                  "--timeout", str(deadline)),
                 s.repeats if batch == s.batch_sizes[0] else 1, deadline + 60))
+    specs.extend(burst_specs(s))
     for subject in ("official", "ours_client"):
         specs.append(Spec(
             f"memory.{subject}", "memory", LABELS[subject],
@@ -177,6 +181,64 @@ def build_specs(s: Settings) -> list[Spec]:
             ("capacity", "--batch", str(batch), "--seconds", str(s.capacity_seconds)),
             s.repeats if batch == s.batch_sizes[0] else 1, s.capacity_seconds + 60))
     return specs
+
+
+#: The largest batch each client allows: both stop a request at the API's 500 KB body
+#: limit long before 5,000 events of these (the official client at 475,000 bytes).
+BURST_MAX_BATCH = 5_000
+BURST_SUBJECTS = ("official", "ours_client", "ours_handler")
+
+
+def burst_ids(s: Settings, subject: str) -> dict[str, str]:
+    """The ids of one subject's burst measurements, by role."""
+    small, large = s.burst_events
+    return {"defaults_small": f"burst.{subject}.defaults.n{small}",
+            "defaults_large": f"burst.{subject}.defaults.n{large}",
+            "default_batch": f"burst.{subject}.big_queue.default_batch",
+            "max_batch": f"burst.{subject}.big_queue.b{BURST_MAX_BATCH}"}
+
+
+def burst_specs(s: Settings) -> list[Spec]:
+    """Bursts from one thread with nothing flushed: at each client's default options (does
+    the default queue hold them?), and with both queues big enough, at each client's default
+    batch size and at the largest batch each allows (how fast?)."""
+    small, large = s.burst_events
+    specs = []
+    for subject in BURST_SUBJECTS:
+        ids = burst_ids(s, subject)
+        for role, events, options, what in [
+                ("defaults_small", small, ("--defaults",), f"{small:,} events, default options"),
+                ("defaults_large", large, ("--defaults",), f"{large:,} events, default options"),
+                ("default_batch", large, ("--batch", "0"), f"{large:,} events, queue holds them, default batch"),
+                ("max_batch", large, ("--batch", str(BURST_MAX_BATCH)),
+                 f"{large:,} events, queue holds them, batch up to {BURST_MAX_BATCH:,}")]:
+            deadline = 60.0 + events / 2_000
+            specs.append(Spec(
+                ids[role], "burst", f"{LABELS[subject]}, {what}",
+                ("burst", "--subject", subject, "--events", str(events), *options,
+                 "--timeout", str(deadline)),
+                s.repeats, deadline + 60))
+    return specs
+
+
+def burst_comparisons(s: Settings) -> list[Comparison]:
+    """Ours against the official client, burst by burst (same run, medians)."""
+    official = burst_ids(s, "official")
+    result = []
+    for subject in ("ours_client", "ours_handler"):
+        ours = burst_ids(s, subject)
+        for role, metric, unit, better, target in [
+                ("defaults_small", "delivered", "events delivered", "higher", "all"),
+                ("defaults_large", "delivered", "events delivered", "higher", "> official and >= 90%"),
+                ("default_batch", "events_per_s", "events/s to the last full batch", "higher", ">= 5x"),
+                ("default_batch", "events_per_s_during_calls", "events/s delivered during the calls", "higher", ""),
+                ("max_batch", "events_per_s", "events/s to the last full batch", "higher", ">= 5x"),
+                ("max_batch", "events_per_s_during_calls", "events/s delivered during the calls", "higher", ""),
+                ("max_batch", "remainder_latency_s", "s from the last call to the remainder's delivery",
+                 "lower", "")]:
+            result.append(Comparison(f"burst ({role.replace('_', ' ')})", metric, ours[role],
+                                     official[role], unit, better, target))
+    return result
 
 
 def select(specs: list[Spec], patterns: list[str]) -> list[Spec]:
@@ -389,6 +451,11 @@ def report(outcomes: dict[str, Outcome], comparisons: list[dict[str, Any]]) -> s
                  ("dropped", "dropped", 0), ("delivered", "delivered", 0)],
         "pair": [("ratio (wall)", "ratio", 3), ("ratio (thread CPU)", "thread_cpu_ratio", 3),
                  ("us/call", "us_per_call", 2), ("baseline us/call", "baseline_us_per_call", 2)],
+        "burst": [("delivered", "delivered", 0), ("dropped", "dropped", 0),
+                  ("events/s during calls", "events_per_s_during_calls", 0),
+                  ("events/s to last full batch", "events_per_s", 0), ("calls s", "calls_seconds", 2),
+                  ("remainder", "remainder", 0), ("remainder latency s", "remainder_latency_s", 2),
+                  ("largest request", "largest_request_events", 0)],
         "throughput": [("events/s", "events_per_s", 0), ("CPU us/event", "cpu_us_per_event", 1),
                        ("seconds", "seconds", 2), ("calls s", "calls_seconds", 2),
                        ("delivered", "delivered", 0), ("dropped", "dropped", 0)],
@@ -509,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
           f"up to {settings.repeats} rounds", file=sys.stderr, flush=True)
     outcomes = run_all(specs)
     comparisons = comparison_rows(
-        outcomes, COMPARISONS + _throughput_comparisons(list(settings.batch_sizes)) + OTHER_COMPARISONS)
+        outcomes, COMPARISONS + _throughput_comparisons(list(settings.batch_sizes))
+        + burst_comparisons(settings) + OTHER_COMPARISONS)
     print(report(outcomes, comparisons))
     elapsed = time.monotonic() - started
     print(f"\ntotal {elapsed:.0f}s; results in {args.json}")

@@ -15,6 +15,7 @@ Scenarios:
 - ``call``: microseconds per application-side call, worker delivering concurrently.
 - ``pair``: the same, for two subjects alternating chunks in one process (a steadier ratio).
 - ``throughput``: a burst of N events from one thread, until the server has counted them.
+- ``burst``: a burst with nothing flushed: delivered at all, during the calls, and how fast.
 - ``memory``: bytes held per queued event while the server never answers.
 - ``soak``: RSS over time while logging at a steady rate into a slow server.
 - ``idle``: CPU and thread wake-ups of an idle client.
@@ -226,6 +227,90 @@ def scenario_throughput(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+#: Only a request this close to the API's 500 KB body limit can be full by size (the
+#: official client stops a batch at 475,000 bytes of events).
+NEAR_FULL_BODY_BYTES = 425_000
+
+
+def burst_figures(acks: list[list[float]], started: float, calls_done: float,
+                  batch: int | None) -> dict[str, Any]:
+    """What the server's per-request log (``[acknowledged at, events, body bytes]``) says
+    about a burst that ran from ``started`` to ``calls_done``.
+
+    Throughput counts up to the last full batch (``batch`` events, or a body near the size
+    limit): what follows is a remainder that waits for the flush interval, a latency rather
+    than a rate, reported as the time from the last call to its acknowledgement.
+    """
+    acks = sorted(acks)
+    during = sum(events for at, events, _ in acks if at <= calls_done)
+    # Full by size: within two events of the largest body, which the size limit stopped.
+    _, largest_events, largest_size = max(acks, key=lambda ack: ack[2], default=(0, 1, 0))
+    full_size = max(NEAR_FULL_BODY_BYTES, largest_size - 2 * largest_size / max(1, largest_events))
+    full_index = max((index for index, (_, events, size) in enumerate(acks)
+                      if events == batch or size >= full_size), default=None)
+    full_events = sum(events for _, events, _ in acks[:full_index + 1]) if full_index is not None else 0
+    full_seconds = acks[full_index][0] - started if full_index is not None else None
+    remainder = sum(events for _, events, _ in acks) - full_events
+    return {
+        "delivered_during_calls": during,
+        "events_per_s_during_calls": during / (calls_done - started) if calls_done > started else None,
+        "full_batch_events": full_events,
+        "full_batches_seconds": full_seconds,
+        "events_per_s": full_events / full_seconds if full_seconds else None,
+        "remainder": remainder,
+        "remainder_latency_s": acks[-1][0] - calls_done if remainder and acks else 0.0,
+        "largest_request_events": max((events for _, events, _ in acks), default=0),
+    }
+
+
+def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
+    """A burst of ``--events`` calls from one thread, nothing flushed: how many are delivered
+    at all, how many while the calls still run, and how fast.
+
+    ``--defaults`` gives the client its own default options (queue bound and batch size);
+    otherwise ``--queue-size`` and ``--batch`` (0: the client's default batch size) are set.
+    After the calls, the run waits (up to ``--timeout``) for every accepted event to reach
+    the server without asking the client to flush, so a remainder shows the latency a user
+    would see. Figures come from the server's log of acknowledgements (same clock).
+    """
+    batch = None if args.defaults or not args.batch else args.batch
+    queue_size = None if args.defaults else (args.queue_size or args.events)
+    with server_for(args.subject) as server, subject_for(
+            args.subject, server, batch=batch, queue_size=queue_size) as subject:
+        assert server is not None, "burst needs a sending subject"
+        subject.call()
+        _deliver(subject, server, 1, 30.0)
+        server.reset()
+
+        call = subject.call
+        cpu_before = cpu_seconds()
+        started = time.monotonic()
+        for _ in range(args.events):
+            call()
+        calls_done = time.monotonic()
+        dropped = subject.dropped()
+        stats = server.wait_events(args.events - dropped, args.timeout)
+        cpu_used = cpu_seconds() - cpu_before
+        stats = server.stats(acks=True)
+        delivered = stats["unique_events"] + stats["events_without_id"]
+        effective_batch = batch if batch is not None else subject.default_batch()
+        return {
+            "events": args.events,
+            "defaults": args.defaults,
+            "batch": effective_batch,
+            "queue_size": queue_size,
+            "delivered": delivered,
+            "delivered_fraction": delivered / args.events,
+            "dropped": dropped,
+            "calls_seconds": calls_done - started,
+            **burst_figures(stats["acks"], started, calls_done, effective_batch),
+            "cpu_us_per_event": cpu_used / delivered * 1e6 if delivered else None,
+            "requests": stats["requests"],
+            "duplicates": stats["duplicate_events"],
+            "client_stats": subject.stats(),
+        }
+
+
 def _wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -298,7 +383,7 @@ def scenario_soak(args: argparse.Namespace) -> dict[str, Any]:
     # At the end the queue holds a backlog the slow server cannot take in time: close briefly.
     with server_for(args.subject, delay=args.delay) as server, subject_for(
             args.subject, server, close_timeout=1.0, batch=args.batch,
-            queue_size=args.queue_size or 10_000) as subject:
+            queue_size=args.queue_size or None) as subject:
         assert server is not None, "soak needs a sending subject"
         call = subject.call
         per_tick = max(1, round(args.rate * args.tick))
@@ -425,6 +510,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "call": scenario_call,
     "pair": scenario_pair,
     "throughput": scenario_throughput,
+    "burst": scenario_burst,
     "memory": scenario_memory,
     "soak": scenario_soak,
     "idle": scenario_idle,
@@ -444,6 +530,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-payload", dest="payload", action="store_false",
                         help="log records without an analytics payload")
     parser.add_argument("--batch", type=int, default=20, help="events per batch request")
+    parser.add_argument("--defaults", action="store_true",
+                        help="burst: each client's own default options (queue bound, batch size)")
     parser.add_argument("--queue-size", type=int, default=0, help="client queue bound (0: scenario default)")
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=1_000)

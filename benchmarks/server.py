@@ -11,7 +11,8 @@ Endpoints:
 - ``POST /v1/batch`` (also ``/batch``): the CDP batch call. Gzip bodies are accepted. Events
   are counted per request (``len(body["batch"])``) and their ``messageId`` values kept, so
   duplicates from retries show up. Answers ``{"success": true}`` after the configured delay.
-- ``GET /stats``: the counters, as JSON.
+- ``GET /stats``: the counters, as JSON; ``?acks=1`` adds ``acks``, one
+  ``[acknowledged at, events, body bytes]`` per request.
 - ``POST /reset``: zero the counters.
 - ``POST /config``: JSON ``{"delay": seconds, "hang": bool, "status": int}``; ``hang`` holds
   every later batch request unanswered (the worker stays blocked) until the server stops.
@@ -76,10 +77,15 @@ class Counters:
     first_ack_at: float | None = None
     last_ack_at: float | None = None
     message_ids: set[str] = field(default_factory=set)
+    #: One ``(acknowledged at, events, body bytes)`` per request, for ``GET /stats?acks=1``.
+    acks: list[tuple[float, int, int]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The counters as plain JSON-friendly data (without the id set)."""
-        data = {k: v for k, v in self.__dict__.items() if k != "message_ids"}
+    def as_dict(self, acks: bool = False) -> dict[str, Any]:
+        """The counters as plain JSON-friendly data (without the id set; with the
+        per-request log only when ``acks``)."""
+        data = {k: v for k, v in self.__dict__.items() if k not in ("message_ids", "acks")}
+        if acks:
+            data["acks"] = self.acks
         data["now"] = time.monotonic()
         data["body_bytes_per_event"] = self.body_bytes / self.events if self.events else None
         # An event with an id that did not grow the id set repeats an earlier delivery (a retry).
@@ -104,10 +110,11 @@ class State:
         self.counters = Counters()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
-    def acknowledge(self, events: int, ids: list[Any]) -> None:
+    def acknowledge(self, events: int, ids: list[Any], body_bytes: int) -> None:
         """Count a batch as delivered, now that its response is being written."""
         c = self.counters
         now = time.monotonic()
+        c.acks.append((now, events, body_bytes))
         c.events += events
         c.message_ids.update(i for i in ids if isinstance(i, str))
         c.unique_events = len(c.message_ids)
@@ -229,7 +236,8 @@ class HTTPProtocol(asyncio.Protocol):
         if request.method == "POST" and path in ("/v1/batch", "/batch"):
             self._batch(request, keep_alive)
         elif request.method == "GET" and path == "/stats":
-            self._respond(200, _json(self.state.counters.as_dict()), keep_alive)
+            acks = parse_qs(query).get("acks") == ["1"]
+            self._respond(200, _json(self.state.counters.as_dict(acks)), keep_alive)
         elif request.method == "POST" and path == "/reset":
             self.state.counters = Counters()
             self._respond(200, _json({"success": True}), keep_alive)
@@ -271,19 +279,21 @@ class HTTPProtocol(asyncio.Protocol):
             counters.pending_requests += 1
             self.busy = True
             asyncio.get_running_loop().call_later(
-                config.delay, self._finish_batch, len(items), ids, config.status, keep_alive)
+                config.delay, self._finish_batch, len(items), ids, len(body), config.status,
+                keep_alive)
             return
-        self._finish_batch(len(items), ids, config.status, keep_alive, pending=False)
+        self._finish_batch(len(items), ids, len(body), config.status, keep_alive, pending=False)
 
     def _finish_batch(
-        self, events: int, ids: list[Any], status: int, keep_alive: bool, pending: bool = True
+        self, events: int, ids: list[Any], body_bytes: int, status: int, keep_alive: bool,
+        pending: bool = True,
     ) -> None:
         if pending:
             self.state.counters.pending_requests -= 1
         if self.closing:
             return
         if status == 200:
-            self.state.acknowledge(events, ids)
+            self.state.acknowledge(events, ids, body_bytes)
             self._respond(200, _OK_BODY, keep_alive)
         else:
             self._respond(status, _json({"success": False, "error": "configured"}), keep_alive)
@@ -486,9 +496,9 @@ class ServerProcess:
         finally:
             connection.close()
 
-    def stats(self) -> dict[str, Any]:
-        """The server's counters (see :class:`Counters`)."""
-        return self._call("GET", "/stats")
+    def stats(self, acks: bool = False) -> dict[str, Any]:
+        """The server's counters (see :class:`Counters`); ``acks``: with the per-request log."""
+        return self._call("GET", "/stats?acks=1" if acks else "/stats")
 
     def reset(self) -> None:
         """Zero the counters."""
