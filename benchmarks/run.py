@@ -94,6 +94,7 @@ class Settings:
     idle_seconds: float
     capacity_seconds: float
     burst_events: tuple[int, int]
+    backfill_events: int
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -117,6 +118,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         capacity_seconds=1.0 if quick else 4.0,
         # At default options: a burst the default queue should hold, and one twice that.
         burst_events=(3_000, 6_000) if quick else (50_000, 100_000),
+        backfill_events=6_000 if quick else 200_000,
     )
 
 
@@ -195,7 +197,8 @@ def burst_ids(s: Settings, subject: str) -> dict[str, str]:
     return {"defaults_small": f"burst.{subject}.defaults.n{small}",
             "defaults_large": f"burst.{subject}.defaults.n{large}",
             "default_batch": f"burst.{subject}.big_queue.default_batch",
-            "max_batch": f"burst.{subject}.big_queue.b{BURST_MAX_BATCH}"}
+            "max_batch": f"burst.{subject}.big_queue.b{BURST_MAX_BATCH}",
+            "backfill": f"burst.{subject}.backfill.n{s.backfill_events}"}
 
 
 def burst_specs(s: Settings) -> list[Spec]:
@@ -211,7 +214,13 @@ def burst_specs(s: Settings) -> list[Spec]:
                 ("defaults_large", large, ("--defaults",), f"{large:,} events, default options"),
                 ("default_batch", large, ("--batch", "0"), f"{large:,} events, queue holds them, default batch"),
                 ("max_batch", large, ("--batch", str(BURST_MAX_BATCH)),
-                 f"{large:,} events, queue holds them, batch up to {BURST_MAX_BATCH:,}")]:
+                 f"{large:,} events, queue holds them, batch up to {BURST_MAX_BATCH:,}"),
+                # A backfill: ours waits for room (overflow="wait"); the official client
+                # has no such option, so it runs at its defaults.
+                ("backfill", s.backfill_events,
+                 ("--defaults",) + (() if subject == "official" else ("--overflow", "wait")),
+                 f"{s.backfill_events:,} events, default options"
+                 + ("" if subject == "official" else ', overflow="wait"'))]:
             deadline = 60.0 + events / 2_000
             specs.append(Spec(
                 ids[role], "burst", f"{LABELS[subject]}, {what}",
@@ -235,7 +244,9 @@ def burst_comparisons(s: Settings) -> list[Comparison]:
                 ("max_batch", "events_per_s", "events/s to the last full batch", "higher", ">= 5x"),
                 ("max_batch", "events_per_s_during_calls", "events/s delivered during the calls", "higher", ""),
                 ("max_batch", "remainder_latency_s", "s from the last call to the remainder's delivery",
-                 "lower", "")]:
+                 "lower", ""),
+                ("backfill", "delivered", "events delivered", "higher", "all"),
+                ("backfill", "events_per_s", "events/s to the last full batch", "higher", "")]:
             result.append(Comparison(f"burst ({role.replace('_', ' ')})", metric, ours[role],
                                      official[role], unit, better, target))
     return result

@@ -269,14 +269,16 @@ def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
 
     ``--defaults`` gives the client its own default options (queue bound and batch size);
     otherwise ``--queue-size`` and ``--batch`` (0: the client's default batch size) are set.
+    ``--overflow wait`` makes our client's calls wait for room instead of dropping.
     After the calls, the run waits (up to ``--timeout``) for every accepted event to reach
     the server without asking the client to flush, so a remainder shows the latency a user
     would see. Figures come from the server's log of acknowledgements (same clock).
     """
     batch = None if args.defaults or not args.batch else args.batch
     queue_size = None if args.defaults else (args.queue_size or args.events)
+    overflow = {"overflow": args.overflow} if args.overflow else {}
     with server_for(args.subject) as server, subject_for(
-            args.subject, server, batch=batch, queue_size=queue_size) as subject:
+            args.subject, server, batch=batch, queue_size=queue_size, **overflow) as subject:
         assert server is not None, "burst needs a sending subject"
         subject.call()
         _deliver(subject, server, 1, 30.0)
@@ -297,6 +299,7 @@ def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "events": args.events,
             "defaults": args.defaults,
+            "overflow": args.overflow,
             "batch": effective_batch,
             "queue_size": queue_size,
             "delivered": delivered,
@@ -532,6 +535,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=20, help="events per batch request")
     parser.add_argument("--defaults", action="store_true",
                         help="burst: each client's own default options (queue bound, batch size)")
+    parser.add_argument("--overflow", choices=["drop", "wait"], default=None,
+                        help="burst: our client's overflow option (the official client has none)")
     parser.add_argument("--queue-size", type=int, default=0, help="client queue bound (0: scenario default)")
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=1_000)
