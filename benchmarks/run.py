@@ -98,7 +98,7 @@ class Settings:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Workload sizes: ``--quick`` shrinks everything to a smoke test of well under a minute."""
+    """Workload sizes: ``--quick`` shrinks everything to a smoke test of about a minute."""
     quick = args.quick
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else (20,)
     return Settings(
@@ -557,7 +557,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns 1 if any measurement failed (skips are fine)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run (well under a minute)")
+    parser.add_argument("--quick", action="store_true", help="small smoke run (about a minute)")
     parser.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3, quick 1)")
     parser.add_argument("--json", default=DEFAULT_JSON, help="where to write the results")
     parser.add_argument("--only", action="append", default=[],
