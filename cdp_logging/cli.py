@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .autoinstall import SITE_DIRECTORY
 from .config import ENV_RULES, VARIABLES, handler_from_environment
-from .constants import ENV_WRITE_KEY
+from .constants import ENV_ENABLE, ENV_WRITE_KEY
 from .errors import ConfigurationError, InvalidEventError
 from .handler import CDPHandler
 from .messages import build_message, encode_message
@@ -117,6 +117,7 @@ def run(arguments: argparse.Namespace) -> int:
     except ConfigurationError as err:
         _error(f"{err}\ncdp-logging: {argv[0]} was not started")
         return EXIT_CONFIGURATION
+    _quiet_without_write_key(environ)
     environ["PYTHONPATH"] = os.pathsep.join(
         [SITE_DIRECTORY, *(entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
                            if entry and entry != SITE_DIRECTORY)]
@@ -125,6 +126,13 @@ def run(arguments: argparse.Namespace) -> int:
         # The program may change directory (gunicorn --chdir) before reading it.
         environ[ENV_RULES] = os.path.abspath(environ[ENV_RULES].strip())
     return _replace_process(argv, environ)
+
+
+def _quiet_without_write_key(environ: dict[str, str]) -> None:
+    """Without a write key the handler sends nothing and said so once, here: the command's
+    processes send nothing too, without saying it again each."""
+    if not environ.get(ENV_WRITE_KEY, "").strip():
+        environ[ENV_ENABLE] = "false"
 
 
 def _replace_process(argv: list[str], environ: dict[str, str]) -> int:
@@ -183,7 +191,9 @@ def check(arguments: argparse.Namespace) -> int:
     """Validate the configuration; show what each sample line would send."""
     out = sys.stdout
     try:
-        handler = handler_from_environment(dict(os.environ))
+        environ = dict(os.environ)
+        _quiet_without_write_key(environ)  # the description says it
+        handler = handler_from_environment(environ)
         line_pattern = _line_pattern(arguments.format)
     except ConfigurationError as err:
         _error(str(err))
@@ -241,7 +251,7 @@ def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
     for variable in VARIABLES:
         value = os.environ.get(variable.name, "").strip()
         if variable.name == ENV_WRITE_KEY:
-            shown = "set (not shown)" if value else "not set (CDP_ENABLE=false)"
+            shown = "set (not shown)" if value else "not set: nothing would be sent"
         elif variable.name == ENV_RULES:
             rules = handler.rules
             shown = (f"{rules.source}: {len(rules)} rule{'' if len(rules) == 1 else 's'}"

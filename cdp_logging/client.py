@@ -16,7 +16,10 @@ import orjson
 
 from .connection import Timeout
 from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
-from .constants import BATCH_PATH, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
+from .constants import (
+    BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
+    TRUE_WORDS,
+)
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
 from .messages import build_message, encode_message, encode_plain, substitution_error
@@ -101,6 +104,29 @@ def _option_error(option: str, expected: str, value: Any) -> TypeError:
     return TypeError(f"cdp_logging option {option!r} must be {expected}, got {value!r}")
 
 
+_warned_missing_write_key = False
+
+
+def _missing_write_key() -> None:
+    """Say once per process that nothing is sent for want of a key (under pytest with the
+    plugin a test needs none, so it is only logged at DEBUG there)."""
+    global _warned_missing_write_key
+    from .events import pytest_plugin_active  # the events module imports nothing heavy
+
+    if pytest_plugin_active():
+        logger.debug("cdp-logging: no write key: sending nothing (pytest)")
+        return
+    if _warned_missing_write_key:
+        return
+    _warned_missing_write_key = True
+    warn(
+        "cdp-logging: %s is not set: sending nothing. Set it to the write key of your Customer.io "
+        "Data Pipelines source (or pass write_key=...); %s=false silences this, and "
+        "require_write_key=True (%s=true) makes it an error.",
+        ENV_WRITE_KEY, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY,
+    )
+
+
 def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
@@ -126,7 +152,11 @@ class Analytics:
     - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
       (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
     - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent.
-    - ``enable`` (True): False validates calls but sends nothing.
+    - ``enable`` (True): False validates calls but sends nothing. The environment variable
+      ``CDP_ENABLE=false`` turns every client off, those given ``enable=True`` included.
+    - ``require_write_key`` (False): without a write key the client sends nothing and logs one
+      WARNING naming ``CDP_WRITE_KEY`` (none under pytest with the plugin); True (or the
+      environment variable ``CDP_REQUIRE_WRITE_KEY=true``) makes a missing key a ValueError.
     - ``error_handler`` (None): called with each :class:`CDPError` (a failed batch, a dropped
       event); without one, problems are logged on ``cdp_logging``, rate-limited.
     - ``max_queue_size`` (10,000 events) and ``max_queue_bytes`` (20,000,000 encoded bytes):
@@ -176,6 +206,7 @@ class Analytics:
         max_events_in_batch: int = 20,
         flush_interval: float = 10.0,
         enable: bool = True,
+        require_write_key: bool = False,
         error_handler: ErrorHandler | None = None,
         max_queue_size: int = 10_000,
         max_queue_bytes: int = 20_000_000,
@@ -202,11 +233,19 @@ class Analytics:
         if write_key is not None:
             # A key read from a mounted secret file, or $(cat file), ends in a newline.
             write_key = write_key.strip() or None
+        if not isinstance(require_write_key, bool):
+            raise _option_error("require_write_key", "True or False", require_write_key)
+        if os.environ.get(ENV_ENABLE, "").strip().lower() in FALSE_WORDS:
+            enable = False  # the switch for every client, those made in code included
         if enable and not write_key and transport is None:
-            raise ValueError(
-                "cdp_logging needs a write key: pass write_key=... or set the environment "
-                f"variable {ENV_WRITE_KEY}."
-            )
+            if require_write_key or os.environ.get(ENV_REQUIRE_WRITE_KEY, "").strip().lower() in TRUE_WORDS:
+                raise ValueError(
+                    "cdp_logging needs a write key: pass write_key=... or set the environment "
+                    f"variable {ENV_WRITE_KEY}."
+                )
+            # Analytics must never be what stops an application starting: send nothing.
+            _missing_write_key()
+            enable = False
         if host is None:
             host = os.environ.get(ENV_HOST) or default_host(write_key)
         if not isinstance(host, str) or not host.startswith(("http://", "https://")):

@@ -18,25 +18,27 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from .client import Analytics
-from .constants import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
+from .constants import DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS
 from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler, resolve_callable
 from .rules import RuleSet
 
 ENV_RULES = "CDP_RULES"
 ENV_LEVEL = "CDP_LEVEL"
-ENV_ENABLE = "CDP_ENABLE"
 
 #: Analytics options that cannot come from the environment (an object, not a value).
 _NOT_FROM_ENVIRONMENT = frozenset(("transport",))
 
 #: What each Analytics option means, for ``cdp-logging --help`` and the README.
 _DESCRIPTIONS = {
-    "write_key": "the write key of your Data Pipelines source (required unless CDP_ENABLE=false)",
+    "write_key": "the write key of your Data Pipelines source (unset: one warning, nothing sent)",
     "host": "the API host; https://cdp-eu.customer.io for the EU region",
     "max_events_in_batch": "send a batch when this many events are queued",
     "flush_interval": "send what is queued at least this often, in seconds",
-    "enable": "false: match and check events but send nothing",
+    "enable": "false: match and check events but send nothing (every client, those made "
+              "in code included)",
+    "require_write_key": "true: a missing write key is an error; unset, it is one warning and "
+                         "nothing is sent",
     "error_handler": "a function given each problem (module.path:function); "
                      "unset: warnings on the cdp_logging logger",
     "max_queue_size": "events held while waiting to be sent; beyond it new events are dropped",
@@ -59,8 +61,8 @@ _DESCRIPTIONS = {
                            "spool: what kill -9 can lose",
 }
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_TRUE = TRUE_WORDS
+_FALSE = FALSE_WORDS
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
     variables are left out so the defaults apply.
 
     Raises :class:`ConfigurationError` naming the variable for a value it cannot read, and
-    for a missing write key.
+    for a missing write key when ``CDP_REQUIRE_WRITE_KEY`` is true (otherwise the client
+    warns once and sends nothing).
 
     Example::
 
@@ -182,7 +185,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
             options[variable.option] = variable.parse(text)
         except (ValueError, TypeError) as err:
             raise ConfigurationError(f"{variable.name}={text!r}: {_without_option(err)}") from None
-    if options.get("enable", True) and not options.get("write_key"):
+    if options.get("require_write_key") and options.get("enable", True) and not options.get("write_key"):
         raise ConfigurationError(
             f"{ENV_WRITE_KEY} is not set: set it to the write key of your Customer.io Data "
             f"Pipelines source (or set {ENV_ENABLE}=false to try the rules without sending)"

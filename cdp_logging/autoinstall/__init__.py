@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from ..config import handler_from_environment
+from ..constants import ENV_ENABLE, ENV_WRITE_KEY
 from ..handler import CDPHandler
 
 __all__ = ["SITE_DIRECTORY", "AutoInstalledHandler", "install", "installed_handler", "uninstall"]
@@ -78,6 +79,10 @@ def install(environ: Mapping[str, str] | None = None) -> AutoInstalledHandler:
         return _installed
     handler = handler_from_environment(environ, handler_class=AutoInstalledHandler)
     assert isinstance(handler, AutoInstalledHandler)
+    if environ is None and not os.environ.get(ENV_WRITE_KEY, "").strip():
+        # The client said once that it sends nothing; the processes this one starts send
+        # nothing either, without saying it again each.
+        os.environ[ENV_ENABLE] = "false"
     original = logging.Logger.callHandlers
 
     @functools.wraps(original)

@@ -1,0 +1,282 @@
+"""What a new user meets in the first hour: configuration that must never stop the
+application (no write key, CDP_ENABLE, misspelt settings), helpers that never raise in
+production, one event per record under ``cdp-logging run``, and messages that say what
+really happened."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+import cdp_logging
+from cdp_logging import events
+from cdp_logging.testing import CapturedEvents
+from helpers import WRITE_KEY, batch_requests, wait_until
+
+TESTS = Path(__file__).resolve().parent
+
+
+def python(code: str, env: dict[str, str] | None = None, *, cwd: Path | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with this environment minus every CDP_ variable,
+    plus ``env``."""
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CDP_", "_CDP_"))}
+    environ.update(env or {})
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As outside pytest: the plugin's leniency about the key and its strictness are off."""
+    monkeypatch.setattr(events, "pytest_plugin_active", lambda: False)
+    monkeypatch.setattr(cdp_logging.client, "_warned_missing_write_key", False)
+    for name in ("CDP_WRITE_KEY", "CDP_ENABLE", "CDP_STRICT", "CDP_REQUIRE_WRITE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- 1. a missing write key never stops the application ------------------------------------
+
+DICT_CONFIG_APP = """
+    import logging, logging.config
+    logging.config.dictConfig({
+        "version": 1,
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "level": "WARNING"},
+            "cdp": {"class": "cdp_logging.CDPHandler", "level": "INFO"},
+            "audit": {"class": "cdp_logging.CDPHandler", "level": "INFO"},
+        },
+        "root": {"handlers": ["console", "cdp", "audit"], "level": "INFO"},
+    })
+    logging.getLogger("shop").info("signed up", extra={"track": {"user_id": "42", "event": "Signed Up"}})
+    handler = logging.getLogger().handlers[1]
+    print("started", handler.client.enable, handler.client.stats()["skipped"])
+"""
+
+
+def test_a_dict_config_without_a_write_key_starts_and_warns_once_naming_the_variable() -> None:
+    result = python(DICT_CONFIG_APP)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "started False 1\n"
+    warnings = [line for line in result.stderr.splitlines() if "CDP_WRITE_KEY" in line]
+    assert len(warnings) == 1, result.stderr     # two handlers, one warning
+    assert "is not set: sending nothing" in warnings[0]
+    assert "Unable to configure" not in result.stderr
+
+
+def test_a_required_write_key_makes_its_absence_an_error() -> None:
+    result = python(DICT_CONFIG_APP, {"CDP_REQUIRE_WRITE_KEY": "true"})
+    assert result.returncode == 1
+    assert "Unable to configure handler 'audit'" in result.stderr or \
+        "Unable to configure handler 'cdp'" in result.stderr
+    assert "CDP_WRITE_KEY" in result.stderr
+
+
+def test_cdp_enable_false_turns_off_a_handler_made_in_code_with_a_key(
+    api: HTTPServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    production(monkeypatch)
+    monkeypatch.setenv("CDP_ENABLE", "false")
+    handler = cdp_logging.CDPHandler(write_key=WRITE_KEY, host=api.url_for("").rstrip("/"),
+                                     enable=True, flush_interval=0.01)
+    logger = logging.getLogger("first_hour.enable")
+    logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+            logger.warning("x", extra={"track": {"user_id": "1", "event": "E"}})
+            assert handler.client.flush(timeout=5)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert handler.client.stats()["skipped"] == 1
+    assert batch_requests(api) == []
+    # Switched off on purpose: nothing to warn about.
+    assert [r for r in caplog.records if r.name == "cdp_logging"] == []
+
+
+def test_without_a_key_in_production_one_warning_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    production(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+        first, second = cdp_logging.Analytics(), cdp_logging.Analytics()
+    assert not first.enable and not second.enable
+    assert [r.getMessage().split(":")[1].strip() for r in caplog.records] == ["CDP_WRITE_KEY is not set"]
+    assert first.track(user_id="1", event="E")
+    assert first.stats()["skipped"] == 1
+
+
+def test_under_the_pytest_plugin_no_key_is_needed(
+    cdp_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.delenv("CDP_WRITE_KEY", raising=False)
+    monkeypatch.setattr(cdp_logging.client, "_warned_missing_write_key", False)
+    logger = logging.getLogger("first_hour.plugin")
+    with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+        handler = cdp_logging.CDPHandler()
+    logger.addHandler(handler)
+    try:
+        logger.warning("signed up", extra={"track": {"user_id": "42", "event": "Signed Up"}})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    cdp_events.assert_tracked("Signed Up", user_id="42")
+    assert [r for r in caplog.records if r.name == "cdp_logging"] == []
+
+
+# -- 2. the events helpers never raise in production ----------------------------------------
+
+BAD_PAYLOADS = {
+    "missing id": lambda: events.page(name="Pricing"),
+    "wrong type": lambda: events.track(user_id="1", event="E", properties=["not", "a", "dict"]),
+    "empty event": lambda: events.track(user_id="1", event=""),
+    "too large": lambda: events.track(user_id="1", event="E", properties={"text": "x" * 40_000}),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_PAYLOADS)
+def test_in_production_a_bad_payload_is_returned_and_counted_by_the_handler(
+    kind: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    production(monkeypatch)
+    extra = BAD_PAYLOADS[kind]()     # no exception: the view goes on
+    handler = cdp_logging.CDPHandler(write_key=WRITE_KEY, enable=False)
+    logger = logging.getLogger("first_hour.helpers")
+    logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+            logger.warning("viewed", extra=extra)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert handler.client.stats()["invalid"] == 1
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "cdp_logging"]
+    assert "[from logger 'first_hour.helpers' at" in warning and "test_first_hour.py" in warning
+
+
+@pytest.mark.parametrize("switch", ["environment", "attribute"])
+def test_a_strict_switch_makes_the_helpers_raise_in_production(
+    switch: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch)
+    assert not events.is_strict()
+    if switch == "environment":
+        monkeypatch.setenv("CDP_STRICT", "true")
+    else:
+        monkeypatch.setattr(events, "strict", True)
+    with pytest.raises(cdp_logging.InvalidEventError, match="user_id or anonymous_id is required"):
+        events.page(name="Pricing")
+
+
+def test_under_the_pytest_plugin_the_helpers_raise_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CDP_STRICT", raising=False)
+    assert events.pytest_plugin_active() and events.is_strict()
+    with pytest.raises(cdp_logging.EventTooLargeError):
+        BAD_PAYLOADS["too large"]()
+    monkeypatch.setenv("CDP_STRICT", "false")
+    assert events.page(name="Pricing") == {"page": {"name": "Pricing"}}
+
+
+def test_a_helper_in_a_process_without_pytest_does_not_raise() -> None:
+    result = python("""
+        import cdp_logging
+        print(cdp_logging.events.page(name="Pricing"), cdp_logging.events.is_strict())
+    """)
+    assert (result.returncode, result.stdout) == (0, "{'page': {'name': 'Pricing'}} False\n"), result.stderr
+
+
+# -- 4. README's framework snippets --------------------------------------------------------
+
+README = TESTS.parent / "README.md"
+EXAMPLES = TESTS.parent / "examples"
+
+
+def readme_block(after: str) -> str:
+    """The first ```python block of README after the text ``after``."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```python\n", text.index(after)) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+def test_the_readme_flask_snippet_is_the_examples_code() -> None:
+    snippet = readme_block("### Flask")
+    assert snippet.startswith("# examples/flask_app.py\n")
+    example = {line.strip() for line in (EXAMPLES / "flask_app.py").read_text().splitlines()}
+    missing = [line for line in snippet.splitlines()[1:] if line.strip() and line.strip() not in example]
+    assert missing == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signals a POSIX server")
+def test_flask_run_still_prints_flasks_own_output_with_the_readme_configuration() -> None:
+    import os
+    import urllib.error
+    import urllib.request
+
+    from legacy_support import Output
+
+    flask = Path(sys.executable).parent / "flask"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    process = subprocess.Popen(
+        [str(flask), "--app", "examples/flask_app", "run", "--port", "0"], cwd=TESTS.parent,
+        env={**env, "CDP_ENABLE": "false", "NO_COLOR": "1"}, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, text=True,
+    )
+    try:
+        output = Output(process.stderr)
+        running = wait_until(lambda: output.find("Running on http://"), message=lambda: output.text)
+        url = running.split("Running on ")[1].split()[0]
+        request = urllib.request.Request(f"{url}/signup", data=b'{"user_id": 1}', method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as failed:  # no "email": the view fails
+            urllib.request.urlopen(request, timeout=15)  # noqa: S310 - a local URL
+        assert failed.value.code == 500
+        wait_until(lambda: output.find("KeyError: 'email'"), message=lambda: output.text)
+        assert output.find("Exception on /signup [POST]") and output.find("Traceback")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_readme_django_view_tracks_signed_in_and_anonymous_visitors(
+    cdp_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    snippet = readme_block("Then, in a view")
+    docstring = (EXAMPLES / "django_settings.py").read_text()
+    assert textwrap.indent(snippet, "    ").replace("\n    \n", "\n\n") in docstring
+
+    class Session:
+        session_key: str | None = None
+
+        def save(self) -> None:
+            self.session_key = "session-9"
+
+    signed_in = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=7), session=Session())
+    anonymous = SimpleNamespace(user=SimpleNamespace(is_authenticated=False, pk=None), session=Session())
+    namespace: dict[str, Any] = {"logging": logging, "__name__": "first_hour.django_views"}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - README's own code
+    logger = logging.getLogger("first_hour.django_views")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    handler = cdp_logging.CDPHandler(enable=False)
+    logger.addHandler(handler)
+    try:
+        namespace["checkout"](signed_in)
+        namespace["checkout"](anonymous)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert [(m.get("userId"), m.get("anonymousId")) for m in cdp_events.tracks("Checkout Started")] == [
+        ("7", None), (None, "session-9"),
+    ]
+    assert handler.client.stats()["invalid"] == 0
