@@ -238,7 +238,7 @@ def test_flask_run_still_prints_flasks_own_output_with_the_readme_configuration(
         request = urllib.request.Request(f"{url}/signup", data=b'{"user_id": 1}', method="POST",
                                          headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as failed:  # no "email": the view fails
-            urllib.request.urlopen(request, timeout=15)  # noqa: S310 - a local URL
+            urllib.request.urlopen(request, timeout=15)
         assert failed.value.code == 500
         wait_until(lambda: output.find("KeyError: 'email'"), message=lambda: output.text)
         assert output.find("Exception on /signup [POST]") and output.find("Traceback")
@@ -265,7 +265,7 @@ def test_the_readme_django_view_tracks_signed_in_and_anonymous_visitors(
     signed_in = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=7), session=Session())
     anonymous = SimpleNamespace(user=SimpleNamespace(is_authenticated=False, pk=None), session=Session())
     namespace: dict[str, Any] = {"logging": logging, "__name__": "first_hour.django_views"}
-    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - README's own code
+    exec(compile(snippet, "README.md", "exec"), namespace)
     logger = logging.getLogger("first_hour.django_views")
     monkeypatch.setattr(logger, "level", logging.INFO)
     handler = cdp_logging.CDPHandler(enable=False)
@@ -280,3 +280,37 @@ def test_the_readme_django_view_tracks_signed_in_and_anonymous_visitors(
         ("7", None), (None, "session-9"),
     ]
     assert handler.client.stats()["invalid"] == 0
+
+
+# -- 3. one event per record under `cdp-logging run` ---------------------------------------
+
+APP_WITH_ITS_OWN_HANDLER = """
+import logging, logging.config
+logging.config.dictConfig({
+    "version": 1,
+    "handlers": {"cdp": {"class": "cdp_logging.CDPHandler", "level": "INFO", "flush_interval": 0.1}},
+    "root": {"handlers": ["cdp"], "level": "INFO"},
+})
+shop = logging.getLogger("shop")
+shop.info("signed up", extra={"event": "Signed Up", "user_id": "42"})
+shop.info("User %s upgraded", "42")
+"""
+
+
+def test_run_on_an_app_with_its_own_handler_sends_each_record_once(
+    httpserver: HTTPServer, tmp_path: Path,
+) -> None:
+    from legacy_support import CDP_LOGGING, accept_batches, collector_environment, received_events
+
+    accept_batches(httpserver)
+    (tmp_path / "app.py").write_text(APP_WITH_ITS_OWN_HANDLER)
+    (tmp_path / "rules.json").write_text(
+        '[{"logger": "shop", "message": "User %s upgraded", "track": {"user_id": "{args[0]}", "event": "Upgraded"}}]'
+    )
+    result = subprocess.run(
+        [CDP_LOGGING, "run", "--", sys.executable, "app.py"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, env=collector_environment(httpserver, CDP_RULES="rules.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    # The payload record: by the application's handler only; the rule's: by run's handler.
+    assert sorted(event["event"] for event in received_events(httpserver)) == ["Signed Up", "Upgraded"]
