@@ -15,6 +15,7 @@ Each subcommand is one ``add_<name>(subcommands)`` function that adds its parser
 from __future__ import annotations
 
 import argparse
+import http
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import threading
 from typing import Any, TextIO
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .autoinstall import SITE_DIRECTORY
 from .config import ENV_RULES, VARIABLES, handler_from_environment
@@ -300,7 +301,10 @@ class Sample:
         logger = parsed["name"].strip() if "name" in self.line_pattern.groupindex else self.arguments.logger
         found = None
         if self.rules is not None and levelno >= self.level:
-            found = self.rules.find_in_text(logger, levelno, parsed["message"])
+            for message in _as_logged(parsed["message"]):
+                found = self.rules.find_in_text(logger, levelno, message)
+                if found is not None:
+                    break
         if found is None:
             self.unmatched += 1
             self._show(number, line, {"outcome": "unmatched"}, "no rule matches: nothing is sent")
@@ -346,6 +350,28 @@ class Sample:
                 "placeholders included\n(%s is not %d): find it in the application's source, or "
                 "use a regex rule.\n"
             )
+
+
+#: A line that ends in an HTTP status and its phrase ("200 OK").
+_STATUS_PHRASE = re.compile(r"(?P<logged>.* (?P<code>[1-5]\d\d)) (?P<phrase>[A-Z][A-Za-z' -]*)")
+
+
+def _as_logged(message: str) -> Iterator[str]:
+    """The message as read, then as the application may have logged it when a console
+    decorated it: uvicorn pads its level prefix ("INFO:     ") and writes the status of an
+    access record with its phrase ("200 OK"), which the logged message does not have."""
+    yield message
+    stripped = message.strip()
+    if stripped != message:
+        yield stripped
+    found = _STATUS_PHRASE.fullmatch(stripped)
+    if found is not None:
+        try:
+            phrase = http.HTTPStatus(int(found["code"])).phrase
+        except ValueError:  # not a status Python knows: not one a console adds a phrase to
+            return
+        if phrase == found["phrase"]:
+            yield found["logged"]
 
 
 def _level_number(name: str) -> int | None:

@@ -314,3 +314,96 @@ def test_run_on_an_app_with_its_own_handler_sends_each_record_once(
     assert result.returncode == 0, result.stderr
     # The payload record: by the application's handler only; the rule's: by run's handler.
     assert sorted(event["event"] for event in received_events(httpserver)) == ["Signed Up", "Upgraded"]
+
+
+#: gunicorn's default --access-logformat, which shows neither %(m)s nor %(U)s.
+GUNICORN_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+GUNICORN_ACCESS_RULES = [{
+    "logger": "gunicorn.access", "message": GUNICORN_ACCESS_FORMAT,
+    "page": {"anonymous_id": "{args[h]}", "name": "{args[U]}",
+             "properties": {"method": "{args[m]}", "status": "{args[s]}"}},
+}]
+
+
+def test_gunicorn_access_rules_may_use_every_atom_gunicorn_passes(
+    httpserver: HTTPServer, tmp_path: Path,
+) -> None:
+    import json
+    import re
+    import urllib.request
+
+    from legacy_support import (
+        CDP_LOGGING, GUNICORN, LEGACY_APP, Output, accept_batches, collector_environment,
+        received_events,
+    )
+
+    accept_batches(httpserver)
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(GUNICORN_ACCESS_RULES))
+    server = subprocess.Popen(
+        [CDP_LOGGING, "run", "--", GUNICORN, "--workers", "1", "--bind", "127.0.0.1:0",
+         "--access-logfile", "-", "wsgi:application"],
+        cwd=LEGACY_APP, env=collector_environment(httpserver, CDP_RULES=str(rules)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    errors = Output(server.stderr)
+    Output(server.stdout)
+    try:
+        listening = wait_until(lambda: errors.find("Listening at: "), message=lambda: errors.text)
+        url = re.search(r"Listening at: (http://\S+)", listening).group(1)  # type: ignore[union-attr]
+        with urllib.request.urlopen(f"{url}/pricing?order=1&customer=c1", timeout=20) as answer:  # noqa: S310 - local
+            assert answer.status == 200
+        pages = wait_until(lambda: [e for e in received_events(httpserver) if e["type"] == "page"],
+                           message=lambda: errors.text)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [(p["name"], p["properties"]) for p in pages] == [("/pricing", {"method": "GET", "status": "200"})]
+    assert "cdp-logging:" not in errors.text
+
+
+def test_check_reads_gunicorn_atoms_back_from_the_request_line(tmp_path: Path) -> None:
+    import json
+
+    from legacy_support import CDP_LOGGING, environment, run
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(GUNICORN_ACCESS_RULES))
+    line = '127.0.0.1 - - [05/Dec/2026:06:00:00 +0000] "GET /pricing?plan=pro HTTP/1.1" 200 2 "-" "curl/8"'
+    result = run([CDP_LOGGING, "check", "--json", "--format", "%(message)s", "--logger", "gunicorn.access"],
+                 environment(CDP_RULES=str(rules)), stdin=line + "\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [shown] = [json.loads(text) for text in result.stdout.splitlines()]
+    assert shown["message"]["name"] == "/pricing"
+    assert shown["message"]["properties"] == {"method": "GET", "status": "200"}
+
+
+UVICORN_RULES = [{
+    "logger": "uvicorn.access", "message": '%s - "%s %s HTTP/%s" %d',
+    "page": {"anonymous_id": "{args[0]}", "name": "{args[2]}", "properties": {"status": "{args[4]}"}},
+}]
+
+
+def test_check_matches_uvicorn_lines_pasted_from_the_console_or_read_from_a_log_file(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from legacy_support import CDP_LOGGING, environment, run
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(UVICORN_RULES))
+    lines = [
+        'INFO:     127.0.0.1:54321 - "GET /items HTTP/1.1" 200 OK',            # uvicorn's console
+        'INFO:     127.0.0.1:54321 - "GET /gone HTTP/1.1" 404 Not Found',
+        'INFO: 127.0.0.1:54321 - "GET /logged HTTP/1.1" 200',                # as logged
+    ]
+    result = run([CDP_LOGGING, "check", "--json", "--format", "%(levelname)s: %(message)s",
+                  "--logger", "uvicorn.access"], environment(CDP_RULES=str(rules)),
+                 stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = [json.loads(text) for text in result.stdout.splitlines()]
+    assert [(s["outcome"], s["message"]["name"], s["message"]["properties"]) for s in shown] == [
+        ("sent", "/items", {"status": 200}), ("sent", "/gone", {"status": 404}),
+        ("sent", "/logged", {"status": 200}),
+    ]
