@@ -112,12 +112,12 @@ def run(arguments: argparse.Namespace) -> int:
     if not argv:
         _error("give the command to run after --, as in: cdp-logging run -- python app.py")
         return EXIT_CONFIGURATION
-    environ = dict(os.environ)
     try:
-        handler_from_environment(environ).client.close_and_flush(timeout=0)
+        handler_from_environment(dict(os.environ)).client.close_and_flush(timeout=0)
     except ConfigurationError as err:
         _error(f"{err}\ncdp-logging: {argv[0]} was not started")
         return EXIT_CONFIGURATION
+    environ = dict(os.environ)  # taken after the check: what it reported, it marked reported
     _quiet_without_write_key(environ)
     environ["PYTHONPATH"] = os.pathsep.join(
         [SITE_DIRECTORY, *(entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
@@ -301,8 +301,8 @@ class Sample:
         logger = parsed["name"].strip() if "name" in self.line_pattern.groupindex else self.arguments.logger
         found = None
         if self.rules is not None and levelno >= self.level:
-            for message in _as_logged(parsed["message"]):
-                found = self.rules.find_in_text(logger, levelno, message)
+            for text in _as_logged(parsed["message"]):
+                found = self.rules.find_in_text(logger, levelno, text)
                 if found is not None:
                     break
         if found is None:
@@ -407,7 +407,7 @@ def add_collect(subcommands: Any) -> None:
 
 def collect(arguments: argparse.Namespace) -> int:
     """Serve until interrupted, printing every event received."""
-    from .collector import LocalCollector, format_event_line
+    from .collector import LocalCollector, ReceivedRequest, RejectedMessage, format_event_line
 
     out = sys.stdout
     lock = threading.Lock()
@@ -418,8 +418,13 @@ def collect(arguments: argparse.Namespace) -> int:
             out.write(line + "\n")
             out.flush()
 
+    def refused(request: ReceivedRequest, rejected: list[RejectedMessage]) -> None:
+        with lock:
+            sys.stderr.write(describe_refusal(request, rejected))
+            sys.stderr.flush()
+
     collector = LocalCollector(arguments.port, host=arguments.host, write_key=arguments.write_key,
-                               strict=arguments.strict, on_message=show)
+                               strict=arguments.strict, on_message=show, on_refused=refused)
     try:
         collector.start()
     except OSError as err:
@@ -443,6 +448,31 @@ def collect(arguments: argparse.Namespace) -> int:
     sys.stderr.write(f"cdp-logging collect: received {received} events"
                      + (f", rejected {rejected} invalid ones" if rejected else "") + ".\n")
     return 0
+
+
+def describe_refusal(request: Any, rejected: list[Any]) -> str:
+    """The lines ``collect`` writes to standard error for a refused request (wrong key, wrong
+    path, a body it cannot read) or for the invalid messages of an accepted one.
+
+    Example::
+
+        describe_refusal(request, [])
+        # 'cdp-logging collect: refused POST /v1/v1/batch (HTTP 404): no endpoint ...\n'
+    """
+    where = f"{request.method} {request.path}"
+    if request.status >= 400:
+        reasons = "; ".join(request.errors) or "no reason given"
+        return f"cdp-logging collect: refused {where} (HTTP {request.status}): {reasons}\n"
+    return "".join(
+        f"cdp-logging collect: refused a {_call_type(message.message)} event of {where}: "
+        + "; ".join(str(error) for error in message.errors) + "\n"
+        for message in rejected
+    )
+
+
+def _call_type(message: Any) -> str:
+    kind = message.get("type") if isinstance(message, dict) else None
+    return kind if isinstance(kind, str) else "malformed"
 
 
 #: The subcommands, in the order ``--help`` lists them; add one with an ``add_<name>``.

@@ -25,7 +25,8 @@ from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventErro
 from .messages import build_message, encode_message, encode_plain, substitution_error
 from .reporting import ErrorHandler, Reporter, warn
 from .transport import (
-    HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries, warn_if_other_region,
+    GAVE_UP_CLOSING, HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries,
+    warn_if_other_region,
 )
 
 if TYPE_CHECKING:
@@ -105,6 +106,18 @@ def _option_error(option: str, expected: str, value: Any) -> TypeError:
 
 
 _warned_missing_write_key = False
+_environment_checked = False
+
+
+def _check_environment() -> None:
+    """Once per process, at the first client: warn of CDP_* variables nothing reads."""
+    global _environment_checked
+    if _environment_checked:
+        return
+    _environment_checked = True
+    from .config import warn_about_unknown_variables  # config builds on this module
+
+    warn_about_unknown_variables()
 
 
 def _missing_write_key() -> None:
@@ -125,6 +138,16 @@ def _missing_write_key() -> None:
         "require_write_key=True (%s=true) makes it an error.",
         ENV_WRITE_KEY, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY,
     )
+
+
+def _without_api_path(host: str) -> str:
+    """The host without a trailing ``/v1`` or ``/v1/batch``: the client adds the path, and
+    ``https://cdp.customer.io/v1`` would otherwise be posted to at ``/v1/v1/batch`` (404)."""
+    host = host.rstrip("/")
+    for path in (BATCH_PATH, BATCH_PATH.rpartition("/")[0]):
+        if host.endswith(path):
+            return host[: -len(path)]
+    return host
 
 
 def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
@@ -233,6 +256,7 @@ class Analytics:
         if write_key is not None:
             # A key read from a mounted secret file, or $(cat file), ends in a newline.
             write_key = write_key.strip() or None
+        _check_environment()
         if not isinstance(require_write_key, bool):
             raise _option_error("require_write_key", "True or False", require_write_key)
         if os.environ.get(ENV_ENABLE, "").strip().lower() in FALSE_WORDS:
@@ -283,7 +307,7 @@ class Analytics:
         _number("spool_max_bytes", spool_max_bytes, minimum=1, integer=True)
         _number("spool_sync_interval", spool_sync_interval, minimum=0.001)
 
-        self.host = host.rstrip("/")
+        self.host = _without_api_path(host)
         if write_key:
             warn_if_other_region(write_key, self.host)
         self.enable = enable
@@ -300,6 +324,8 @@ class Analytics:
             self.host, write_key or "", timeout=timeout, gzip=gzip
         )
         self._counters = _Counters()
+        #: Why the last batch given up failed, for the summary at close.
+        self._last_failure = ""
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -649,10 +675,15 @@ class Analytics:
             self._transport.close()
         not_delivered = counters["failed"] - failed_before
         if not_delivered:
+            # Only what the deadline cut short is the timeout's doing; a batch the API refused
+            # (HTTP 401, say) failed for its own reason, however soon.
+            cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+            why = (f"before closing (shutdown timeout {timeout:g}s)" if cut_short
+                   else f"while closing: {self._last_failure}")
             warn(
-                "cdp-logging: %d event(s) could not be delivered before closing "
-                "(shutdown timeout %gs); since start: %d delivered, %d failed, %d dropped",
-                not_delivered, timeout, counters["delivered"], counters["failed"], counters["dropped"],
+                "cdp-logging: %d event(s) could not be delivered %s; since start: %d delivered, "
+                "%d failed, %d dropped",
+                not_delivered, why, counters["delivered"], counters["failed"], counters["dropped"],
             )
         return delivered and not not_delivered and not kept
 
@@ -798,6 +829,7 @@ class Analytics:
         self._counters.add("retries")
 
     def _fail(self, items: list[Item], error: DeliveryError) -> None:
+        self._last_failure = error.reason
         self._counters.add("failed", len(items))
         self._reporter.report(error)
         self._finish(items, error)

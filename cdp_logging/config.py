@@ -9,6 +9,7 @@ bad one raises :class:`cdp_logging.ConfigurationError` naming the variable.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import os
@@ -18,13 +19,15 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from .client import Analytics
-from .constants import DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS
+from .constants import (
+    DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY, FALSE_WORDS,
+    TRUE_WORDS,
+)
 from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler, resolve_callable
+from .reporting import warn
 from .rules import RuleSet
 
-ENV_RULES = "CDP_RULES"
-ENV_LEVEL = "CDP_LEVEL"
 
 #: Analytics options that cannot come from the environment (an object, not a value).
 _NOT_FROM_ENVIRONMENT = frozenset(("transport",))
@@ -158,6 +161,8 @@ VARIABLES: tuple[Variable, ...] = (
              "the rules file (.json or .toml) that makes log lines calls", _text),
     Variable(ENV_LEVEL, "level", "level", "NOTSET",
              "the lowest level of record considered (DEBUG, INFO, ...)", _level),
+    Variable(ENV_STRICT, "strict", "true/false", "false (true under pytest)",
+             "true: the cdp_logging.events helpers raise for a bad payload", _boolean),
 )
 assert ENV_WRITE_KEY in {v.name for v in VARIABLES} and ENV_HOST in {v.name for v in VARIABLES}
 
@@ -207,6 +212,7 @@ def handler_from_environment(environ: Mapping[str, str] | None = None, *,
     options = read_environment(environ)
     rules = options.pop("rules", None)
     level = options.pop("level", logging.NOTSET)
+    options.pop("strict", None)  # read by cdp_logging.events itself
     try:
         loaded = None if rules is None else RuleSet.from_file(rules)
     except RulesError as err:
@@ -229,3 +235,35 @@ def _naming_the_variable(err: Exception) -> str:
 
 def _without_option(err: Exception) -> str:
     return re.sub(r"^cdp_logging option '\w+':? ", "", str(err))
+
+
+#: Set in the environment once the unknown variables were reported, so that the processes
+#: this one starts (gunicorn's workers, say) do not report them again.
+_REPORTED_UNKNOWN = "_CDP_LOGGING_UNKNOWN_VARIABLES"
+
+
+def warn_about_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log one WARNING naming every ``CDP_*`` variable in ``environ`` (default:
+    ``os.environ``) that cdp-logging does not read, with the variable meant where one is
+    close (``CDP_RULE``: did you mean ``CDP_RULES``?); once per process tree. Returns the
+    unknown names.
+
+    Example::
+
+        >>> warn_about_unknown_variables({"CDP_FLUSH_INTERVALL": "5"})
+        ['CDP_FLUSH_INTERVALL']
+    """
+    environ = os.environ if environ is None else environ
+    known = [variable.name for variable in VARIABLES]
+    unknown = sorted(name for name in environ if name.startswith("CDP_") and name not in known)
+    said = ",".join(unknown)
+    if not unknown or os.environ.get(_REPORTED_UNKNOWN) == said:
+        return unknown
+    os.environ[_REPORTED_UNKNOWN] = said
+    described = []
+    for name in unknown:
+        guesses = difflib.get_close_matches(name, known, n=1)
+        described.append(f"{name} (did you mean {guesses[0]}?)" if guesses else name)
+    warn("cdp-logging: ignoring unknown environment variable(s) %s; cdp-logging reads %s",
+         ", ".join(described), ", ".join(known))
+    return unknown

@@ -25,14 +25,11 @@ import sys
 from typing import Any
 from collections.abc import Mapping
 
-from .constants import FALSE_WORDS
+from .constants import ENV_STRICT, FALSE_WORDS
 from .errors import InvalidEventError
 from .messages import build_message, encode_message
 
 __all__ = ["alias", "group", "identify", "is_strict", "page", "screen", "strict", "track"]
-
-#: The environment variable that makes the functions raise for a bad payload (true/false).
-ENV_STRICT = "CDP_STRICT"
 
 #: True: raise :class:`~cdp_logging.InvalidEventError` for a bad payload; False: return it for
 #: the handler to count and report; None (the default): ``CDP_STRICT``, else True under

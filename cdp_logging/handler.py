@@ -362,9 +362,9 @@ def _check_option_names(options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - set(_OPTIONS))
     if not unknown:
         return
-    guesses = difflib.get_close_matches(unknown[0], _OPTIONS, n=1)
+    guesses = difflib.get_close_matches(unknown[0], ("level", "client", "rules", *_OPTIONS), n=1)
     hint = f" (did you mean {guesses[0]!r}?)" if guesses else ""
     raise TypeError(
         f"CDPHandler got unknown option(s) {', '.join(map(repr, unknown))}{hint}. "
-        f"Known options: level, client, {', '.join(_OPTIONS)}."
+        f"Known options: level, client, rules, {', '.join(_OPTIONS)}."
     )

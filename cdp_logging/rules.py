@@ -50,6 +50,7 @@ RE2 has no backreferences and no lookaround; a rule using them is a configuratio
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -169,7 +170,9 @@ _PLACEHOLDER = re.compile(
 
 #: What gunicorn passes as the arguments of every access record (``glogging.Logger.atoms``),
 #: whichever of them ``--access-logformat`` shows; request headers come as ``{name}i``.
-GUNICORN_ACCESS_ATOMS = frozenset("h l u t r s m U q H b B f a T D M L p".split())
+GUNICORN_ACCESS_ATOMS = frozenset(
+    ["h", "l", "u", "t", "r", "s", "m", "U", "q", "H", "b", "B", "f", "a", "T", "D", "M", "L", "p"]
+)
 
 
 class _Template:
@@ -512,9 +515,11 @@ class Rule:
         pattern = spec.get("regex")
         unknown = [key for key in spec if key not in RULE_KEYS and key not in CALL_TYPES]
         if unknown:
+            guesses = difflib.get_close_matches(unknown[0], (*RULE_KEYS, *CALL_TYPES), n=1)
             raise RulesError(
-                f"unknown key {unknown[0]!r}; a rule has {', '.join(RULE_KEYS)} and one call: "
-                + ", ".join(CALL_TYPES)
+                f"unknown key {unknown[0]!r}"
+                + (f" (did you mean {guesses[0]!r}?)" if guesses else "")
+                + f"; a rule has {', '.join(RULE_KEYS)} and one call: " + ", ".join(CALL_TYPES)
             )
         calls = [key for key in spec if key in CALL_TYPES]
         if len(calls) != 1:

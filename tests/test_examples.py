@@ -179,7 +179,7 @@ def run_example(
         **os.environ,
         "CDP_HOST": collector.url,
         "CDP_WRITE_KEY": WRITE_KEY,
-        "CDP_MARKETING_WRITE_KEY": MARKETING_WRITE_KEY,
+        "MARKETING_CDP_WRITE_KEY": MARKETING_WRITE_KEY,
         # Proxy settings in the environment must not divert requests meant for 127.0.0.1.
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",

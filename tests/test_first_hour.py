@@ -351,7 +351,7 @@ def test_gunicorn_access_rules_may_use_every_atom_gunicorn_passes(
     try:
         listening = wait_until(lambda: errors.find("Listening at: "), message=lambda: errors.text)
         url = re.search(r"Listening at: (http://\S+)", listening).group(1)  # type: ignore[union-attr]
-        with urllib.request.urlopen(f"{url}/pricing?order=1&customer=c1", timeout=20) as answer:  # noqa: S310 - local
+        with urllib.request.urlopen(f"{url}/pricing?order=1&customer=c1", timeout=20) as answer:
             assert answer.status == 200
         pages = wait_until(lambda: [e for e in received_events(httpserver) if e["type"] == "page"],
                            message=lambda: errors.text)
@@ -407,3 +407,113 @@ def test_check_matches_uvicorn_lines_pasted_from_the_console_or_read_from_a_log_
         ("sent", "/items", {"status": 200}), ("sent", "/gone", {"status": 404}),
         ("sent", "/logged", {"status": 200}),
     ]
+
+
+# -- 5. misspelt settings ------------------------------------------------------------------
+
+def test_unknown_cdp_variables_get_one_warning_with_the_variable_meant() -> None:
+    result = python("""
+        import logging, cdp_logging
+        cdp_logging.Analytics(enable=False)
+        cdp_logging.Analytics(enable=False)
+        logging.getLogger("x").addHandler(cdp_logging.CDPHandler(enable=False))
+    """, {"CDP_RULE": "rules.toml", "CDP_FLUSH_INTERVALL": "5", "CDP_WRITE_KEY": "k"})
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if "CDP_" in line]
+    assert warning.startswith(
+        "cdp-logging: ignoring unknown environment variable(s) CDP_FLUSH_INTERVALL (did you mean "
+        "CDP_FLUSH_INTERVAL?), CDP_RULE (did you mean CDP_RULES?); cdp-logging reads CDP_WRITE_KEY, "
+    )
+
+
+def test_run_warns_of_an_unknown_variable_once_for_all_its_processes() -> None:
+    from legacy_support import CDP_LOGGING, environment, legacy_app, run
+
+    parent = [sys.executable, "-c",
+              f"import subprocess, sys; sys.exit(subprocess.call({legacy_app('basic')!r}))"]
+    result = run([CDP_LOGGING, "run", "--", *parent],
+                 environment(CDP_RULES="rules.json", CDP_ENABLE="false", CDP_LEVLE="INFO"))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "CDP_LEVLE" in line]
+    assert len(warnings) == 1 and "(did you mean CDP_LEVEL?)" in warnings[0]
+
+
+def test_a_misspelt_rule_key_is_named_with_the_key_meant() -> None:
+    with pytest.raises(cdp_logging.RulesError, match=r"unknown key 'mesage' \(did you mean 'message'\?\)"):
+        cdp_logging.RuleSet([{"mesage": "Hi %s", "identify": {"user_id": "{args[0]}"}}])
+
+
+def test_the_unknown_option_error_lists_every_option() -> None:
+    import inspect
+
+    with pytest.raises(TypeError) as raised:
+        cdp_logging.CDPHandler(write_key="k", rulez=[])
+    text = str(raised.value)
+    assert "(did you mean 'rules'?)" in text
+    listed = text.split("Known options: ")[1].rstrip(".").split(", ")
+    options = [name for name in inspect.signature(cdp_logging.Analytics).parameters]
+    assert sorted(listed) == sorted(["level", "client", "rules", *options])
+
+
+# -- 6. messages that say what happened ----------------------------------------------------
+
+def test_collect_prints_each_refused_request_as_it_happens() -> None:
+    import re
+
+    import requests
+
+    from legacy_support import Output
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cdp_logging", "collect", "--port", "0", "--write-key", "right-key"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        errors = Output(process.stderr)
+        Output(process.stdout)
+        banner = wait_until(lambda: errors.find("listening on"), message=lambda: errors.text)
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)[1]  # type: ignore[index]
+        batch = {"batch": [{"type": "track", "userId": "42", "event": "Ok"}]}
+        assert requests.post(f"{url}/v1/batch", json=batch, auth=("wrong-key", ""), timeout=15).status_code == 401
+        wait_until(lambda: errors.find("refused POST /v1/batch (HTTP 401): the write key is not"),
+                   message=lambda: errors.text)
+        assert requests.post(f"{url}/v1/v1/batch", json=batch, auth=("right-key", ""), timeout=15).status_code == 404
+        wait_until(lambda: errors.find("refused POST /v1/v1/batch (HTTP 404): no endpoint"),
+                   message=lambda: errors.text)
+        invalid = {"batch": [{"type": "track", "userId": "42"}]}
+        assert requests.post(f"{url}/v1/batch", json=invalid, auth=("right-key", ""), timeout=15).status_code == 200
+        line = wait_until(lambda: errors.find("refused a track event of POST /v1/batch: "),
+                          message=lambda: errors.text)
+        assert "event" in line
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "/v1/", "/v1/batch", "/v1/batch/"])
+def test_a_host_given_with_the_api_path_is_normalised(api: HTTPServer, suffix: str) -> None:
+    root = api.url_for("").rstrip("/")
+    client = cdp_logging.Analytics(WRITE_KEY, host=root + suffix, flush_interval=0.01)
+    try:
+        assert client.host == root
+        client.track(user_id="1", event="E")
+        assert client.flush(timeout=10)
+    finally:
+        client.close()
+    assert [request.path for request in batch_requests(api)] == ["/v1/batch"]
+
+
+def test_after_http_401_the_closing_warning_says_why_not_a_timeout(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    httpserver.expect_request("/v1/batch", method="POST").respond_with_json(
+        {"meta": {"errors": ["unauthorized"]}}, status=401)
+    client = cdp_logging.Analytics(WRITE_KEY, host=httpserver.url_for("").rstrip("/"),
+                                   flush_interval=60, shutdown_timeout=5)
+    client.track(user_id="1", event="E")
+    with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+        assert not client.close_and_flush()
+    [summary] = [r.getMessage() for r in caplog.records if "since start" in r.getMessage()]
+    assert summary.startswith("cdp-logging: 1 event(s) could not be delivered while closing: "
+                              "the API answered HTTP 401; since start: 0 delivered, 1 failed")
+    assert "timeout" not in summary
