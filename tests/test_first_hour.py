@@ -517,3 +517,22 @@ def test_after_http_401_the_closing_warning_says_why_not_a_timeout(
     assert summary.startswith("cdp-logging: 1 event(s) could not be delivered while closing: "
                               "the API answered HTTP 401; since start: 0 delivered, 1 failed")
     assert "timeout" not in summary
+
+
+# -- 7. the fresh clone --------------------------------------------------------------------
+
+@pytest.mark.skipif(__import__("shutil").which("make") is None, reason="make is not installed")
+def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
+    result = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=TESTS.parent,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    installs = [line for line in result.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -e ."]
+    assert result.stdout.rstrip().endswith("examples/quickstart.py")
+
+
+def test_the_api_description_the_tests_check_against_is_the_projects_own() -> None:
+    import json
+
+    description = json.loads((TESTS / "data" / "customerio-pipelines-openapi.json").read_text())
+    assert "/v1/batch" in json.dumps(description["paths"])
