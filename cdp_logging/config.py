@@ -3,8 +3,10 @@
 Every option of :class:`cdp_logging.Analytics` has a variable, ``CDP_`` and the option's
 name in capitals (``max_events_in_batch``: ``CDP_MAX_EVENTS_IN_BATCH``); the list is read
 from ``Analytics.__init__`` so that a new option gets its variable. Two more configure the
-handler: ``CDP_RULES`` (the rules file) and ``CDP_LEVEL``. Values are checked here, and a
-bad one raises :class:`cdp_logging.ConfigurationError` naming the variable.
+handler: ``CDP_RULES`` (the rules file) and ``CDP_LEVEL``; ``CDP_STRICT`` is read by
+:mod:`cdp_logging.events`. Values are checked here, and a bad one raises
+:class:`cdp_logging.ConfigurationError` naming the variable. Any other ``CDP_*`` variable is
+reported once, with the one probably meant (:func:`warn_about_unknown_variables`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler, resolve_callable
 from .reporting import warn
 from .rules import RuleSet
-
 
 #: Analytics options that cannot come from the environment (an object, not a value).
 _NOT_FROM_ENVIRONMENT = frozenset(("transport",))
@@ -64,10 +65,6 @@ _DESCRIPTIONS = {
                            "spool: what kill -9 can lose",
 }
 
-_TRUE = TRUE_WORDS
-_FALSE = FALSE_WORDS
-
-
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, the option it sets, how to read it, its default."""
@@ -82,11 +79,11 @@ class Variable:
 
 def _boolean(text: str) -> bool:
     value = text.strip().lower()
-    if value in _TRUE:
+    if value in TRUE_WORDS:
         return True
-    if value in _FALSE:
+    if value in FALSE_WORDS:
         return False
-    raise ValueError(f"must be true or false ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")
+    raise ValueError(f"must be true or false ({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)})")
 
 
 def _integer(text: str) -> int:
