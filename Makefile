@@ -6,13 +6,18 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint clean
 
-$(VENV)/.installed: setup.cfg setup.py
+# The package alone (what the demo needs), then the test extra on top of it.
+$(VENV)/.package: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.package
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.package
 	$(BIN)/python examples/quickstart.py
 
 test: $(VENV)/.installed

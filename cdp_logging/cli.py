@@ -15,6 +15,7 @@ Each subcommand is one ``add_<name>(subcommands)`` function that adds its parser
 from __future__ import annotations
 
 import argparse
+import http
 import json
 import logging
 import os
@@ -24,11 +25,11 @@ import subprocess
 import sys
 import threading
 from typing import Any, TextIO
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .autoinstall import SITE_DIRECTORY
 from .config import ENV_RULES, VARIABLES, handler_from_environment
-from .constants import ENV_WRITE_KEY
+from .constants import ENV_ENABLE, ENV_WRITE_KEY
 from .errors import ConfigurationError, InvalidEventError
 from .handler import CDPHandler
 from .messages import build_message, encode_message
@@ -111,12 +112,13 @@ def run(arguments: argparse.Namespace) -> int:
     if not argv:
         _error("give the command to run after --, as in: cdp-logging run -- python app.py")
         return EXIT_CONFIGURATION
-    environ = dict(os.environ)
     try:
-        handler_from_environment(environ).client.close_and_flush(timeout=0)
+        handler_from_environment(dict(os.environ)).client.close_and_flush(timeout=0)
     except ConfigurationError as err:
         _error(f"{err}\ncdp-logging: {argv[0]} was not started")
         return EXIT_CONFIGURATION
+    environ = dict(os.environ)  # taken after the check: what it reported, it marked reported
+    _quiet_without_write_key(environ)
     environ["PYTHONPATH"] = os.pathsep.join(
         [SITE_DIRECTORY, *(entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
                            if entry and entry != SITE_DIRECTORY)]
@@ -125,6 +127,13 @@ def run(arguments: argparse.Namespace) -> int:
         # The program may change directory (gunicorn --chdir) before reading it.
         environ[ENV_RULES] = os.path.abspath(environ[ENV_RULES].strip())
     return _replace_process(argv, environ)
+
+
+def _quiet_without_write_key(environ: dict[str, str]) -> None:
+    """Without a write key the handler sends nothing and said so once, here: the command's
+    processes send nothing too, without saying it again each."""
+    if not environ.get(ENV_WRITE_KEY, "").strip():
+        environ[ENV_ENABLE] = "false"
 
 
 def _replace_process(argv: list[str], environ: dict[str, str]) -> int:
@@ -183,7 +192,9 @@ def check(arguments: argparse.Namespace) -> int:
     """Validate the configuration; show what each sample line would send."""
     out = sys.stdout
     try:
-        handler = handler_from_environment(dict(os.environ))
+        environ = dict(os.environ)
+        _quiet_without_write_key(environ)  # the description says it
+        handler = handler_from_environment(environ)
         line_pattern = _line_pattern(arguments.format)
     except ConfigurationError as err:
         _error(str(err))
@@ -241,7 +252,7 @@ def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
     for variable in VARIABLES:
         value = os.environ.get(variable.name, "").strip()
         if variable.name == ENV_WRITE_KEY:
-            shown = "set (not shown)" if value else "not set (CDP_ENABLE=false)"
+            shown = "set (not shown)" if value else "not set: nothing would be sent"
         elif variable.name == ENV_RULES:
             rules = handler.rules
             shown = (f"{rules.source}: {len(rules)} rule{'' if len(rules) == 1 else 's'}"
@@ -290,7 +301,10 @@ class Sample:
         logger = parsed["name"].strip() if "name" in self.line_pattern.groupindex else self.arguments.logger
         found = None
         if self.rules is not None and levelno >= self.level:
-            found = self.rules.find_in_text(logger, levelno, parsed["message"])
+            for text in _as_logged(parsed["message"]):
+                found = self.rules.find_in_text(logger, levelno, text)
+                if found is not None:
+                    break
         if found is None:
             self.unmatched += 1
             self._show(number, line, {"outcome": "unmatched"}, "no rule matches: nothing is sent")
@@ -338,6 +352,28 @@ class Sample:
             )
 
 
+#: A line that ends in an HTTP status and its phrase ("200 OK").
+_STATUS_PHRASE = re.compile(r"(?P<logged>.* (?P<code>[1-5]\d\d)) (?P<phrase>[A-Z][A-Za-z' -]*)")
+
+
+def _as_logged(message: str) -> Iterator[str]:
+    """The message as read, then as the application may have logged it when a console
+    decorated it: uvicorn pads its level prefix ("INFO:     ") and writes the status of an
+    access record with its phrase ("200 OK"), which the logged message does not have."""
+    yield message
+    stripped = message.strip()
+    if stripped != message:
+        yield stripped
+    found = _STATUS_PHRASE.fullmatch(stripped)
+    if found is not None:
+        try:
+            phrase = http.HTTPStatus(int(found["code"])).phrase
+        except ValueError:  # not a status Python knows: not one a console adds a phrase to
+            return
+        if phrase == found["phrase"]:
+            yield found["logged"]
+
+
 def _level_number(name: str) -> int | None:
     if name.isdigit():
         return int(name)
@@ -371,7 +407,7 @@ def add_collect(subcommands: Any) -> None:
 
 def collect(arguments: argparse.Namespace) -> int:
     """Serve until interrupted, printing every event received."""
-    from .collector import LocalCollector, format_event_line
+    from .collector import LocalCollector, ReceivedRequest, RejectedMessage, format_event_line
 
     out = sys.stdout
     lock = threading.Lock()
@@ -382,8 +418,13 @@ def collect(arguments: argparse.Namespace) -> int:
             out.write(line + "\n")
             out.flush()
 
+    def refused(request: ReceivedRequest, rejected: list[RejectedMessage]) -> None:
+        with lock:
+            sys.stderr.write(describe_refusal(request, rejected))
+            sys.stderr.flush()
+
     collector = LocalCollector(arguments.port, host=arguments.host, write_key=arguments.write_key,
-                               strict=arguments.strict, on_message=show)
+                               strict=arguments.strict, on_message=show, on_refused=refused)
     try:
         collector.start()
     except OSError as err:
@@ -407,6 +448,31 @@ def collect(arguments: argparse.Namespace) -> int:
     sys.stderr.write(f"cdp-logging collect: received {received} events"
                      + (f", rejected {rejected} invalid ones" if rejected else "") + ".\n")
     return 0
+
+
+def describe_refusal(request: Any, rejected: list[Any]) -> str:
+    """The lines ``collect`` writes to standard error for a refused request (wrong key, wrong
+    path, a body it cannot read) or for the invalid messages of an accepted one.
+
+    Example::
+
+        describe_refusal(request, [])
+        # 'cdp-logging collect: refused POST /v1/v1/batch (HTTP 404): no endpoint ...\n'
+    """
+    where = f"{request.method} {request.path}"
+    if request.status >= 400:
+        reasons = "; ".join(request.errors) or "no reason given"
+        return f"cdp-logging collect: refused {where} (HTTP {request.status}): {reasons}\n"
+    return "".join(
+        f"cdp-logging collect: refused a {_call_type(message.message)} event of {where}: "
+        + "; ".join(str(error) for error in message.errors) + "\n"
+        for message in rejected
+    )
+
+
+def _call_type(message: Any) -> str:
+    kind = message.get("type") if isinstance(message, dict) else None
+    return kind if isinstance(kind, str) else "malformed"
 
 
 #: The subcommands, in the order ``--help`` lists them; add one with an ``add_<name>``.

@@ -16,13 +16,17 @@ import orjson
 
 from .connection import Timeout
 from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
-from .constants import BATCH_PATH, ENV_HOST, ENV_WRITE_KEY, MAX_BATCH_BYTES
+from .constants import (
+    BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
+    TRUE_WORDS,
+)
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
 from .messages import build_message, encode_message, encode_plain, substitution_error
 from .reporting import ErrorHandler, Reporter, warn
 from .transport import (
-    HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries, warn_if_other_region,
+    GAVE_UP_CLOSING, HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries,
+    warn_if_other_region,
 )
 
 if TYPE_CHECKING:
@@ -101,6 +105,51 @@ def _option_error(option: str, expected: str, value: Any) -> TypeError:
     return TypeError(f"cdp_logging option {option!r} must be {expected}, got {value!r}")
 
 
+_warned_missing_write_key = False
+_environment_checked = False
+
+
+def _check_environment() -> None:
+    """Once per process, at the first client: warn of CDP_* variables nothing reads."""
+    global _environment_checked
+    if _environment_checked:
+        return
+    _environment_checked = True
+    from .config import warn_about_unknown_variables  # config builds on this module
+
+    warn_about_unknown_variables()
+
+
+def _missing_write_key() -> None:
+    """Say once per process that nothing is sent for want of a key (under pytest with the
+    plugin a test needs none, so it is only logged at DEBUG there)."""
+    global _warned_missing_write_key
+    from .events import pytest_plugin_active  # the events module imports nothing heavy
+
+    if pytest_plugin_active():
+        logger.debug("cdp-logging: no write key: sending nothing (pytest)")
+        return
+    if _warned_missing_write_key:
+        return
+    _warned_missing_write_key = True
+    warn(
+        "cdp-logging: %s is not set: sending nothing. Set it to the write key of your Customer.io "
+        "Data Pipelines source (or pass write_key=...); %s=false silences this, and "
+        "require_write_key=True (%s=true) makes it an error.",
+        ENV_WRITE_KEY, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY,
+    )
+
+
+def _without_api_path(host: str) -> str:
+    """The host without a trailing ``/v1`` or ``/v1/batch``: the client adds the path, and
+    ``https://cdp.customer.io/v1`` would otherwise be posted to at ``/v1/v1/batch`` (404)."""
+    host = host.rstrip("/")
+    for path in (BATCH_PATH, BATCH_PATH.rpartition("/")[0]):
+        if host.endswith(path):
+            return host[: -len(path)]
+    return host
+
+
 def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
@@ -126,7 +175,11 @@ class Analytics:
     - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
       (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
     - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent.
-    - ``enable`` (True): False validates calls but sends nothing.
+    - ``enable`` (True): False validates calls but sends nothing. The environment variable
+      ``CDP_ENABLE=false`` turns every client off, those given ``enable=True`` included.
+    - ``require_write_key`` (False): without a write key the client sends nothing and logs one
+      WARNING naming ``CDP_WRITE_KEY`` (none under pytest with the plugin); True (or the
+      environment variable ``CDP_REQUIRE_WRITE_KEY=true``) makes a missing key a ValueError.
     - ``error_handler`` (None): called with each :class:`CDPError` (a failed batch, a dropped
       event); without one, problems are logged on ``cdp_logging``, rate-limited.
     - ``max_queue_size`` (50,000 events) and ``max_queue_bytes`` (20,000,000 encoded bytes):
@@ -178,6 +231,7 @@ class Analytics:
         max_events_in_batch: int = 20,
         flush_interval: float = 10.0,
         enable: bool = True,
+        require_write_key: bool = False,
         error_handler: ErrorHandler | None = None,
         max_queue_size: int = 50_000,
         max_queue_bytes: int = 20_000_000,
@@ -204,11 +258,20 @@ class Analytics:
         if write_key is not None:
             # A key read from a mounted secret file, or $(cat file), ends in a newline.
             write_key = write_key.strip() or None
+        _check_environment()
+        if not isinstance(require_write_key, bool):
+            raise _option_error("require_write_key", "True or False", require_write_key)
+        if os.environ.get(ENV_ENABLE, "").strip().lower() in FALSE_WORDS:
+            enable = False  # the switch for every client, those made in code included
         if enable and not write_key and transport is None:
-            raise ValueError(
-                "cdp_logging needs a write key: pass write_key=... or set the environment "
-                f"variable {ENV_WRITE_KEY}."
-            )
+            if require_write_key or os.environ.get(ENV_REQUIRE_WRITE_KEY, "").strip().lower() in TRUE_WORDS:
+                raise ValueError(
+                    "cdp_logging needs a write key: pass write_key=... or set the environment "
+                    f"variable {ENV_WRITE_KEY}."
+                )
+            # Analytics must never be what stops an application starting: send nothing.
+            _missing_write_key()
+            enable = False
         if host is None:
             host = os.environ.get(ENV_HOST) or default_host(write_key)
         if not isinstance(host, str) or not host.startswith(("http://", "https://")):
@@ -246,7 +309,7 @@ class Analytics:
         _number("spool_max_bytes", spool_max_bytes, minimum=1, integer=True)
         _number("spool_sync_interval", spool_sync_interval, minimum=0.001)
 
-        self.host = host.rstrip("/")
+        self.host = _without_api_path(host)
         if write_key:
             warn_if_other_region(write_key, self.host)
         self.enable = enable
@@ -263,6 +326,8 @@ class Analytics:
             self.host, write_key or "", timeout=timeout, gzip=gzip
         )
         self._counters = _Counters()
+        #: Why the last batch given up failed, for the summary at close.
+        self._last_failure = ""
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -612,10 +677,15 @@ class Analytics:
             self._transport.close()
         not_delivered = counters["failed"] - failed_before
         if not_delivered:
+            # Only what the deadline cut short is the timeout's doing; a batch the API refused
+            # (HTTP 401, say) failed for its own reason, however soon.
+            cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+            why = (f"before closing (shutdown timeout {timeout:g}s)" if cut_short
+                   else f"while closing: {self._last_failure}")
             warn(
-                "cdp-logging: %d event(s) could not be delivered before closing "
-                "(shutdown timeout %gs); since start: %d delivered, %d failed, %d dropped",
-                not_delivered, timeout, counters["delivered"], counters["failed"], counters["dropped"],
+                "cdp-logging: %d event(s) could not be delivered %s; since start: %d delivered, "
+                "%d failed, %d dropped",
+                not_delivered, why, counters["delivered"], counters["failed"], counters["dropped"],
             )
         return delivered and not not_delivered and not kept
 
@@ -761,6 +831,7 @@ class Analytics:
         self._counters.add("retries")
 
     def _fail(self, items: list[Item], error: DeliveryError) -> None:
+        self._last_failure = error.reason
         self._counters.add("failed", len(items))
         self._reporter.report(error)
         self._finish(items, error)

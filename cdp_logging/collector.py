@@ -214,7 +214,9 @@ class LocalCollector:
     empty either way, as the API asks. In strict mode (``strict=True``, or a request carrying
     ``X-Strict-Mode: 1``) one invalid message makes the whole request answer 400 with the list of
     errors; otherwise, like the API, valid messages are kept, invalid ones land in `rejected`, and
-    the answer is 200. ``on_message`` is called with each accepted message, on the server's thread.
+    the answer is 200. ``on_message`` is called with each accepted message, on the server's thread;
+    ``on_refused`` with each request answered with an error status or holding invalid messages
+    (the request, and the messages refused), as it happens.
 
     What it keeps is bounded: the newest ``max_kept`` accepted messages and rejected messages,
     and the newest requests holding at most ``max_kept`` messages between them (each a ring;
@@ -244,6 +246,7 @@ class LocalCollector:
         on_message: Callable[[Message], object] | None = None,
         max_kept: int = DEFAULT_MAX_KEPT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        on_refused: Callable[[ReceivedRequest, list[RejectedMessage]], object] | None = None,
     ) -> None:
         if isinstance(max_kept, bool) or not isinstance(max_kept, int) or max_kept < 1:
             raise ValueError(f"max_kept must be a whole number of at least 1, not {max_kept!r}")
@@ -256,6 +259,7 @@ class LocalCollector:
         self.max_message_bytes = max_message_bytes
         self.max_batch_bytes = max_batch_bytes
         self.on_message = on_message
+        self.on_refused = on_refused
         self._requested_port = port
         self._write_key = write_key
         self._condition = threading.Condition()
@@ -615,6 +619,11 @@ class LocalCollector:
             len(rejected),
         )
         self._notify(accepted)
+        if self.on_refused is not None and (response.status >= 400 or rejected):
+            try:
+                self.on_refused(request, rejected)
+            except Exception:
+                logger.exception("on_refused callback raised for %s %s", method, path)
         return response
 
     def _keep(self, name: str, ring: deque[Any], items: list[Any]) -> None:

@@ -3,12 +3,15 @@
 Every option of :class:`cdp_logging.Analytics` has a variable, ``CDP_`` and the option's
 name in capitals (``max_events_in_batch``: ``CDP_MAX_EVENTS_IN_BATCH``); the list is read
 from ``Analytics.__init__`` so that a new option gets its variable. Two more configure the
-handler: ``CDP_RULES`` (the rules file) and ``CDP_LEVEL``. Values are checked here, and a
-bad one raises :class:`cdp_logging.ConfigurationError` naming the variable.
+handler: ``CDP_RULES`` (the rules file) and ``CDP_LEVEL``; ``CDP_STRICT`` is read by
+:mod:`cdp_logging.events`. Values are checked here, and a bad one raises
+:class:`cdp_logging.ConfigurationError` naming the variable. Any other ``CDP_*`` variable is
+reported once, with the one probably meant (:func:`warn_about_unknown_variables`).
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import os
@@ -18,25 +21,28 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from .client import Analytics
-from .constants import DEFAULT_HOST, ENV_HOST, ENV_WRITE_KEY
+from .constants import (
+    DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY, FALSE_WORDS,
+    TRUE_WORDS,
+)
 from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler, resolve_callable
+from .reporting import warn
 from .rules import RuleSet
-
-ENV_RULES = "CDP_RULES"
-ENV_LEVEL = "CDP_LEVEL"
-ENV_ENABLE = "CDP_ENABLE"
 
 #: Analytics options that cannot come from the environment (an object, not a value).
 _NOT_FROM_ENVIRONMENT = frozenset(("transport",))
 
 #: What each Analytics option means, for ``cdp-logging --help`` and the README.
 _DESCRIPTIONS = {
-    "write_key": "the write key of your Data Pipelines source (required unless CDP_ENABLE=false)",
+    "write_key": "the write key of your Data Pipelines source (unset: one warning, nothing sent)",
     "host": "the API host; https://cdp-eu.customer.io for the EU region",
     "max_events_in_batch": "send a batch when this many events are queued",
     "flush_interval": "send what is queued at least this often, in seconds",
-    "enable": "false: match and check events but send nothing",
+    "enable": "false: match and check events but send nothing (every client, those made "
+              "in code included)",
+    "require_write_key": "true: a missing write key is an error; unset, it is one warning and "
+                         "nothing is sent",
     "error_handler": "a function given each problem (module.path:function); "
                      "unset: warnings on the cdp_logging logger",
     "max_queue_size": "events held while waiting to be sent; beyond it new events are dropped",
@@ -59,10 +65,6 @@ _DESCRIPTIONS = {
                            "spool: what kill -9 can lose",
 }
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
 @dataclass(frozen=True)
 class Variable:
     """One environment variable: its name, the option it sets, how to read it, its default."""
@@ -77,11 +79,11 @@ class Variable:
 
 def _boolean(text: str) -> bool:
     value = text.strip().lower()
-    if value in _TRUE:
+    if value in TRUE_WORDS:
         return True
-    if value in _FALSE:
+    if value in FALSE_WORDS:
         return False
-    raise ValueError(f"must be true or false ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")
+    raise ValueError(f"must be true or false ({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)})")
 
 
 def _integer(text: str) -> int:
@@ -156,6 +158,8 @@ VARIABLES: tuple[Variable, ...] = (
              "the rules file (.json or .toml) that makes log lines calls", _text),
     Variable(ENV_LEVEL, "level", "level", "NOTSET",
              "the lowest level of record considered (DEBUG, INFO, ...)", _level),
+    Variable(ENV_STRICT, "strict", "true/false", "false (true under pytest)",
+             "true: the cdp_logging.events helpers raise for a bad payload", _boolean),
 )
 assert ENV_WRITE_KEY in {v.name for v in VARIABLES} and ENV_HOST in {v.name for v in VARIABLES}
 
@@ -165,7 +169,8 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
     variables are left out so the defaults apply.
 
     Raises :class:`ConfigurationError` naming the variable for a value it cannot read, and
-    for a missing write key.
+    for a missing write key when ``CDP_REQUIRE_WRITE_KEY`` is true (otherwise the client
+    warns once and sends nothing).
 
     Example::
 
@@ -182,7 +187,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
             options[variable.option] = variable.parse(text)
         except (ValueError, TypeError) as err:
             raise ConfigurationError(f"{variable.name}={text!r}: {_without_option(err)}") from None
-    if options.get("enable", True) and not options.get("write_key"):
+    if options.get("require_write_key") and options.get("enable", True) and not options.get("write_key"):
         raise ConfigurationError(
             f"{ENV_WRITE_KEY} is not set: set it to the write key of your Customer.io Data "
             f"Pipelines source (or set {ENV_ENABLE}=false to try the rules without sending)"
@@ -204,6 +209,7 @@ def handler_from_environment(environ: Mapping[str, str] | None = None, *,
     options = read_environment(environ)
     rules = options.pop("rules", None)
     level = options.pop("level", logging.NOTSET)
+    options.pop("strict", None)  # read by cdp_logging.events itself
     try:
         loaded = None if rules is None else RuleSet.from_file(rules)
     except RulesError as err:
@@ -226,3 +232,35 @@ def _naming_the_variable(err: Exception) -> str:
 
 def _without_option(err: Exception) -> str:
     return re.sub(r"^cdp_logging option '\w+':? ", "", str(err))
+
+
+#: Set in the environment once the unknown variables were reported, so that the processes
+#: this one starts (gunicorn's workers, say) do not report them again.
+_REPORTED_UNKNOWN = "_CDP_LOGGING_UNKNOWN_VARIABLES"
+
+
+def warn_about_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log one WARNING naming every ``CDP_*`` variable in ``environ`` (default:
+    ``os.environ``) that cdp-logging does not read, with the variable meant where one is
+    close (``CDP_RULE``: did you mean ``CDP_RULES``?); once per process tree. Returns the
+    unknown names.
+
+    Example::
+
+        >>> warn_about_unknown_variables({"CDP_FLUSH_INTERVALL": "5"})
+        ['CDP_FLUSH_INTERVALL']
+    """
+    environ = os.environ if environ is None else environ
+    known = [variable.name for variable in VARIABLES]
+    unknown = sorted(name for name in environ if name.startswith("CDP_") and name not in known)
+    said = ",".join(unknown)
+    if not unknown or os.environ.get(_REPORTED_UNKNOWN) == said:
+        return unknown
+    os.environ[_REPORTED_UNKNOWN] = said
+    described = []
+    for name in unknown:
+        guesses = difflib.get_close_matches(name, known, n=1)
+        described.append(f"{name} (did you mean {guesses[0]}?)" if guesses else name)
+    warn("cdp-logging: ignoring unknown environment variable(s) %s; cdp-logging reads %s",
+         ", ".join(described), ", ".join(known))
+    return unknown

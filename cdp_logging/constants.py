@@ -22,6 +22,18 @@ MAX_BATCH_BYTES = 500_000
 #: Environment variables read when an option is not given.
 ENV_WRITE_KEY = "CDP_WRITE_KEY"
 ENV_HOST = "CDP_HOST"
+#: false turns every client off (sending nothing), whatever the code says.
+ENV_ENABLE = "CDP_ENABLE"
+#: The rules file and the lowest level considered, in zero-code use.
+ENV_RULES = "CDP_RULES"
+ENV_LEVEL = "CDP_LEVEL"
+#: true makes the cdp_logging.events helpers raise for a bad payload.
+ENV_STRICT = "CDP_STRICT"
+#: true makes a missing write key an error instead of a warning.
+ENV_REQUIRE_WRITE_KEY = "CDP_REQUIRE_WRITE_KEY"
+#: How environment variables say yes and no.
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 #: The six calls of the API, in the order the docs present them.
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")

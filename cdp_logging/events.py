@@ -1,30 +1,75 @@
 """Build a log call's ``extra`` for each CDP call, checked the way the client checks calls.
 
-Typos and missing ids fail at the call site instead of being reported later::
+::
 
     log.info("signed up", extra=cdp_logging.events.identify(user_id="42", traits={"plan": "pro"}))
     log.info("added to cart", extra=cdp_logging.events.track(user_id="42", event="Added"))
 
-Each function raises :class:`cdp_logging.InvalidEventError` for input the API would refuse (a
-missing id, a wrong type, a value that cannot be encoded; :class:`cdp_logging.EventTooLargeError`
-over 32 KB), exactly as the client's methods do, and returns ``{"<call>": {fields...}}``. Fields
-left out are left out of the dict. The event's timestamp stays the moment of the log call unless
-``timestamp`` is given.
+Each function returns ``{"<call>": {fields...}}``; fields left out are left out of the dict.
+The event's timestamp stays the moment of the log call unless ``timestamp`` is given.
+
+Input the API would refuse (a missing id, a wrong type, a value that cannot be encoded, more
+than 32 KB) never breaks the application: the function returns the payload as given, and the
+handler that receives the log call counts it as invalid and reports it (``error_handler``,
+else a WARNING on the ``cdp_logging`` logger) naming the logger and line. Where a developer
+wants to hear of it at once, the functions raise :class:`cdp_logging.InvalidEventError`
+(:class:`cdp_logging.EventTooLargeError` over 32 KB) instead: under pytest with the
+cdp-logging plugin (installed with the package), with ``CDP_STRICT=true`` in the environment,
+or after ``cdp_logging.events.strict = True``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 from collections.abc import Mapping
 
+from .constants import ENV_STRICT, FALSE_WORDS
+from .errors import InvalidEventError
 from .messages import build_message, encode_message
 
-__all__ = ["alias", "group", "identify", "page", "screen", "track"]
+__all__ = ["alias", "group", "identify", "is_strict", "page", "screen", "strict", "track"]
+
+#: True: raise :class:`~cdp_logging.InvalidEventError` for a bad payload; False: return it for
+#: the handler to count and report; None (the default): ``CDP_STRICT``, else True under
+#: pytest with the cdp-logging plugin and False everywhere else.
+strict: bool | None = None
+
+
+def pytest_plugin_active() -> bool:
+    """True in a pytest run with cdp-logging's plugin loaded (pytest loads it at start-up,
+    unless ``-p no:cdp_logging``): there a missing write key is expected and a bad payload
+    should fail the test."""
+    return "cdp_logging.pytest_plugin" in sys.modules and "pytest" in sys.modules
+
+
+def is_strict() -> bool:
+    """Whether the functions raise for a bad payload now (see :data:`strict`).
+
+    Example::
+
+        >>> cdp_logging.events.strict = False
+        >>> cdp_logging.events.is_strict()
+        False
+    """
+    if strict is not None:
+        return strict
+    setting = os.environ.get(ENV_STRICT, "").strip().lower()
+    if setting:
+        return setting not in FALSE_WORDS
+    return pytest_plugin_active()
 
 
 def _extra(call: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:
     given = {k: v for k, v in fields.items() if v is not None}
-    encode_message(build_message(call, **given))  # the client's checks, the size limit included
+    try:
+        encode_message(build_message(call, **given))  # the client's checks, the size limit included
+    except InvalidEventError:
+        if is_strict():
+            raise
+        # The handler checks the payload again, and counts and reports it with the logger
+        # and line of the log call: the application's request goes on.
     return {call: given}
 
 

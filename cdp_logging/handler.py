@@ -8,6 +8,7 @@ import inspect
 import logging
 import sys
 import threading
+import weakref
 from threading import get_ident
 from typing import Any
 from collections.abc import Iterable
@@ -98,6 +99,8 @@ class CDPHandler(logging.Handler):
             raise
         self.client = client
         self._owns_client = owns_client
+        if not self._installed_without_code:
+            application_handlers.add(self)
         self._options = options
         self._reopen = False
         self._reopen_lock = threading.Lock()
@@ -107,6 +110,8 @@ class CDPHandler(logging.Handler):
     #: False in a subclass that overrides :meth:`emit`, :meth:`calls`, :meth:`send` or
     #: :meth:`filter`: its records then take every step, so the overrides see each of them.
     _overrides_no_step = True
+    #: True for the handler ``cdp-logging run`` installs, which is not the application's.
+    _installed_without_code = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -324,6 +329,11 @@ class CDPHandler(logging.Handler):
             self.client.close_and_flush()
 
 
+#: The handlers the application made (not ``cdp-logging run``'s): while there are any, the
+#: one ``run`` installed leaves alone the records they take.
+application_handlers: weakref.WeakSet[CDPHandler] = weakref.WeakSet()
+
+
 def _reconfiguring_logging() -> bool:
     """True while this thread holds logging's module lock, as dictConfig and fileConfig do
     while they flush and close the handlers they replace."""
@@ -352,9 +362,9 @@ def _check_option_names(options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - set(_OPTIONS))
     if not unknown:
         return
-    guesses = difflib.get_close_matches(unknown[0], _OPTIONS, n=1)
+    guesses = difflib.get_close_matches(unknown[0], ("level", "client", "rules", *_OPTIONS), n=1)
     hint = f" (did you mean {guesses[0]!r}?)" if guesses else ""
     raise TypeError(
         f"CDPHandler got unknown option(s) {', '.join(map(repr, unknown))}{hint}. "
-        f"Known options: level, client, {', '.join(_OPTIONS)}."
+        f"Known options: level, client, rules, {', '.join(_OPTIONS)}."
     )

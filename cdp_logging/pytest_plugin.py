@@ -7,6 +7,10 @@ without any import::
         signup(user_id="42")
         assert cdp_events.tracks("Signed Up")[0]["userId"] == "42"
 
+Under pytest with this plugin no write key is needed: a client without one sends nothing and
+does not warn, and the fixtures capture or collect what it would send. The helpers of
+:mod:`cdp_logging.events` raise for a bad payload here, so a test fails where it was made.
+
 It defines fixtures and nothing else: no hooks, options or markers, so a test run that uses
 neither fixture is unchanged. The library is imported when a fixture is first used, not when
 pytest starts. ``pytest -p no:cdp_logging`` turns the plugin off.

@@ -50,6 +50,7 @@ RE2 has no backreferences and no lookaround; a rule using them is a configuratio
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -167,11 +168,20 @@ _PLACEHOLDER = re.compile(
 )
 
 
+#: What gunicorn passes as the arguments of every access record (``glogging.Logger.atoms``),
+#: whichever of them ``--access-logformat`` shows; request headers come as ``{name}i``.
+GUNICORN_ACCESS_ATOMS = frozenset(
+    ["h", "l", "u", "t", "r", "s", "m", "U", "q", "H", "b", "B", "f", "a", "T", "D", "M", "L", "p"]
+)
+
+
 class _Template:
     """What a %-style message template expects: a number of arguments, or named ones."""
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, given: frozenset[str] = frozenset()) -> None:
         self.text = template
+        #: Keys the logger always passes, whatever the template shows (gunicorn's atoms).
+        self.given = given
         self.count = 0
         self.names: list[str] = []
         self.starred = False
@@ -187,7 +197,7 @@ class _Template:
 
     def check(self, key: str) -> str | None:
         """Why ``{args[key]}`` cannot work with this template, or None."""
-        if self.starred:
+        if self.starred or key in self.given:
             return None
         if self.names:
             if key not in self.names:
@@ -505,9 +515,11 @@ class Rule:
         pattern = spec.get("regex")
         unknown = [key for key in spec if key not in RULE_KEYS and key not in CALL_TYPES]
         if unknown:
+            guesses = difflib.get_close_matches(unknown[0], (*RULE_KEYS, *CALL_TYPES), n=1)
             raise RulesError(
-                f"unknown key {unknown[0]!r}; a rule has {', '.join(RULE_KEYS)} and one call: "
-                + ", ".join(CALL_TYPES)
+                f"unknown key {unknown[0]!r}"
+                + (f" (did you mean {guesses[0]!r}?)" if guesses else "")
+                + f"; a rule has {', '.join(RULE_KEYS)} and one call: " + ", ".join(CALL_TYPES)
             )
         calls = [key for key in spec if key in CALL_TYPES]
         if len(calls) != 1:
@@ -524,7 +536,8 @@ class Rule:
                 raise RulesError(f"'regex' must be a string, got {pattern!r}")
             self.regex = linear_pattern(pattern)
         self._logger_dot = self.logger + "."
-        self._template = None if self.message is None else _Template(self.message)
+        self._template = None if self.message is None else _Template(
+            self.message, GUNICORN_ACCESS_ATOMS if self.logger == "gunicorn.access" else frozenset())
         self._text_pattern: Any = None
         self._fields = self._compile_fields(spec[self.call])
 
@@ -605,8 +618,22 @@ class Rule:
         except ValueError:
             return None
         if self._template.names:
-            return {key: value for (key, _), value in zip(groups, values, strict=True)}
+            named = {key: value for (key, _), value in zip(groups, values, strict=True)}
+            if self._template.given:
+                _request_line_atoms(named)
+            return named
         return tuple(values)
+
+
+def _request_line_atoms(args: dict[str, Any]) -> None:
+    """gunicorn's m, U, q and H are the parts of r, the request line: read back those the
+    format does not show, as gunicorn would have passed them."""
+    parts = str(args.get("r", "")).split(" ")
+    if len(parts) == 3:
+        method, uri, protocol = parts
+        path, _, query = uri.partition("?")
+        for key, value in (("m", method), ("U", path), ("q", query), ("H", protocol)):
+            args.setdefault(key, value)
 
 
 def _logger_name(value: Any) -> str:

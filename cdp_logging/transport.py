@@ -622,6 +622,10 @@ class Outcome:
         return self.response is not None and 200 <= self.response.status < 300
 
 
+#: Why a batch was given up when the client's closing deadline left no time for a retry.
+GAVE_UP_CLOSING = "gave up: the client is closing"
+
+
 def send_with_retries(
     transport: Transport,
     path: str,
@@ -647,7 +651,7 @@ def send_with_retries(
     while True:
         stop_by = deadline()
         if stop_by is not None and time.monotonic() >= stop_by:
-            return Outcome(response, attempts, error, gave_up="gave up: the client is closing")
+            return Outcome(response, attempts, error, gave_up=GAVE_UP_CLOSING)
         if attempts and on_retry is not None:
             on_retry()
         attempts += 1
@@ -679,7 +683,7 @@ def send_with_retries(
             )
         stop_by = deadline()
         if stop_by is not None and now + wait > stop_by:
-            return Outcome(response, attempts, error, gave_up="gave up: the client is closing")
+            return Outcome(response, attempts, error, gave_up=GAVE_UP_CLOSING)
         if interrupt.wait(wait):
             interrupt.clear()
 

@@ -1,14 +1,20 @@
 """The LOGGING setting of a Django project whose logging feeds Customer.io Data Pipelines.
 
 Copy ``LOGGING`` into ``settings.py``; Django hands it to ``logging.config.dictConfig``. Set
-``CDP_WRITE_KEY`` in the environment of the server (the setting holds no secret). Then, in a
-view::
+``CDP_WRITE_KEY`` in the environment of the server (the setting holds no secret; without it,
+``manage.py`` commands and tests run as usual and nothing is sent). Then, in a view::
 
     logger = logging.getLogger(__name__)
 
     def checkout(request):
+        if request.user.is_authenticated:
+            who = {"user_id": request.user.pk}
+        else:  # an anonymous visitor (request.user.pk is None): known by their session
+            if request.session.session_key is None:
+                request.session.save()
+            who = {"anonymous_id": request.session.session_key}
         logger.info("checkout", extra={"track": {
-            "user_id": request.user.pk, "event": "Checkout Started", "properties": {"items": 3},
+            **who, "event": "Checkout Started", "properties": {"items": 3},
         }})
 
 This module imports nothing from Django: it is the snippet, importable on its own.

@@ -23,7 +23,9 @@ logging.config.dictConfig({
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "level": "WARNING"},
+        # Flask and werkzeug add no console handler of their own once the root logger has
+        # one at their level: this one prints "Running on ...", requests and tracebacks.
+        "console": {"class": "logging.StreamHandler"},
         "cdp": {"class": "cdp_logging.CDPHandler", "level": "INFO"},
     },
     "root": {"handlers": ["console", "cdp"], "level": "INFO"},
@@ -47,9 +49,11 @@ def signup():
 
 @app.get("/pricing")
 def pricing():
-    user_id = request.args.get("user_id")
+    # A visitor who is not signed in is known by the anonymous id analytics.js keeps in a
+    # cookie; with neither, the helper does not raise: the handler counts and reports it.
     log.info("viewed pricing", extra=cdp_logging.events.page(
-        user_id=user_id, name="Pricing", properties={"path": request.path},
+        user_id=request.args.get("user_id"), anonymous_id=request.cookies.get("ajs_anonymous_id"),
+        name="Pricing", properties={"path": request.path},
     ))
     return jsonify(plans=["free", "pro"])
 
@@ -58,3 +62,7 @@ if __name__ == "__main__":
     with app.test_client() as client:
         print(client.post("/signup", json={"user_id": 42, "email": "ada@example.com"}).status)
         print(client.get("/pricing?user_id=42").status)
+        client.set_cookie("ajs_anonymous_id", "visitor-7")
+        print(client.get("/pricing").status)
+        client.delete_cookie("ajs_anonymous_id")
+        print(client.get("/pricing").status)

@@ -1,7 +1,7 @@
 """Several clients: two CDP sources side by side, each with its own write key and batching, and
 a logger of its own for each.
 
-Try it:     CDP_WRITE_KEY=... CDP_MARKETING_WRITE_KEY=... python examples/several_clients.py
+Try it:     CDP_WRITE_KEY=... MARKETING_CDP_WRITE_KEY=... python examples/several_clients.py
             (CDP_HOST=http://127.0.0.1:PORT sends to a local collector instead)
 
 Each client has its own queue and background thread. Handlers can share a client (``client=``),
@@ -18,9 +18,9 @@ import cdp_logging
 # The application's source: the defaults (20 events a batch, every 10 s).
 app_analytics = cdp_logging.Analytics()                       # CDP_WRITE_KEY, CDP_HOST
 # The marketing team's source: its own key, each event sent at once. (Without
-# CDP_MARKETING_WRITE_KEY, write_key is None and the client reads CDP_WRITE_KEY.)
+# MARKETING_CDP_WRITE_KEY, write_key is None and the client reads CDP_WRITE_KEY.)
 marketing_analytics = cdp_logging.Analytics(
-    os.environ.get("CDP_MARKETING_WRITE_KEY"), max_events_in_batch=1,
+    os.environ.get("MARKETING_CDP_WRITE_KEY"), max_events_in_batch=1,
 )
 
 # Logs of "shop" go to the application's source, logs of "campaigns" to marketing's.

@@ -1,7 +1,8 @@
-"""A WSGI application for ``gunicorn --log-config examples/gunicorn_logging.ini``::
+"""A WSGI application for ``gunicorn --log-config gunicorn_logging.ini``; from the repository's
+top directory (gunicorn reads ``--log-config`` after changing to ``--chdir``)::
 
     CDP_WRITE_KEY=your-write-key gunicorn --chdir examples \
-        --log-config examples/gunicorn_logging.ini wsgi_app:application
+        --log-config gunicorn_logging.ini wsgi_app:application
 
 Every request is tracked through logging.
 """

@@ -177,8 +177,22 @@ def test_a_bad_rules_file_stops_start_up_naming_the_rule_and_the_fault(
     assert received_events(collector) == []
 
 
-def test_a_missing_write_key_says_which_variable_to_set() -> None:
-    result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")], environment(CDP_RULES="rules.json"))
+def test_without_a_write_key_the_program_runs_and_it_is_said_once() -> None:
+    # A parent that starts a child: both run as usual, neither sends, one warning for both.
+    parent = [sys.executable, "-c",
+              f"import subprocess, sys; sys.exit(subprocess.call({legacy_app('basic')!r}))"]
+    plain = run(parent, environment())
+    result = run([CDP_LOGGING, "run", "--", *parent], environment(CDP_RULES="rules.json"))
+    assert (result.returncode, result.stdout) == (0, plain.stdout)
+    warnings = [line for line in result.stderr.splitlines() if "CDP_WRITE_KEY" in line]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("cdp-logging: CDP_WRITE_KEY is not set: sending nothing.")
+    assert [line for line in result.stderr.splitlines() if line not in warnings] == plain.stderr.splitlines()
+
+
+def test_a_required_write_key_that_is_missing_stops_start_up() -> None:
+    result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")],
+                 environment(CDP_RULES="rules.json", CDP_REQUIRE_WRITE_KEY="true"))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("cdp-logging: CDP_WRITE_KEY is not set: set it to the write key")
@@ -200,16 +214,17 @@ def test_run_needs_a_command_it_can_find(cdp_environment: Any, capsys: Any) -> N
 
 
 def test_a_process_that_cannot_install_says_so_once_and_runs_on() -> None:
-    # PYTHONPATH set by hand, without the write key `run` would have asked for: the program
-    # and the child it starts run as usual; the reason is written once for both.
+    # PYTHONPATH set by hand, with a value `run` would have refused: the program and the
+    # child it starts run as usual; the reason is written once for both.
     parent = [sys.executable, "-c",
               f"import subprocess, sys; sys.exit(subprocess.call({legacy_app('basic')!r}))"]
     plain = run(parent, environment())
-    broken = run(parent, environment(PYTHONPATH=SITE_DIRECTORY, CDP_RULES="rules.json"))
+    broken = run(parent, environment(PYTHONPATH=SITE_DIRECTORY, CDP_RULES="rules.json",
+                                     CDP_WRITE_KEY="k", CDP_MAX_EVENTS_IN_BATCH="ten"))
     assert (broken.returncode, broken.stdout) == (0, plain.stdout)
     reports = [line for line in broken.stderr.splitlines() if line.startswith("cdp-logging:")]
     assert len(reports) == 1
-    assert "not sending events from this process" in reports[0] and "CDP_WRITE_KEY is not set" in reports[0]
+    assert "not sending events from this process" in reports[0] and "CDP_MAX_EVENTS_IN_BATCH" in reports[0]
     assert [line for line in broken.stderr.splitlines() if line not in reports] == plain.stderr.splitlines()
 
 

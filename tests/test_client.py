@@ -58,11 +58,16 @@ def every_call(client: cdp_logging.Analytics) -> list[str]:
 # -- options ---------------------------------------------------------------------------------
 
 
-def test_a_missing_write_key_is_a_value_error_naming_both_ways_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_required_write_key_that_is_missing_is_a_value_error_naming_both_ways_to_give_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("CDP_WRITE_KEY", raising=False)
     with pytest.raises(ValueError) as caught:
-        cdp_logging.Analytics()
+        cdp_logging.Analytics(require_write_key=True)
     assert "write_key" in str(caught.value) and "CDP_WRITE_KEY" in str(caught.value)
+    monkeypatch.setenv("CDP_REQUIRE_WRITE_KEY", "true")
+    with pytest.raises(ValueError, match="CDP_WRITE_KEY"):
+        cdp_logging.Analytics()
 
 
 def test_the_write_key_falls_back_to_cdp_write_key(

@@ -65,9 +65,10 @@ def test_a_bad_value_is_reported_naming_its_variable(variable: str, value: str, 
     assert str(raised.value).startswith(expected)
 
 
-def test_a_missing_write_key_says_which_variable_to_set() -> None:
+def test_a_required_write_key_that_is_missing_says_which_variable_to_set() -> None:
+    assert read_environment({"CDP_RULES": "rules.toml"}) == {"rules": "rules.toml"}
     with pytest.raises(ConfigurationError, match="^CDP_WRITE_KEY is not set: set it to the write key"):
-        read_environment({"CDP_RULES": "rules.toml"})
+        read_environment({"CDP_RULES": "rules.toml", "CDP_REQUIRE_WRITE_KEY": "yes"})
 
 
 def test_a_bad_rules_file_is_named_with_its_variable(tmp_path: Path) -> None:

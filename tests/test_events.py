@@ -28,8 +28,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
 }
 
 
-def test_there_is_one_helper_per_call_and_nothing_else_public() -> None:
-    assert sorted(events.__all__) == sorted(HELPERS)
+def test_there_is_one_helper_per_call_and_the_strict_switch_public() -> None:
+    assert sorted(events.__all__) == sorted([*HELPERS, "is_strict", "strict"])
 
 
 @pytest.mark.parametrize("call", list(HELPERS))

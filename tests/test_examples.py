@@ -66,6 +66,11 @@ def check_flask(collector: LocalCollector, result: Any) -> None:
     assert identify["traits"] == {"email": "ada@example.com", "plan": "free"}
     assert sent(collector, "track", "Signed Up", "42")[0]["properties"] == {"plan": "free"}
     assert sent(collector, "page", user_id="42")[0]["name"] == "Pricing"
+    [visitor] = [page for page in sent(collector, "page") if page.get("anonymousId") == "visitor-7"]
+    assert visitor["name"] == "Pricing"
+    # A visitor with no id at all: counted and reported, and the page is served.
+    assert result.stdout.splitlines() == ["201 CREATED", "200 OK", "200 OK", "200 OK"]
+    assert "page.user_id: user_id or anonymous_id is required" in result.stderr
 
 
 def check_fastapi(collector: LocalCollector, result: Any) -> None:
@@ -125,7 +130,7 @@ def check_lambda(collector: LocalCollector, result: Any) -> None:
 
 RUNS: dict[str, Run] = {
     "quickstart.py": Run(events=0, prints=("received 6 events",)),
-    "flask_app.py": Run(needs=("flask",), events=3, check=check_flask),
+    "flask_app.py": Run(needs=("flask",), events=4, check=check_flask),
     "fastapi_app.py": Run(needs=("fastapi", "uvicorn"), events=2, check=check_fastapi),
     "celery_app.py": Run(needs=("celery",), check=check_celery),
     "lambda_handler.py": Run(driver=LAMBDA_DRIVER, events=4, check=check_lambda),
@@ -174,7 +179,7 @@ def run_example(
         **os.environ,
         "CDP_HOST": collector.url,
         "CDP_WRITE_KEY": WRITE_KEY,
-        "CDP_MARKETING_WRITE_KEY": MARKETING_WRITE_KEY,
+        "MARKETING_CDP_WRITE_KEY": MARKETING_WRITE_KEY,
         # Proxy settings in the environment must not divert requests meant for 127.0.0.1.
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",

@@ -6,7 +6,10 @@ dictConfig and fileConfig applications, the Django LOGGING snippet, and gunicorn
 
 from __future__ import annotations
 
+import ast
 import http.client
+import itertools
+import shlex
 import shutil
 import signal
 import socket
@@ -113,11 +116,12 @@ def test_gunicorn_with_the_example_log_config_tracks_requests_from_its_worker(
 ) -> None:
     socket_path = socket_directory / "app.sock"
     env = subprocess_env(server, write_key, HOME=str(socket_directory))  # gunicorn's control socket
+    # The command in the example's docstring, as written, from the repository's top directory.
+    command = documented_gunicorn_command()
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--chdir", str(EXAMPLES),
-         "--log-config", str(EXAMPLES / "gunicorn_logging.ini"),
-         "--bind", f"unix:{socket_path}", "--workers", "1", "wsgi_app:application"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", *command[:-1],
+         "--bind", f"unix:{socket_path}", "--workers", "1", command[-1]],
+        env=env, cwd=EXAMPLES.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         wait_for(lambda: socket_path.exists() or gunicorn.poll() is not None, "gunicorn to listen")
@@ -137,6 +141,17 @@ def test_gunicorn_with_the_example_log_config_tracks_requests_from_its_worker(
     assert sorted((m["anonymousId"], m["name"]) for m in pages) == [
         (f"visitor-{n}", f"/page-{n}") for n in range(3)]
     assert "gunicorn.access" in stderr and "shop.web: page served" in stderr
+
+
+def documented_gunicorn_command() -> list[str]:
+    """The gunicorn command line in examples/wsgi_app.py's docstring, without the variables
+    set before it."""
+    docstring = ast.get_docstring(ast.parse((EXAMPLES / "wsgi_app.py").read_text())) or ""
+    block = docstring.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    words = shlex.split(block.replace("\\\n", " "))
+    command = list(itertools.dropwhile(lambda word: "=" in word, words))
+    assert command[0] == "gunicorn", block
+    return command
 
 
 def _reachable(socket_path: Path) -> bool:

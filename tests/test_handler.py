@@ -349,17 +349,17 @@ def test_a_handler_whose_configuration_failed_leaves_nothing_for_exit_to_trip_ov
     assert result.stderr == ""
 
 
-def test_a_missing_write_key_fails_at_configuration_naming_the_environment_variable(
+def test_a_required_write_key_that_is_missing_fails_at_configuration_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("CDP_WRITE_KEY", raising=False)
     with pytest.raises(ValueError, match="CDP_WRITE_KEY"):
-        CDPHandler()
+        CDPHandler(require_write_key=True)
     with pytest.raises(ValueError) as configured:
         logging.config.dictConfig({
             "version": 1,
             "disable_existing_loggers": False,
-            "handlers": {"cdp": {"class": "cdp_logging.CDPHandler"}},
+            "handlers": {"cdp": {"class": "cdp_logging.CDPHandler", "require_write_key": True}},
         })
     assert "CDP_WRITE_KEY" in str(configured.value.__cause__)
 

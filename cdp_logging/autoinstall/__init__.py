@@ -19,10 +19,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from typing import Any
 from collections.abc import Callable, Mapping
 
 from ..config import handler_from_environment
-from ..handler import CDPHandler
+from ..constants import ENV_ENABLE, ENV_WRITE_KEY
+from ..handler import CDPHandler, application_handlers
+from ..mapping import has_payload
 
 __all__ = ["SITE_DIRECTORY", "AutoInstalledHandler", "install", "installed_handler", "uninstall"]
 
@@ -44,6 +47,7 @@ class AutoInstalledHandler(CDPHandler):
 
     #: dictConfig's reset must not wait on the network.
     flushOnClose = False
+    _installed_without_code = True
 
     def flush(self) -> None:
         """Do nothing: delivery is the client's, every ``flush_interval`` and at exit.
@@ -56,6 +60,38 @@ class AutoInstalledHandler(CDPHandler):
     def close(self) -> None:
         """Forget the handler's logging bookkeeping; the pipeline runs on until exit."""
         logging.Handler.close(self)
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """As :meth:`CDPHandler.handle`, except for a record a handler of the application's
+        own configuration already took: one event per record, however the handler got there.
+
+        Example::
+
+            # the application's dictConfig has a CDPHandler on the root logger
+            logging.getLogger("shop").info("hi", extra={"event": "Hi", "user_id": "42"})
+            # sent once, by that handler; this one leaves the record alone
+        """
+        if (application_handlers and (self.rules is not None or has_payload(record))
+                and _taken_by_the_application(record, self)):
+            return False
+        return super().handle(record)
+
+
+def _taken_by_the_application(record: logging.LogRecord, installed: CDPHandler) -> bool:
+    """Whether a CDPHandler on the record's way up the logger tree (as Logger.callHandlers
+    walks it) made a call of it: it had a payload or matched that handler's rules."""
+    payload = has_payload(record)
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        for handler in logger.handlers:
+            if (handler is not installed and isinstance(handler, CDPHandler)
+                    and record.levelno >= handler.level
+                    and (payload or (handler.rules is not None and handler.rules.find(record)))):
+                return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
 
 
 _installed: AutoInstalledHandler | None = None
@@ -78,6 +114,10 @@ def install(environ: Mapping[str, str] | None = None) -> AutoInstalledHandler:
         return _installed
     handler = handler_from_environment(environ, handler_class=AutoInstalledHandler)
     assert isinstance(handler, AutoInstalledHandler)
+    if environ is None and not os.environ.get(ENV_WRITE_KEY, "").strip():
+        # The client said once that it sends nothing; the processes this one starts send
+        # nothing either, without saying it again each.
+        os.environ[ENV_ENABLE] = "false"
     original = logging.Logger.callHandlers
 
     @functools.wraps(original)
