@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 
-from .connection import Timeout
+from .connection import Secret, Timeout
 from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
 from .constants import (
     BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
@@ -251,19 +251,23 @@ class Analytics:
         spool_sync_interval: float = 0.2,
         transport: Transport | None = None,
     ) -> None:
-        if write_key is None:
-            write_key = os.environ.get(ENV_WRITE_KEY) or None
-        if write_key is not None and not isinstance(write_key, str):
-            raise _option_error("write_key", "a string", type(write_key).__name__)
-        if write_key is not None:
+        # Hidden before anything can raise: a traceback recorded with its locals (as Sentry
+        # records them) shows this frame's. CDPHandler and compat.Client pass it hidden.
+        key = Secret.of(write_key)
+        del write_key
+        if key.value is None:
+            key.value = os.environ.get(ENV_WRITE_KEY) or None
+        if key.value is not None and not isinstance(key.value, str):
+            raise _option_error("write_key", "a string", type(key.value).__name__)
+        if key.value is not None:
             # A key read from a mounted secret file, or $(cat file), ends in a newline.
-            write_key = write_key.strip() or None
+            key.value = key.value.strip() or None
         _check_environment()
         if not isinstance(require_write_key, bool):
             raise _option_error("require_write_key", "True or False", require_write_key)
         if os.environ.get(ENV_ENABLE, "").strip().lower() in FALSE_WORDS:
             enable = False  # the switch for every client, those made in code included
-        if enable and not write_key and transport is None:
+        if enable and not key.value and transport is None:
             if require_write_key or os.environ.get(ENV_REQUIRE_WRITE_KEY, "").strip().lower() in TRUE_WORDS:
                 raise ValueError(
                     "cdp_logging needs a write key: pass write_key=... or set the environment "
@@ -273,7 +277,7 @@ class Analytics:
             _missing_write_key()
             enable = False
         if host is None:
-            host = os.environ.get(ENV_HOST) or default_host(write_key)
+            host = os.environ.get(ENV_HOST) or default_host(key.value)
         if not isinstance(host, str) or not host.startswith(("http://", "https://")):
             raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {host!r}")
         if error_handler is not None and not callable(error_handler):
@@ -310,8 +314,8 @@ class Analytics:
         _number("spool_sync_interval", spool_sync_interval, minimum=0.001)
 
         self.host = _without_api_path(host)
-        if write_key:
-            warn_if_other_region(write_key, self.host)
+        if key.value:
+            warn_if_other_region(key.value, self.host)
         self.enable = enable
         self.shutdown_timeout = float(shutdown_timeout)
         self.retry_policy = RetryPolicy(
@@ -323,7 +327,7 @@ class Analytics:
         )
         self._reporter = Reporter(error_handler)
         self._transport: Transport = transport or HTTPTransport(
-            self.host, write_key or "", timeout=timeout, gzip=gzip
+            self.host, Secret(key.value or ""), timeout=timeout, gzip=gzip
         )
         self._counters = _Counters()
         #: Why the last batch given up failed, for the summary at close.

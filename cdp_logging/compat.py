@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .client import Analytics
+from .connection import Secret
 from .constants import ENV_HOST
 from .errors import CDPError, EventDroppedError
 from .messages import LIBRARY
@@ -67,7 +68,7 @@ OnError = Callable[[CDPError, list], object]
 class _ProxiedTransport(HTTPTransport):
     """HTTPTransport through ``requests`` with the official client's ``proxies`` dict."""
 
-    def __init__(self, host: str, write_key: str, proxies: Mapping[str, str], *,
+    def __init__(self, host: str, write_key: Secret[str], proxies: Mapping[str, str], *,
                  timeout: float, gzip: bool) -> None:
         super().__init__(host, write_key, timeout=timeout, gzip=gzip)
         self._proxies = dict(proxies)
@@ -136,6 +137,8 @@ class Client:
         upload_size: int = DefaultConfig.upload_size,
         upload_interval: float = DefaultConfig.upload_interval,
     ) -> None:
+        key = Secret.of(write_key)  # hidden before anything can raise, as in Analytics
+        del write_key
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be a callable taking (error, batch), got {on_error!r}")
         if isinstance(thread, bool) or not isinstance(thread, int) or thread < 1:
@@ -151,12 +154,12 @@ class Client:
             self.log.setLevel(logging.DEBUG)
         transport = None
         if proxies is not None and send:
-            key = (write_key or "").strip()
             transport = _ProxiedTransport(
-                _host_for(write_key, host), key, proxies, timeout=float(timeout), gzip=gzip,
+                _host_for(key, host), Secret((key.value or "").strip()), proxies,
+                timeout=float(timeout), gzip=gzip,
             )
         self.analytics = Analytics(
-            write_key, host=host, enable=send, max_queue_size=max_queue_size, gzip=gzip,
+            key.value, host=host, enable=send, max_queue_size=max_queue_size, gzip=gzip,
             max_retries=max_retries, timeout=float(timeout), max_events_in_batch=upload_size,
             flush_interval=float(upload_interval), transport=transport,
         )
@@ -308,10 +311,9 @@ class Client:
         self.on_error(error, batch)
 
 
-def _host_for(write_key: str | None, host: str | None) -> str:
+def _host_for(write_key: Secret[Any], host: str | None) -> str:
     """The host Analytics would pick, for a transport made before it."""
-    key = (write_key or "").strip()
-    return (host or os.environ.get(ENV_HOST) or default_host(key)).rstrip("/")
+    return (host or os.environ.get(ENV_HOST) or default_host((write_key.value or "").strip())).rstrip("/")
 
 
 # -- the module-level API: settings, then calls on a default client made at the first ----------

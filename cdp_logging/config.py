@@ -21,9 +21,10 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from .client import Analytics
+from .connection import Secret
 from .constants import (
-    DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY, FALSE_WORDS,
-    TRUE_WORDS,
+    DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY,
+    FALSE_WORDS, TRUE_WORDS,
 )
 from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler, resolve_callable
@@ -177,17 +178,35 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         >>> read_environment({"CDP_WRITE_KEY": "k", "CDP_GZIP": "yes"})
         {'write_key': 'k', 'gzip': True}
     """
-    environ = os.environ if environ is None else environ
+    texts = _texts(os.environ if environ is None else environ)
+    del environ  # it holds the key in the clear: no error below is raised beside it
+    options = _parsed(texts)
+    if "write_key" in options:
+        options["write_key"] = options["write_key"].value
+    return options
+
+
+def _texts(environ: Mapping[str, str]) -> dict[str, Secret[str]]:
+    """The variables set (and not blank) in ``environ``, hidden. The mapping holds the write
+    key: callers let it go before reading a value, so that no error is raised in a frame whose
+    locals show it (as tracebacks recorded with their locals do)."""
+    texts = {variable.name: Secret(environ.get(variable.name, "")) for variable in VARIABLES}
+    return {name: text for name, text in texts.items() if text.value.strip()}
+
+
+def _parsed(texts: dict[str, Secret[str]]) -> dict[str, Any]:
+    """The options ``texts`` set, parsed; the write key stays a :class:`Secret`."""
     options: dict[str, Any] = {}
     for variable in VARIABLES:
-        text = environ.get(variable.name, "")
-        if not text.strip():
+        text = texts.get(variable.name)
+        if text is None:
             continue
         try:
-            options[variable.option] = variable.parse(text)
+            parsed = Secret.of(variable.parse(text.value))
         except (ValueError, TypeError) as err:
-            raise ConfigurationError(f"{variable.name}={text!r}: {_without_option(err)}") from None
-    if options.get("require_write_key") and options.get("enable", True) and not options.get("write_key"):
+            raise ConfigurationError(f"{variable.name}={text.value!r}: {_without_option(err)}") from None
+        options[variable.option] = parsed if variable.name == ENV_WRITE_KEY else parsed.value
+    if options.get("require_write_key") and options.get("enable", True) and "write_key" not in options:
         raise ConfigurationError(
             f"{ENV_WRITE_KEY} is not set: set it to the write key of your Customer.io Data "
             f"Pipelines source (or set {ENV_ENABLE}=false to try the rules without sending)"
@@ -206,7 +225,9 @@ def handler_from_environment(environ: Mapping[str, str] | None = None, *,
 
         logging.getLogger().addHandler(handler_from_environment())
     """
-    options = read_environment(environ)
+    texts = _texts(os.environ if environ is None else environ)
+    del environ  # as in read_environment
+    options = _parsed(texts)  # the key stays hidden, on to the handler
     rules = options.pop("rules", None)
     level = options.pop("level", logging.NOTSET)
     options.pop("strict", None)  # read by cdp_logging.events itself

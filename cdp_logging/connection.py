@@ -33,7 +33,7 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import SplitResult
 
 import requests
@@ -81,6 +81,19 @@ class Secret(Generic[_Value]):
 
     def __init__(self, value: _Value) -> None:
         self.value: _Value = value
+
+    @classmethod
+    def of(cls, value: Any) -> Secret[Any]:
+        """``value`` hidden; a Secret's value hidden anew (a copy, which its new holder may
+        change). A key handed on from one constructor to the next stays hidden all the way.
+
+        Example::
+
+            >>> key = Secret.of("WRITE_KEY")
+            >>> Secret.of(key).value
+            'WRITE_KEY'
+        """
+        return cls(value.value if isinstance(value, Secret) else value)
 
     def __repr__(self) -> str:
         return "Secret(hidden)"

@@ -14,6 +14,7 @@ from typing import Any
 from collections.abc import Iterable
 
 from .client import Analytics, capture_sinks
+from .connection import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
@@ -74,6 +75,8 @@ class CDPHandler(logging.Handler):
         # Everything that can fail runs before logging.Handler.__init__, which registers the
         # handler for logging.shutdown(): a handler whose configuration failed must not be
         # flushed and closed later, at exit or at the next dictConfig.
+        if "write_key" in options:  # hidden before anything can raise, and in self._options
+            options["write_key"] = Secret.of(options["write_key"])
         #: The mapping rules (a :class:`cdp_logging.RuleSet`), or None.
         self.rules: RuleSet | None = load_rules(rules)
         if client is not None:

@@ -90,6 +90,7 @@ def warn_if_other_region(write_key: str, host: str) -> bool:
         warn_if_other_region("pk_eu_123", "https://cdp.customer.io")   # logs a warning
     """
     region = key_region(write_key)
+    del write_key  # logging runs handlers, which may record this frame
     base = host.rstrip("/")
     for other, other_host in _REGION_HOSTS.items():
         if region is not None and other != region and base == other_host:
@@ -197,12 +198,13 @@ class HTTPTransport:
     """
 
     def __init__(
-        self, host: str, write_key: str, *, timeout: Timeout = 10.0, gzip: bool = False
+        self, host: str, write_key: str | Secret[str], *, timeout: Timeout = 10.0, gzip: bool = False
     ) -> None:
+        self._write_key: Secret[str] = Secret.of(write_key)
+        del write_key  # before anything can raise: a recorded traceback shows this frame's locals
         self.host = host.rstrip("/")
         self.timeout = timeout
         self.gzip = gzip
-        self._write_key = Secret(write_key)
         _warn_if_unencrypted(self.host)
         self._session: requests.Session | None = None
         #: How requests go: None until the first one; then a _Route, or False for requests.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
+import logging.config
 import socket
 import threading
 import time
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import cdp_logging
+from cdp_logging import compat
+from cdp_logging.config import handler_from_environment, read_environment
 from cdp_logging.connection import Secret, describe_failure
 from cdp_logging.transport import RESPONSE_TEXT_LIMIT, HTTPTransport, Response, TransportError
 from helpers import WRITE_KEY, wait_until
@@ -470,9 +473,10 @@ def test_a_deliver_function_that_raises_fails_its_batch_loudly(caplog: pytest.Lo
 # -- the key stays hidden ----------------------------------------------------------------------
 
 
-def _texts_reachable_from(error: BaseException) -> Iterator[str]:
+def _texts_reachable_from(error: BaseException, frames: list[str] | None = None) -> Iterator[str]:
     """What a traceback recorder (as Sentry's) would show of ``error``: every exception in its
-    chain, every frame's locals and their attributes one level down."""
+    chain, every frame's locals and their attributes one level down. With ``frames``, only
+    cdp_logging's frames, whose names are added to it (the caller's own hold the key)."""
     seen: set[int] = set()
     pending: list[BaseException] = [error]
     while pending:
@@ -487,10 +491,26 @@ def _texts_reachable_from(error: BaseException) -> Iterator[str]:
                                          *current.args) if isinstance(item, BaseException))
         traceback = current.__traceback__
         while traceback is not None:
-            for value in traceback.tb_frame.f_locals.values():
-                yield repr(value)
-                yield from _describe_object(value)
+            frame = traceback.tb_frame
             traceback = traceback.tb_next
+            if frames is not None:
+                if not frame.f_code.co_filename.startswith(_PACKAGE):
+                    continue
+                frames.append(f"{Path(frame.f_code.co_filename).stem}.{frame.f_code.co_name}")
+            for value in frame.f_locals.values():
+                yield _safe_repr(value)
+                yield from _describe_object(value)
+
+
+def _safe_repr(value: Any) -> str:
+    # As recorders do: an object half made when its constructor raised may have no repr.
+    try:
+        return repr(value)
+    except Exception as err:
+        return f"<repr raised {err!r}>"
+
+
+_PACKAGE = str(Path(cdp_logging.__file__).parent)
 
 
 def _describe_object(value: Any) -> Iterator[str]:
@@ -502,9 +522,10 @@ def _describe_object(value: Any) -> Iterator[str]:
         names += list(getattr(klass, "__slots__", ()))
     for name in names:
         try:
-            yield repr(getattr(value, name))
+            attribute = getattr(value, name)
         except Exception:  # an unset slot
             continue
+        yield _safe_repr(attribute)
 
 
 @pytest.mark.parametrize("key", [WRITE_KEY, "pk_us_5e3b9d71c0a4b8f2"], ids=["Basic", "Bearer"])
@@ -547,6 +568,43 @@ def test_the_key_is_in_no_local_attribute_or_message_of_a_delivery_failure(
     finally:
         client.close(timeout=1)
         server.stop()
+
+
+def _dict_config(key: str) -> None:
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "handlers": {
+        "cdp": {"class": "cdp_logging.CDPHandler", "write_key": key, "max_retries": -1}}})
+
+
+#: Constructions that fail on a bad option after the key was given, and the frame that raised.
+_BAD_CONSTRUCTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "Analytics, bad number": (lambda key: cdp_logging.Analytics(key, max_retries=-1), "client._number"),
+    "Analytics, bad host": (lambda key: cdp_logging.Analytics(key, host="ftp://h"), "client.__init__"),
+    "Analytics, key of bytes": (lambda key: cdp_logging.Analytics(key.encode()), "client.__init__"),
+    "HTTPTransport": (lambda key: HTTPTransport(None, key), "transport.__init__"),  # type: ignore[arg-type]
+    "CDPHandler": (lambda key: cdp_logging.CDPHandler(write_key=key, overflow="never"), "client.__init__"),
+    "dictConfig": (_dict_config, "client._number"),
+    "compat.Client": (lambda key: compat.Client(key, thread=0), "compat.__init__"),
+    "compat.Client, proxies": (lambda key: compat.Client(key, proxies={}, timeout="soon"), "compat.__init__"),
+    "environment, bad text": (lambda key: handler_from_environment(
+        {"CDP_WRITE_KEY": key, "CDP_TIMEOUT": "soon"}), "config._parsed"),
+    "environment, bad value": (lambda key: handler_from_environment(
+        {"CDP_WRITE_KEY": key, "CDP_MAX_RETRIES": "-1"}), "config.handler_from_environment"),
+    "read_environment": (lambda key: read_environment({"CDP_WRITE_KEY": key, "CDP_GZIP": "maybe"}), "config._parsed"),
+}
+
+
+@pytest.mark.parametrize("key", [WRITE_KEY, "pk_eu_5e3b9d71c0a4b8f2"], ids=["Basic", "Bearer"])
+@pytest.mark.parametrize("construction", list(_BAD_CONSTRUCTIONS))
+def test_the_key_is_in_no_local_of_a_construction_that_fails(construction: str, key: str) -> None:
+    make, raised_in = _BAD_CONSTRUCTIONS[construction]
+    with pytest.raises(Exception) as caught:
+        make(key)
+    frames: list[str] = []
+    texts = list(_texts_reachable_from(caught.value, frames))
+    assert raised_in in frames, frames
+    encoded = base64.b64encode(f"{key}:".encode()).decode()
+    for text in texts:
+        assert key not in text and encoded not in text, text
 
 
 def test_plain_http_to_another_machine_warns_once_that_the_key_travels_unencrypted(
