@@ -211,6 +211,8 @@ def describe_failure(error: BaseException, where: str) -> str:
             return f"could not connect to {where}: the host name could not be resolved ({_strerror(cause)})"
         if isinstance(cause, ConnectionRefusedError):
             return f"could not connect to {where}: connection refused"
+        if type(cause) is OSError and str(cause).startswith("Tunnel connection failed"):
+            return f"connection to {where} failed: {str(cause)[:200]}"  # a proxy's CONNECT refused
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS with {where} failed: certificate not trusted ({cause.verify_message})"
         if isinstance(cause, ssl.SSLError):
@@ -226,6 +228,17 @@ def describe_failure(error: BaseException, where: str) -> str:
     if isinstance(error, ProtocolError):
         return str(error)
     return f"connection to {where} failed: {_strerror(error)}"
+
+
+def port_of(url: SplitResult) -> int:
+    """The port ``url`` names, else its scheme's.
+
+    Example::
+
+        >>> port_of(urlsplit("https://cdp.customer.io")), port_of(urlsplit("http://proxy:3128"))
+        (443, 3128)
+    """
+    return url.port or (443 if url.scheme == "https" else 80)
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:
@@ -347,7 +360,7 @@ class Connection:
 
     def __init__(self, url: SplitResult, *, tls: ssl.SSLContext | None) -> None:
         self.host = url.hostname or ""
-        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.port = port_of(url)
         self.where = f"{self.host}:{self.port}"
         self.tls = tls
         self._socket: socket.socket | None = None

@@ -35,7 +35,7 @@ import requests.utils
 
 from ._version import __version__
 from .connection import (
-    MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, causes, describe_failure, httptools,
+    MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, causes, describe_failure, httptools, port_of,
     tls_context,
 )
 from .constants import DEFAULT_HOST, EU_HOST
@@ -282,7 +282,10 @@ class HTTPTransport:
             return Response(answer.status, answer.text[:RESPONSE_TEXT_LIMIT], answer.headers)
         except Exception as err:  # whatever requests raises, the batch is retried and reported
             url = urlsplit(self.host)
-            where = f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+            where = f"{url.hostname}:{port_of(url)}"
+            if isinstance(err, requests.exceptions.ProxyError):
+                # The proxy failed, not the API host: say which, or the wrong one is looked into.
+                where = f"the proxy {_proxy_for(session, self.host)} (on the way to {where})"
             if watchdog.fired:
                 raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
                                      _scrubbed(err)) from None
@@ -321,6 +324,16 @@ class HTTPTransport:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _proxy_for(session: requests.Session, url: str) -> str:
+    """``host:port`` of the proxy ``session`` sends requests for ``url`` through."""
+    proxies = session.merge_environment_settings(url, {}, None, None, None)["proxies"]
+    proxy = requests.utils.select_proxy(url, proxies)
+    if not proxy:
+        return "(unknown)"
+    parts = urlsplit(requests.utils.prepend_scheme_if_needed(proxy, "http"))
+    return f"{parts.hostname}:{port_of(parts)}"
 
 
 class _Watchdog:

@@ -91,8 +91,8 @@ class RawServer:
                         return
                     buffer += data
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)  # CONNECT has none
                 while len(buffer) < length:
                     buffer += sock.recv(65536)
                 body, buffer = buffer[:length], buffer[length:]

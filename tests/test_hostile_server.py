@@ -265,6 +265,15 @@ def test_a_redirect_is_reported_with_its_status_and_location_and_not_followed(
         elsewhere.stop()
 
 
+def _use_proxy(monkeypatch: pytest.MonkeyPatch, url: str, *schemes: str) -> None:
+    """Requests for ``schemes`` go through the proxy at ``url`` (for every host)."""
+    for scheme in schemes:
+        for name in (f"{scheme.upper()}_PROXY", f"{scheme}_proxy"):
+            monkeypatch.setenv(name, url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_the_requests_path_follows_no_redirect_either(
     status: int, monkeypatch: pytest.MonkeyPatch
@@ -276,10 +285,7 @@ def test_the_requests_path_follows_no_redirect_either(
         proxy.answer = lambda head, body: (
             b"HTTP/1.1 %d Moved\r\nLocation: %b/v1/batch\r\nContent-Length: 0\r\n\r\n"
             % (status, elsewhere.url.encode()))
-        for name in ("HTTP_PROXY", "http_proxy"):
-            monkeypatch.setenv(name, proxy.url)
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
+        _use_proxy(monkeypatch, proxy.url, "http")
         transport = HTTPTransport("http://cdp.example.test", WRITE_KEY, timeout=5.0)
         try:
             response = transport.post("/v1/batch", BODY)
@@ -299,10 +305,7 @@ def test_the_requests_path_reads_a_bounded_answer_and_asks_for_no_compression(
     proxy = RawServer()
     proxy.first_then_ok(HOSTILE["endless body"])
     try:
-        for name in ("HTTP_PROXY", "http_proxy"):
-            monkeypatch.setenv(name, proxy.url)
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
+        _use_proxy(monkeypatch, proxy.url, "http")
         transport = HTTPTransport("http://cdp.example.test", WRITE_KEY, timeout=TIMEOUT)
         try:
             started = time.monotonic()
@@ -323,14 +326,13 @@ def test_the_requests_path_is_bounded_by_one_deadline_too(behaviour: str, monkey
     proxy = RawServer()
     proxy.first_then_ok(HOSTILE[behaviour])
     try:
-        for name in ("HTTP_PROXY", "http_proxy"):
-            monkeypatch.setenv(name, proxy.url)
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
+        _use_proxy(monkeypatch, proxy.url, "http")
         transport = HTTPTransport("http://cdp.example.test", WRITE_KEY, timeout=TIMEOUT)
         try:
             started = time.monotonic()
-            with pytest.raises(TransportError, match="no complete answer from cdp.example.test:80 within the timeout"):
+            # The proxy is named when urllib3 was still reaching it as its socket was shut.
+            with pytest.raises(TransportError, match=r"no complete answer from (the proxy 127\.0\.0\.1:\d+ "
+                               r"\(on the way to cdp\.example\.test:80\)|cdp\.example\.test:80) within the timeout"):
                 transport.post("/v1/batch", BODY)
             assert time.monotonic() - started < TIMEOUT + MARGIN
             assert transport.post("/v1/batch", BODY).status == 200
@@ -371,6 +373,59 @@ def test_a_refused_connection_names_the_host_and_port() -> None:
     with pytest.raises(TransportError) as caught:
         transport.post("/v1/batch", BODY)
     assert str(caught.value) == f"ConnectionError: could not connect to 127.0.0.1:{port}: connection refused"
+
+
+def _closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        return int(placeholder.getsockname()[1])
+
+
+@pytest.mark.parametrize("host", ["https://cdp.example.test", "http://cdp.example.test:8080"])
+def test_a_refused_proxy_is_named_as_the_proxy(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _closed_port()
+    _use_proxy(monkeypatch, f"http://user:pass@127.0.0.1:{port}", "https", "http")
+    transport = HTTPTransport(host, WRITE_KEY, timeout=TIMEOUT)
+    try:
+        with pytest.raises(TransportError) as caught:
+            transport.post("/v1/batch", BODY)
+    finally:
+        transport.close()
+    where = host.split("//")[1] + ("" if host.startswith("http:") else ":443")
+    assert str(caught.value) == (f"ProxyError: could not connect to the proxy 127.0.0.1:{port} "
+                                 f"(on the way to {where}): connection refused")
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_named_with_its_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = RawServer(lambda head, body: b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+    where = proxy.url.split("//")[1]
+    try:
+        _use_proxy(monkeypatch, proxy.url, "https")
+        transport = HTTPTransport("https://cdp.example.test", WRITE_KEY, timeout=TIMEOUT)
+        try:
+            with pytest.raises(TransportError) as caught:
+                transport.post("/v1/batch", BODY)
+        finally:
+            transport.close()
+        assert proxy.requests[0][0].startswith(b"CONNECT cdp.example.test:443 ")
+    finally:
+        proxy.stop()
+    assert str(caught.value) == (
+        f"ProxyError: connection to the proxy {where} (on the way to cdp.example.test:443) "
+        "failed: Tunnel connection failed: 407 Proxy Authentication Required")
+
+
+def test_the_compat_clients_refused_proxy_is_named_in_its_error() -> None:
+    port = _closed_port()
+    errors: list[cdp_logging.CDPError] = []
+    client = compat.Client(WRITE_KEY, host="https://cdp.example.test", max_retries=0, sync_mode=True,
+                           proxies={"https": f"127.0.0.1:{port}"}, on_error=lambda error, batch: errors.append(error))
+    try:
+        success, _ = client.track("u1", "E")
+    finally:
+        client.shutdown()
+    assert success is False
+    [error] = errors
+    assert f"could not connect to the proxy 127.0.0.1:{port} (on the way to cdp.example.test:443)" in str(error)
 
 
 def test_tls_to_a_plain_http_server_says_so() -> None:
@@ -548,10 +603,7 @@ def test_the_key_is_in_no_local_attribute_or_message_of_a_delivery_failure(
         server = RawServer(tls=server_context(certificate))
         url = server.url
     else:
-        for name in ("HTTPS_PROXY", "https_proxy"):
-            monkeypatch.setenv(name, "http://127.0.0.1:1")
-        for name in ("NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
+        _use_proxy(monkeypatch, "http://127.0.0.1:1", "https")
         url = "https://cdp.example.test"
     collected = Collected()
     client = cdp_logging.Analytics(key, host=url, timeout=TIMEOUT, max_retries=0,
