@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from .client import Analytics
 from .connection import Secret
 from .constants import (
-    DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY,
+    DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY, EU_HOST,
     FALSE_WORDS, TRUE_WORDS,
 )
 from .errors import ConfigurationError, RulesError
@@ -129,7 +129,9 @@ _KINDS_OF_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "error_handler": ("module.path:function", _callable), "overflow": ("drop or wait", _text),
     "spool_path": ("path", _text), "spool_full": ("drop_oldest or drop_newest", _text),
 }
-_SHOWN_DEFAULTS = {"write_key": "(none)", "host": DEFAULT_HOST, "error_handler": "(none)",
+_SHOWN_DEFAULTS = {"write_key": "(none)",
+                   "host": f"the write key's region's: {EU_HOST} for a pk_eu_/sk_eu_ key, else {DEFAULT_HOST}",
+                   "error_handler": "(none)",
                    "spool_path": "(none: events wait in memory only)"}
 
 

@@ -303,7 +303,9 @@ def test_help_lists_every_environment_variable_with_its_default(capsys: Any) -> 
     for line in ("CDP_WRITE_KEY", "CDP_RULES", "CDP_LEVEL",
                  "CDP_MAX_EVENTS_IN_BATCH  integer; default 20",
                  "CDP_FLUSH_INTERVAL       seconds; default 10.0",
-                 "CDP_GZIP                 true/false; default false"):
+                 "CDP_GZIP                 true/false; default false",
+                 "CDP_HOST                 URL; default the write key's region's: https://cdp-eu.customer.io "
+                 "for a pk_eu_/sk_eu_ key, else https://cdp.customer.io"):
         assert line in shown
 
 
