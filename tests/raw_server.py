@@ -40,7 +40,8 @@ class RawServer:
         self.stopped = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     @property
     def url(self) -> str:
@@ -61,7 +62,11 @@ class RawServer:
     def stop(self) -> None:
         self.stopped.set()
         self.close_idle_connections()
+        with contextlib.suppress(OSError):
+            # Closing alone leaves accept() blocked, and its thread alive for the whole session.
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        self._acceptor.join(timeout=10)
 
     def _accept(self) -> None:
         while not self.stopped.is_set():
