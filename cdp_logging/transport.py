@@ -425,16 +425,9 @@ class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    """urllib3's TLS connection, made known to the watchdog as it connects and sends."""
-
-    def connect(self) -> None:
-        _register(self)
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _register(self)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, urllib3.connection.HTTPSConnection):
+    """urllib3's TLS connection, made known to the watchdog as it connects and sends: the
+    methods above come first, and call on to the TLS connection's."""
 
 
 class _WatchedHTTPPool(urllib3.HTTPConnectionPool):

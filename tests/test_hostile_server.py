@@ -343,6 +343,21 @@ def test_the_requests_path_is_bounded_by_one_deadline_too(behaviour: str, monkey
         proxy.stop()
 
 
+def test_the_requests_path_ends_a_trickling_answer_at_its_deadline_over_tls_too(server: RawServer) -> None:
+    server.first_then_ok(HOSTILE["trickling head"])
+    transport = HTTPTransport(server.url, WRITE_KEY, timeout=TIMEOUT)
+    transport._route = False  # through requests, as with a proxy: its connections are watched
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"no complete answer from 127\.0\.0\.1:\d+ within the timeout"):
+            transport.post("/v1/batch", BODY)
+        assert time.monotonic() - started < TIMEOUT + MARGIN
+        assert transport.post("/v1/batch", BODY).status == 200
+    finally:
+        transport.close()
+    assert server.request_connections == [1, 2]
+
+
 def test_a_timeout_pair_bounds_connecting_and_the_rest_each(
     make_client: Callable[..., cdp_logging.Analytics]
 ) -> None:
