@@ -28,12 +28,12 @@ from typing import Any, TextIO
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .autoinstall import SITE_DIRECTORY
-from .config import ENV_RULES, VARIABLES, handler_from_environment
+from .config import ENV_RULES, VARIABLES, handler_from_environment, read_environment
 from .constants import ENV_ENABLE, ENV_WRITE_KEY
 from .errors import ConfigurationError, InvalidEventError
 from .handler import CDPHandler
 from .messages import build_message, encode_message
-from .rules import LinearPattern, linear_pattern
+from .rules import LinearPattern, faults_of, linear_pattern
 
 #: Exit statuses: a configuration that cannot work, and shell's "command not found" pair.
 EXIT_CONFIGURATION = 2
@@ -112,6 +112,11 @@ def run(arguments: argparse.Namespace) -> int:
     if not argv:
         _error("give the command to run after --, as in: cdp-logging run -- python app.py")
         return EXIT_CONFIGURATION
+    if os.environ.get(ENV_RULES, "").strip():
+        # The program may change directory (gunicorn --chdir) before reading it; and the
+        # check below names the file as the program's processes will, so that what it
+        # reports about the rules they do not report again.
+        os.environ[ENV_RULES] = os.path.abspath(os.environ[ENV_RULES].strip())
     try:
         handler_from_environment(dict(os.environ)).client.close_and_flush(timeout=0)
     except ConfigurationError as err:
@@ -123,9 +128,6 @@ def run(arguments: argparse.Namespace) -> int:
         [SITE_DIRECTORY, *(entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
                            if entry and entry != SITE_DIRECTORY)]
     )
-    if environ.get(ENV_RULES, "").strip():
-        # The program may change directory (gunicorn --chdir) before reading it.
-        environ[ENV_RULES] = os.path.abspath(environ[ENV_RULES].strip())
     return _replace_process(argv, environ)
 
 
@@ -194,6 +196,13 @@ def check(arguments: argparse.Namespace) -> int:
     try:
         environ = dict(os.environ)
         _quiet_without_write_key(environ)  # the description says it
+        rules = read_environment(environ).get("rules")
+        faults = [] if rules is None else faults_of(rules)
+        if faults:
+            # Every one, where an application would skip each with a warning or an error.
+            for fault in faults:
+                _error(f"{ENV_RULES}={fault}")
+            return EXIT_CONFIGURATION
         handler = handler_from_environment(environ)
         line_pattern = _line_pattern(arguments.format)
     except ConfigurationError as err:

@@ -220,8 +220,9 @@ def handler_from_environment(environ: Mapping[str, str] | None = None, *,
                              handler_class: type[CDPHandler] = CDPHandler) -> CDPHandler:
     """A handler configured by the environment (see :data:`VARIABLES`).
 
-    Raises :class:`ConfigurationError` (or :class:`cdp_logging.RulesError`) naming the
-    variable or the rule at fault.
+    Raises :class:`ConfigurationError` naming the variable at fault. Invalid rules are
+    skipped and reported (see :class:`cdp_logging.RuleSet`); when strict they raise
+    :class:`cdp_logging.RulesError` naming ``CDP_RULES`` and the rule.
 
     Example::
 

@@ -54,8 +54,11 @@ class CDPHandler(logging.Handler):
     :mod:`cdp_logging.rules`) turns records without a payload into calls too: the first rule
     a record matches by logger, level and message makes the call, and a record no rule
     matches costs a dictionary look-up or two more. Records with a payload are handled as
-    without rules. Bad rules raise :class:`cdp_logging.RulesError` here, when logging is
-    configured.
+    without rules. A rule that cannot work is skipped with one WARNING (a misspelt key) or
+    ERROR on the ``cdp_logging`` logger, and a rules file that cannot be read leaves the
+    handler without rules, with one ERROR: the application starts. When strict (see
+    :func:`cdp_logging.events.is_strict`: under pytest with the plugin, ``CDP_STRICT=true``)
+    they raise :class:`cdp_logging.RulesError` here, when logging is configured.
 
     Example (dictConfig)::
 

@@ -132,24 +132,25 @@ class Reporter:
             _warning("cdp-logging: %s", error)
 
 
-def warn(message: str, *args: object) -> None:
-    """Log a one-off WARNING on ``cdp_logging``, not rate-limited (a summary at close, say).
+def warn(message: str, *args: object, level: int = logging.WARNING) -> None:
+    """Log a one-off WARNING (or ``level``) on ``cdp_logging``, not rate-limited (a summary
+    at close, say).
 
     Example::
 
         warn("cdp-logging: %d event(s) could not be delivered", 3)
     """
-    _warning(message, *args)
+    _warning(message, *args, level=level)
 
 
-def _warning(message: str, *args: object) -> None:
+def _warning(message: str, *args: object, level: int = logging.WARNING) -> None:
     """Log on ``cdp_logging``; if only CDPHandlers would see it (they ignore records without
     a payload), write it to logging's last-resort stderr handler so it is not lost."""
     # dictConfig's default disable_existing_loggers=True disables this logger in most
     # applications without anyone meaning to silence it: honour levels, not that flag.
-    if logger.getEffectiveLevel() > logging.WARNING:
+    if logger.getEffectiveLevel() > level:
         return
-    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, args, None)
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, args, None)
     if _reaches_a_real_handler():
         logger.callHandlers(record)
     elif logging.lastResort is not None:

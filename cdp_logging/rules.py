@@ -45,12 +45,22 @@ record no rule can match costs a dictionary look-up or two however many rules th
 Log lines may be written by an attacker (a user name, a URL), so no pattern may take more
 than linear time in the message: regexes run on RE2 (``google-re2``), which never
 backtracks, and one RE2 set finds which of a logger's regex rules match in a single pass.
-RE2 has no backreferences and no lookaround; a rule using them is a configuration error.
+RE2 has no backreferences and no lookaround; a rule using them is invalid.
+
+An invalid rule never stops the application: it is skipped, with one WARNING on the
+``cdp_logging`` logger for an unknown key (with the key meant: ``mesage``, did you mean
+``message``?) and one ERROR for any other fault, each naming the file, the rule and the
+fault; the other rules work. A rules file that cannot be read or parsed leaves the handler
+without rules, with one ERROR. Where a developer wants to hear of it at once (under pytest
+with the cdp-logging plugin, ``CDP_STRICT=true``, ``cdp_logging.events.strict = True``; see
+:func:`cdp_logging.events.is_strict`) the first fault raises :class:`cdp_logging.RulesError`
+instead, when logging is configured.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
 import math
@@ -63,16 +73,18 @@ from collections.abc import Callable
 
 import re2
 
+from . import events
 from .constants import CALL_TYPES
 from .errors import InvalidEventError, RulesError
 from .messages import CAMEL_CASE, FIELDS
+from .reporting import warn
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-__all__ = ["Rule", "RuleMatch", "RuleSet", "load_rules"]
+__all__ = ["Rule", "RuleMatch", "RuleSet", "faults_of", "load_rules"]
 
 #: What ``rules=`` accepts: rules, the path of a JSON or TOML file, or a RuleSet.
 RulesSource = Union["RuleSet", Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]
@@ -494,6 +506,10 @@ _REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
 _NO_GROUPS: Mapping[str, Any] = {}
 
 
+class _UnknownKey(RulesError):
+    """A rule key that is probably a misspelling: reported as a WARNING, not an ERROR."""
+
+
 class Rule:
     """One checked, compiled rule; made by :class:`RuleSet`.
 
@@ -509,18 +525,20 @@ class Rule:
         self.number = number
         if not isinstance(spec, Mapping):
             raise RulesError(f"a rule is a table of keys and values, got {type(spec).__name__}")
+        unknown = [key for key in spec if key not in RULE_KEYS and key not in CALL_TYPES]
+        if unknown:
+            named = []
+            for key in unknown:
+                guesses = difflib.get_close_matches(str(key), (*RULE_KEYS, *CALL_TYPES), n=1)
+                named.append(f"{key!r}" + (f" (did you mean {guesses[0]!r}?)" if guesses else ""))
+            raise _UnknownKey(
+                f"unknown key{'s' if len(named) > 1 else ''} {', '.join(named)}"
+                f"; a rule has {', '.join(RULE_KEYS)} and one call: " + ", ".join(CALL_TYPES)
+            )
         self.logger = _logger_name(spec.get("logger"))
         self.message: str | None = spec.get("message")
         self.level = _level(spec.get("level"))
         pattern = spec.get("regex")
-        unknown = [key for key in spec if key not in RULE_KEYS and key not in CALL_TYPES]
-        if unknown:
-            guesses = difflib.get_close_matches(unknown[0], (*RULE_KEYS, *CALL_TYPES), n=1)
-            raise RulesError(
-                f"unknown key {unknown[0]!r}"
-                + (f" (did you mean {guesses[0]!r}?)" if guesses else "")
-                + f"; a rule has {', '.join(RULE_KEYS)} and one call: " + ", ".join(CALL_TYPES)
-            )
         calls = [key for key in spec if key in CALL_TYPES]
         if len(calls) != 1:
             problem = "no call" if not calls else f"{len(calls)} calls ({', '.join(calls)})"
@@ -671,8 +689,11 @@ class RuleMatch(NamedTuple):
 class RuleSet:
     """Checked, indexed rules; :meth:`find` gives the first rule a record matches.
 
-    Raises :class:`cdp_logging.RulesError` naming the rule and the fault for anything that
-    cannot work: an unknown call or field, a bad reference, an invalid regex.
+    A rule that cannot work (an unknown key, call or field, a bad reference, an invalid
+    regex) is skipped and reported on the ``cdp_logging`` logger, naming the rule and the
+    fault; :attr:`skipped` keeps the faults. With ``strict`` (default:
+    :func:`cdp_logging.events.is_strict`) the first fault raises
+    :class:`cdp_logging.RulesError` instead.
 
     Example::
 
@@ -686,18 +707,19 @@ class RuleSet:
         #             "properties": {"order_id": 7}, "timestamp": ...})]
     """
 
-    def __init__(self, rules: Iterable[Mapping[str, Any]], *, source: str | None = None) -> None:
-        if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
-            raise RulesError(f"rules must be a list of rules, got {type(rules).__name__}",
-                             source=source)
+    def __init__(self, rules: Iterable[Mapping[str, Any]], *, source: str | None = None,
+                 strict: bool | None = None) -> None:
         self.source = source
-        compiled: list[Rule] = []
-        for number, spec in enumerate(rules, 1):
-            try:
-                compiled.append(Rule(number, spec))
-            except RulesError as err:
-                raise RulesError(err.problem, rule=number, described=_describe_spec(spec),
-                                 source=source) from None
+        try:
+            compiled, faults = _compile(rules, source)
+        except RulesError as err:
+            faults, compiled = [err], []
+        if faults and (events.is_strict() if strict is None else strict):
+            raise faults[0]
+        _report(faults)
+        #: The faults of the rules left out (or of the whole file), in order; empty when
+        #: every rule works.
+        self.skipped: tuple[RulesError, ...] = tuple(faults)
         self.rules: tuple[Rule, ...] = tuple(compiled)
         by_message: dict[str, list[Rule]] = {}
         for rule in compiled:
@@ -711,39 +733,22 @@ class RuleSet:
         self._lowest_level = min((rule.level for rule in compiled), default=logging.CRITICAL + 1)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> RuleSet:
+    def from_file(cls, path: str | os.PathLike[str], *, strict: bool | None = None) -> RuleSet:
         """Read rules from a JSON file (a list, or ``{"rules": [...]}``) or a TOML file
         (``[[rules]]`` tables); the format follows the file's extension (``.json``,
-        ``.toml``)."""
+        ``.toml``). A file that cannot be read or parsed gives no rules, reported as an
+        ERROR (raised with ``strict``, as in :class:`RuleSet`)."""
         source = os.fspath(path)
-        extension = os.path.splitext(source)[1].lower()
-        if extension not in (".json", ".toml"):
-            raise RulesError("a rules file must end in .json or .toml", source=source)
         try:
-            with open(source, "rb") as file:
-                data = file.read()
-        except OSError as err:
-            raise RulesError(f"cannot read the rules file: {err.strerror or err}", source=source) from None
-        try:
-            if extension == ".json":
-                loaded = json.loads(data)
-            else:
-                loaded = tomllib.loads(data.decode("utf-8"))
-        except json.JSONDecodeError as err:
-            raise RulesError(f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
-                             source=source) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise RulesError(f"not valid TOML: {err}", source=source) from None
-        if isinstance(loaded, Mapping):
-            unknown = sorted(set(loaded) - {"rules"})
-            if unknown or "rules" not in loaded:
-                raise RulesError(
-                    "the file must hold the rules under 'rules' (TOML: [[rules]] tables)"
-                    + (f"; unknown key {unknown[0]!r}" if unknown else ""), source=source)
-            loaded = loaded["rules"]
-        if not isinstance(loaded, list):
-            raise RulesError(f"'rules' must be a list, got {type(loaded).__name__}", source=source)
-        return cls(loaded, source=source)
+            loaded = _read_file(source)
+        except RulesError as err:
+            if events.is_strict() if strict is None else strict:
+                raise
+            empty = cls([], source=source)
+            empty.skipped = (err,)
+            _report([err])
+            return empty
+        return cls(loaded, source=source, strict=strict)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -896,6 +901,99 @@ def _scan(scanned: _Scanned, record: logging.LogRecord, levelno: int, before: in
     return None
 
 
+def _read_file(source: str) -> list[Any]:
+    """The list of rules in a rules file; raises RulesError naming the file."""
+    extension = os.path.splitext(source)[1].lower()
+    if extension not in (".json", ".toml"):
+        raise RulesError("a rules file must end in .json or .toml", source=source)
+    try:
+        with open(source, "rb") as file:
+            data = file.read()
+    except OSError as err:
+        raise RulesError(f"cannot read the rules file: {err.strerror or err}", source=source) from None
+    try:
+        if extension == ".json":
+            loaded = json.loads(data)
+        else:
+            loaded = tomllib.loads(data.decode("utf-8"))
+    except json.JSONDecodeError as err:
+        raise RulesError(f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
+                         source=source) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise RulesError(f"not valid TOML: {err}", source=source) from None
+    if isinstance(loaded, Mapping):
+        unknown = sorted(set(loaded) - {"rules"})
+        if unknown or "rules" not in loaded:
+            raise RulesError(
+                "the file must hold the rules under 'rules' (TOML: [[rules]] tables)"
+                + (f"; unknown key {unknown[0]!r}" if unknown else ""), source=source)
+        loaded = loaded["rules"]
+    if not isinstance(loaded, list):
+        raise RulesError(f"'rules' must be a list, got {type(loaded).__name__}", source=source)
+    return loaded
+
+
+def _compile(rules: Iterable[Mapping[str, Any]], source: str | None
+             ) -> tuple[list[Rule], list[RulesError]]:
+    """The rules that work, and the fault of each one that does not, naming it."""
+    if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
+        raise RulesError(f"rules must be a list of rules, got {type(rules).__name__}",
+                         source=source)
+    compiled: list[Rule] = []
+    faults: list[RulesError] = []
+    for number, spec in enumerate(rules, 1):
+        try:
+            compiled.append(Rule(number, spec))
+        except RulesError as err:
+            faults.append(type(err)(err.problem, rule=number, described=_describe_spec(spec),
+                                    source=source))
+    return compiled, faults
+
+
+def faults_of(rules: RulesSource) -> list[RulesError]:
+    """Every fault of ``rules`` (as ``CDPHandler(rules=...)`` takes them), reporting and
+    raising none: empty when every rule works. ``cdp-logging check`` lists them.
+
+    Example::
+
+        for fault in faults_of("rules.toml"):
+            print(fault)   # rules.toml: rule 2 (logger 'shop'): unknown key 'mesage' (...)
+    """
+    if isinstance(rules, RuleSet):
+        return list(rules.skipped)
+    try:
+        if isinstance(rules, (str, os.PathLike)):
+            source: str | None = os.fspath(rules)
+            rules = _read_file(os.fspath(rules))
+        else:
+            source = None
+        return _compile(rules, source)[1]
+    except RulesError as err:
+        return [err]
+
+
+#: Set in the environment once rules faults were reported, so the processes this one starts
+#: (gunicorn's workers, those of ``cdp-logging run``) load the same rules without repeating it.
+_REPORTED_FAULTS = "_CDP_LOGGING_RULES_REPORTED"
+
+
+def _report(faults: Sequence[RulesError]) -> None:
+    """One WARNING for a misspelt key, one ERROR for any other fault; once per process tree."""
+    if not faults:
+        return
+    said = hashlib.sha256("\n".join(map(str, faults)).encode()).hexdigest()[:16]
+    if os.environ.get(_REPORTED_FAULTS) == said:
+        return
+    os.environ[_REPORTED_FAULTS] = said
+    for fault in faults:
+        if fault.rule is None:
+            warn("cdp-logging: %s; using no rules: only records with a payload in extra are sent",
+                 fault, level=logging.ERROR)
+        else:
+            warn("cdp-logging: %s; this rule is skipped, the other rules are used", fault,
+                 level=logging.WARNING if isinstance(fault, _UnknownKey) else logging.ERROR)
+
+
 def _describe_spec(spec: Any) -> str:
     if not isinstance(spec, Mapping):
         return ""
@@ -910,7 +1008,8 @@ def _describe_spec(spec: Any) -> str:
 
 def load_rules(rules: RulesSource | None) -> RuleSet | None:
     """A :class:`RuleSet` from what ``CDPHandler(rules=...)`` accepts: a list of rules, the
-    path of a JSON or TOML file, or a RuleSet (returned as it is).
+    path of a JSON or TOML file, or a RuleSet (returned as it is). Invalid rules are skipped
+    and reported (raised when strict), as :class:`RuleSet` says.
 
     Example::
 

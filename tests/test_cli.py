@@ -155,17 +155,41 @@ def test_gunicorn_with_two_workers_sends_from_each_worker(collector: HTTPServer)
 
 # -- configurations that cannot work --------------------------------------------------------
 
-def test_a_bad_rules_file_stops_start_up_naming_the_rule_and_the_fault(
+BAD_REGEX_RULES = [
+    {"logger": "shop.accounts", "message": "User %s signed up with plan %s",
+     "identify": {"user_id": "{args[0]}"}},
+    {"logger": "shop.orders", "regex": "Order (?P<order>\\d+ placed",
+     "track": {"event": "Order Placed", "user_id": "{groups[order]}"}},
+]
+
+
+def test_a_bad_rule_is_skipped_with_one_error_and_the_program_runs_on(
         collector: HTTPServer, tmp_path: Path) -> None:
     rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps([
-        {"logger": "shop.accounts", "message": "User %s signed up with plan %s",
-         "identify": {"user_id": "{args[0]}"}},
-        {"logger": "shop.orders", "regex": "Order (?P<order>\\d+ placed",
-         "track": {"event": "Order Placed", "user_id": "{groups[order]}"}},
-    ]))
-    result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")],
+    rules.write_text(json.dumps(BAD_REGEX_RULES))
+    plain = run(legacy_app("basic"), environment())
+    # A parent that starts a child: the error is said once for both.
+    parent = [sys.executable, "-c",
+              f"import subprocess, sys; sys.exit(subprocess.call({legacy_app('basic')!r}))"]
+    result = run([CDP_LOGGING, "run", "--", *parent],
                  collector_environment(collector, CDP_RULES=str(rules)))
+    assert (result.returncode, result.stdout) == (0, plain.stdout), result.stderr
+    reports = [line for line in result.stderr.splitlines() if line.startswith("cdp-logging:")]
+    assert reports == [
+        f"cdp-logging: {rules}: rule 2 (logger 'shop.orders', regex 'Order (?P<order>\\\\d+ "
+        "placed'): invalid regex 'Order (?P<order>\\\\d+ placed': missing ), unterminated subpattern "
+        "at position 6; this rule is skipped, the other rules are used",
+    ]
+    # Rule 1 works in the child (the parent logs nothing); rule 2 makes nothing.
+    wait_until(lambda: received_events(collector), what="rule 1's event")
+    assert essentials(received_events(collector)) == [{"type": "identify", "userId": "alice"}]
+
+
+def test_a_bad_rules_file_stops_start_up_when_strict(collector: HTTPServer, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(BAD_REGEX_RULES))
+    result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")],
+                 collector_environment(collector, CDP_RULES=str(rules), CDP_STRICT="true"))
     assert result.returncode == 2
     assert result.stdout == ""   # the application never started
     assert result.stderr.splitlines() == [
