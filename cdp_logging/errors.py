@@ -244,7 +244,7 @@ class ConfigurationError(CDPError, ValueError):
     Example::
 
         try:
-            handler = cdp_logging.CDPHandler(rules="rules.toml")
+            handler = cdp_logging.config.handler_from_environment()   # CDP_* variables
         except cdp_logging.ConfigurationError as err:
             sys.exit(f"cannot start: {err}")
     """
@@ -252,7 +252,8 @@ class ConfigurationError(CDPError, ValueError):
 
 class RulesError(ConfigurationError):
     """A mapping rule is invalid: names the file, the rule (its number and logger/message)
-    and the fault.
+    and the fault. Raised only when strict (see :func:`cdp_logging.events.is_strict`);
+    otherwise the rule is skipped and this error reported (``RuleSet.skipped`` keeps it).
 
     ``source`` is the rules file (None for rules given as a list), ``rule`` the rule's
     number counting from 1 (None for a fault of the file as a whole), ``problem`` the fault.
@@ -260,7 +261,7 @@ class RulesError(ConfigurationError):
     Example::
 
         try:
-            cdp_logging.RuleSet([{"logger": "shop", "message": "Hi %s", "trak": {}}])
+            cdp_logging.RuleSet([{"logger": "shop", "message": "Hi %s", "trak": {}}], strict=True)
         except cdp_logging.RulesError as err:
             assert err.rule == 1
     """

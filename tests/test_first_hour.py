@@ -443,6 +443,119 @@ def test_a_misspelt_rule_key_is_named_with_the_key_meant() -> None:
         cdp_logging.RuleSet([{"mesage": "Hi %s", "identify": {"user_id": "{args[0]}"}}])
 
 
+#: An application configured by dictConfig, its rules given as RULES (JSON) or a file; it
+#: logs what each rule would match, and a record with a payload.
+RULES_APP = """
+    import json, logging, logging.config, os, sys
+    rules = os.environ.get("RULES_FILE") or json.loads(os.environ["RULES"])
+    logging.config.dictConfig({
+        "version": 1,
+        "handlers": {"cdp": {"class": "cdp_logging.CDPHandler", "level": "INFO",
+                             "host": os.environ["HOST"], "rules": rules}},
+        "root": {"handlers": ["cdp"], "level": "INFO"},
+    })
+    shop = logging.getLogger("shop")
+    shop.info("User %s signed up", "42")
+    shop.info("User %s upgraded", "42")
+    shop.info("User %s paid %s", "42", 9.5)
+    shop.info("User %s is browsing", "42")
+    shop.info("checked out", extra={"event": "Checked Out", "user_id": "42"})
+    print("started")
+"""
+THREE_RULES = [
+    {"logger": "shop", "message": "User %s signed up", "identify": {"user_id": "{args[0]}"}},
+    # Misspelt: were it read as a rule without a message, it would take every line of "shop".
+    {"logger": "shop", "mesage": "User %s upgraded", "track": {"event": "Upgraded", "user_id": "{args[0]}"}},
+    {"logger": "shop", "message": "User %s paid %s",
+     "track": {"event": "Paid", "user_id": "{args[0]}", "properties": {"amount": "{args[1]}"}}},
+]
+
+
+def _rules_app(api: HTTPServer, **env: str) -> subprocess.CompletedProcess[str]:
+    import json
+
+    return python(RULES_APP, {"CDP_WRITE_KEY": WRITE_KEY, "HOST": api.url_for("").rstrip("/"),
+                              "RULES": json.dumps(THREE_RULES), **env})
+
+
+def _sent(api: HTTPServer) -> list[tuple[str, str]]:
+    from helpers import received_messages
+
+    return [(message["type"], message.get("event", "")) for message in received_messages(api)]
+
+
+def test_a_misspelt_rule_key_skips_that_rule_with_one_warning_and_the_app_starts(api: HTTPServer) -> None:
+    result = _rules_app(api)
+    assert (result.returncode, result.stdout) == (0, "started\n"), result.stderr
+    assert result.stderr.splitlines() == [
+        "cdp-logging: rule 2 (logger 'shop'): unknown key 'mesage' (did you mean 'message'?); a rule "
+        "has logger, level, message, regex and one call: identify, track, page, screen, group, alias; "
+        "this rule is skipped, the other rules are used",
+    ]
+    # The two good rules and the payload make events (delivered at exit); the bad rule none.
+    assert _sent(api) == [("identify", ""), ("track", "Paid"), ("track", "Checked Out")]
+
+
+def test_a_misspelt_rule_key_stops_configuration_when_strict(api: HTTPServer) -> None:
+    result = _rules_app(api, CDP_STRICT="true")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Unable to configure handler 'cdp'" in result.stderr
+    assert "rule 2 (logger 'shop'): unknown key 'mesage' (did you mean 'message'?)" in result.stderr
+    assert _sent(api) == []
+
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("rules.json", '[{"message": "x",\n "track": }]', "not valid JSON: Expecting value at line 2, column 11"),
+    ("absent.toml", None, "cannot read the rules file: No such file or directory"),
+], ids=["malformed", "unreadable"])
+def test_a_rules_file_that_cannot_be_read_leaves_the_handler_without_rules_with_one_error(
+    api: HTTPServer, tmp_path: Path, name: str, text: str | None, problem: str,
+) -> None:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    result = _rules_app(api, RULES_FILE=str(path))
+    assert (result.returncode, result.stdout) == (0, "started\n"), result.stderr
+    assert result.stderr.splitlines() == [
+        f"cdp-logging: {path}: {problem}; using no rules: only records with a payload in extra "
+        "are sent",
+    ]
+    assert _sent(api) == [("track", "Checked Out")]
+
+
+def test_invalid_rules_are_reported_at_their_levels_and_kept_in_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    production(monkeypatch)
+    monkeypatch.setenv("_CDP_LOGGING_RULES_REPORTED", "")   # unset again afterwards
+    bad_regex = {"regex": "(a", "track": {"event": "E", "user_id": "1"}}
+    with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+        rules = cdp_logging.RuleSet([*THREE_RULES, bad_regex], source="rules.json")
+        cdp_logging.RuleSet([*THREE_RULES, bad_regex], source="rules.json")   # said once
+    assert [rule.number for rule in rules.rules] == [1, 3]
+    assert [fault.rule for fault in rules.skipped] == [2, 4]
+    assert [(record.levelname, record.getMessage().split(": ")[2]) for record in caplog.records] == [
+        ("WARNING", "rule 2 (logger 'shop')"), ("ERROR", "rule 4 (regex '(a')")]
+    with pytest.raises(cdp_logging.RulesError, match="rule 2"):
+        cdp_logging.RuleSet(THREE_RULES, strict=True)
+
+
+def test_check_lists_every_bad_rule_and_exits_2(tmp_path: Path) -> None:
+    import json
+
+    from legacy_support import CDP_LOGGING, environment
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([*THREE_RULES, {"regex": "(a", "track": {"event": "E", "user_id": "1"}}]))
+    result = subprocess.run([CDP_LOGGING, "check"], env=environment(CDP_RULES=str(rules)),
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[2] for line in lines] == ["rule 2 (logger 'shop')", "rule 4 (regex '(a')"]
+    assert all(line.startswith(f"cdp-logging: CDP_RULES={rules}: ") for line in lines)
+    assert "did you mean 'message'" in lines[0] and "invalid regex" in lines[1]
+
+
 def test_the_unknown_option_error_lists_every_option() -> None:
     import inspect
 
