@@ -152,6 +152,7 @@ class Batcher:
         self.own_threads: set[int] = set()
         self._no_thread = False
         self._sent_any = False
+        self._draining = False
         #: Events accepted into the queue since start (or fork).
         self.accepted = 0
         #: Set by close() to cut a retry wait short; the transport clears it.
@@ -433,11 +434,13 @@ class Batcher:
                 or self._flush_requests
                 or self._space_waiters
                 or now - last_sent >= self.flush_interval
+                or self._draining
                 or self._first_batch_due()
             ):
                 return self._take_batch()
             if not queue:
                 self._idle.notify_all()
+                self._draining = False
                 last_sent = now
             self._wake.wait(max(0.0, last_sent + self.flush_interval - now))
 
@@ -446,43 +449,44 @@ class Batcher:
         return not self._first and not self._sent_any
 
     def _take_batch(self) -> list[Item]:
-        """With the lock held: remove up to one batch that fits a request body."""
+        """With the lock held: remove the next batch. Normally what is queued, which is at
+        most ``max_events_in_batch`` events; from a backlog (more queued than one batch, by
+        count or by bytes), as many events as fit one request body."""
         queue = self._queue
-        count = min(self.max_events_in_batch, len(queue))
-        take = queue.popleft
-        batch = [take() for _ in range(count)]
-        # The common case in C-level steps (run for every event sent, with the application's
-        # threads waiting for the lock): encoded events only, well within the body's budget.
-        used = sum(map(len, batch)) + count if is_plain(batch) else self._body_budget + 1
-        if used > self._body_budget:
-            queue.extendleft(reversed(batch))
+        over_budget = self._queued_bytes + len(queue) > self._body_budget
+        if over_budget:
             batch, used = self._take_within_budget()
+        else:
+            # Run for every batch with the application's threads waiting for the lock: C-level
+            # steps only, and the queue's byte count is the batch's.
+            batch = list(queue)
+            queue.clear()
+            used = self._queued_bytes + len(batch)
         self._queued_bytes -= used - len(batch)
         self._in_flight_batch = batch
         self._in_flight = len(batch)
         self._in_flight_abandoned = False
         self._sent_any = True
+        # What a backlog leaves after its last full body goes next, not a flush interval later.
+        self._draining = over_budget or len(batch) > self.max_events_in_batch
         if self._space_waiters:
             self._space.notify_all()
         return batch
 
     def _take_within_budget(self) -> tuple[list[Item], int]:
-        """With the lock held: one event at a time, as many as fit the body's budget (at
-        least one); the batch and its bytes, a comma counted for each."""
+        """With the lock held: as many events as fit the body's budget (at least one); the
+        batch and its bytes, a comma counted for each."""
         queue = self._queue
-        limit = self.max_events_in_batch
         budget = self._body_budget
-        batch: list[Item] = []
-        used = 0
-        while queue and len(batch) < limit:
-            item = queue.popleft()
-            size = len(item_bytes(item)) + 1
-            if batch and used + size > budget:
-                queue.appendleft(item)
+        count = used = 0
+        for item in queue:
+            size = len(item if type(item) is bytes else item[0]) + 1
+            if count and used + size > budget:
                 break
-            batch.append(item)
+            count += 1
             used += size
-        return batch, used
+        take = queue.popleft
+        return [take() for _ in range(count)], used
 
     def _batch_done(self) -> None:
         """With the lock held: the batch in flight is finished, whatever became of it."""

@@ -73,9 +73,11 @@ def test_a_batch_goes_out_every_max_events_in_batch_events(api: HTTPServer, make
     assert holds_for(lambda: sizes(api) == [1], 0.3), "19 events must wait for the 20th"
     client.track(user_id="u1", event="E19")
     wait_for_messages(api, 21)
-    for i in range(40):
-        client.track(user_id="u1", event=f"F{i}")
-    wait_for_messages(api, 61)
+    # Traffic the worker keeps up with: each batch goes out as its 20th event is queued.
+    for total in (41, 61):
+        for i in range(20):
+            client.track(user_id="u1", event=f"F{i}")
+        wait_for_messages(api, total)
     assert sizes(api) == [1, 20, 20, 20]
 
 
@@ -83,10 +85,19 @@ def test_max_events_in_batch_sets_the_batch_size(api: HTTPServer, make_client: C
     client = make_client(flush_interval=60, max_events_in_batch=5)
     client.track(user_id="u1", event="First")
     wait_for_messages(api, 1)
+    for total in (6, 11):
+        for i in range(5):
+            client.track(user_id="u1", event=f"E{i}")
+        wait_for_messages(api, total)
+    assert sizes(api) == [1, 5, 5]
+
+
+def test_max_events_in_batch_1_sends_each_call_at_once(api: HTTPServer, make_client: Client) -> None:
+    client = make_client(flush_interval=60, max_events_in_batch=1)
     for i in range(10):
         client.track(user_id="u1", event=f"E{i}")
-    wait_for_messages(api, 11)
-    assert sizes(api) == [1, 5, 5]
+        wait_for_messages(api, i + 1)
+    assert sizes(api) == [1] * 10
 
 
 def test_a_batch_goes_out_every_flush_interval(httpserver: HTTPServer, make_client: Client) -> None:
@@ -150,13 +161,48 @@ def test_no_request_body_exceeds_500_kb(api: HTTPServer, make_client: Client, gz
     assert all(len(body) > 400_000 for body in bodies[:-1]), "batches were split more than needed"
 
 
-def test_batches_never_hold_more_than_max_events_in_batch(api: HTTPServer, make_client: Client) -> None:
+def test_a_backlog_goes_out_in_one_body_not_in_batches_of_max_events_in_batch(
+    stuck: StuckServer, make_client: Client,
+) -> None:
+    # max_events_in_batch is when a batch is due, not a cap: events that queued up while a
+    # request was in flight go out together, in order, as soon as it returns.
     client = make_client(flush_interval=60, max_events_in_batch=7)
-    for i in range(30):
-        client.track(user_id="u1", event=f"E{i}")
-    assert client.flush(timeout=DEADLINE) is True
-    assert sum(sizes(api)) == 30 and max(sizes(api)) <= 7
+    first = client.track(user_id="u1", event="First")
+    assert stuck.arrived.wait(DEADLINE), "the first event was not sent"
+    ids = [client.track(user_id="u1", event=f"E{i}") for i in range(30)]
+    stuck.released.set()
+    wait_for_messages(stuck.server, 31)
+    assert sizes(stuck.server) == [1, 30]
+    assert [m["messageId"] for m in received_messages(stuck.server)] == [first, *ids]
 
+
+def test_a_retried_backlog_body_keeps_its_events_and_message_ids(
+    httpserver: HTTPServer, server_release: threading.Event, make_client: Client,
+) -> None:
+    refused: list[int] = []
+    arrived = threading.Event()
+
+    def answer(request: Request) -> Response:
+        if len(json.loads(raw_body(request))["batch"]) == 1:
+            arrived.set()
+            server_release.wait(DEADLINE)  # the first event's request: the backlog builds up
+        elif not refused:
+            refused.append(503)
+            return Response("{}", status=503, content_type="application/json")
+        return Response("{}", status=200, content_type="application/json")
+
+    httpserver.expect_request("/v1/batch").respond_with_handler(answer)
+    client = make_client(flush_interval=60, max_events_in_batch=5, initial_backoff=0.05, max_backoff=0.2)
+    client.track(user_id="u1", event="First")
+    assert arrived.wait(DEADLINE), "the first event was not sent"
+    ids = [client.track(user_id="u1", event=f"E{i}") for i in range(40)]
+    server_release.set()
+    assert client.flush(timeout=DEADLINE) is True
+    batches = received_batches(httpserver)
+    # The backlog's body was refused once (503) and sent again whole.
+    assert [len(batch) for batch in batches] == [1, 40, 40]
+    assert [m["messageId"] for m in batches[-1]] == [m["messageId"] for m in batches[-2]] == ids
+    assert client.stats()["retries"] == 1
 
 
 class BodyCounter:
@@ -181,15 +227,16 @@ class BodyCounter:
         return sum(count for _, count in self.bodies)
 
 
-@pytest.mark.parametrize(("events", "size"), [(30_000, 330), (6_000, 1_000)])
+@pytest.mark.parametrize(("events", "size", "batch"), [(30_000, 330, 5000), (6_000, 1_000, 5000), (3_000, 1_000, 20)])
 def test_a_backlog_goes_out_in_back_to_back_full_bodies(
     httpserver: HTTPServer, server_release: threading.Event, make_client: Client, events: int, size: int,
+    batch: int,
 ) -> None:
-    # A body full by size is a full batch, as much as one of max_events_in_batch events: a
-    # backlog bigger than one body must not wait for the flush interval between bodies.
+    # A backlog goes out in bodies as full as the 500 KB limit allows, whatever
+    # max_events_in_batch is, one after the other, never waiting for the flush interval.
     counter = BodyCounter(server_release)
     httpserver.expect_request("/v1/batch").respond_with_handler(counter)
-    client = make_client(flush_interval=60, max_events_in_batch=5000, max_queue_size=events + 1)
+    client = make_client(flush_interval=60, max_events_in_batch=batch, max_queue_size=events + 1)
     client.track(user_id="u1", event="First")
     assert counter.arrived.wait(DEADLINE), "the first event was not sent"
     pad = "x" * (size - len(cdp_logging.messages.encode_message(
@@ -204,7 +251,9 @@ def test_a_backlog_goes_out_in_back_to_back_full_bodies(
                message=lambda: f"the backlog at the server (got {counter.events() - 1} of {events})")
     full = counter.bodies[1:-1]
     assert full and all(MAX_BATCH_BYTES - 2 * size < length <= MAX_BATCH_BYTES for length, _ in full), full
-    assert all(count < 5000 for _, count in full), "a body was full by count, not by size"
+    # What is left after the last full body follows at once, not a flush interval later.
+    wait_until(lambda: counter.events() == 1 + events, timeout=DEADLINE,
+               message=lambda: f"the remainder (got {counter.events() - 1} of {events})")
     assert client.flush(timeout=DEADLINE) is True
     assert [m["messageId"] for m in received_messages(httpserver)][1:] == ids
 
@@ -332,8 +381,8 @@ def test_batcher_close_hands_what_it_could_not_deliver_to_on_abandoned() -> None
 
 
 def test_batches_with_and_without_callbacks_keep_order_and_the_byte_budget() -> None:
-    # Plain events are taken in one step; a batch holding callbacks, or over the budget,
-    # is taken one event at a time. Either way: in order, within budget, nothing lost.
+    # A backlog of plain events and events with callbacks, over the body's budget: taken a
+    # body at a time, in order, within budget, nothing lost.
     deliver = Recorded()
     batcher = Batcher(deliver, max_events_in_batch=4, flush_interval=60, max_batch_bytes=700)
     try:
@@ -347,7 +396,7 @@ def test_batches_with_and_without_callbacks_keep_order_and_the_byte_budget() -> 
     finally:
         batcher.close(timeout=DEADLINE)
     assert [item for batch in deliver.batches for item in batch] == [item_bytes(item) for item in items]
+    assert any(len(batch) > 4 for batch in deliver.batches), "the backlog was not coalesced"
     for batch in deliver.batches:
-        assert 1 <= len(batch) <= 4
-        assert sum(len(item) + 1 for item in batch) <= 700 - BODY_OVERHEAD
+        assert batch and sum(len(item) + 1 for item in batch) <= 700 - BODY_OVERHEAD
     assert batcher.queued_bytes == 0
