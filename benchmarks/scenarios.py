@@ -237,8 +237,8 @@ def burst_figures(acks: list[list[float]], started: float, calls_done: float,
     """What the server's per-request log (``[acknowledged at, events, body bytes]``) says
     about a burst that ran from ``started`` to ``calls_done``.
 
-    Throughput counts up to the last full batch (``batch`` events, or a body near the size
-    limit): what follows is a remainder that waits for the flush interval, a latency rather
+    Throughput counts up to the last full batch (``batch`` events or more, as ours sends a
+    backlog, or a body near the size limit): what follows is a remainder, a latency rather
     than a rate, reported as the time from the last call to its acknowledgement.
     """
     acks = sorted(acks)
@@ -247,7 +247,7 @@ def burst_figures(acks: list[list[float]], started: float, calls_done: float,
     _, largest_events, largest_size = max(acks, key=lambda ack: ack[2], default=(0, 1, 0))
     full_size = max(NEAR_FULL_BODY_BYTES, largest_size - 2 * largest_size / max(1, largest_events))
     full_index = max((index for index, (_, events, size) in enumerate(acks)
-                      if events == batch or size >= full_size), default=None)
+                      if (batch and events >= batch) or size >= full_size), default=None)
     full_events = sum(events for _, events, _ in acks[:full_index + 1]) if full_index is not None else 0
     full_seconds = acks[full_index][0] - started if full_index is not None else None
     remainder = sum(events for _, events, _ in acks) - full_events

@@ -1,10 +1,13 @@
 """The queue between the application's threads and the one worker thread that delivers.
 
 The application thread only appends already-encoded bytes under a short lock; the worker
-wakes when a batch is due (the first event, a full batch: ``max_events_in_batch`` events or a
-full request body, every ``flush_interval`` seconds, a flush or a close) and hands each batch
-to ``deliver``. While a backlog lasts, full batches go out back to back, never waiting for the
-interval.
+wakes when a batch is due (the first event, ``max_events_in_batch`` events or a full request
+body queued, every ``flush_interval`` seconds, a flush or a close) and hands each batch to
+``deliver``. ``max_events_in_batch`` is the trigger, not a cap: a batch is what is queued,
+which in ordinary traffic is at most that many events; from a backlog (more than one batch
+queued while a request was in flight) the worker takes as many events as fit one request
+body, so a backlog goes out in back-to-back full bodies, and what it leaves after the last
+one goes next, not a flush interval later.
 """
 
 from __future__ import annotations
@@ -86,9 +89,9 @@ def message_ids(items: Sequence[Item]) -> list[str]:
 class Batcher:
     """A bounded queue of encoded events and the worker thread that drains it.
 
-    ``deliver(items)`` is called on the worker with at most ``max_events_in_batch`` items
-    whose bytes fit one request body; it may call :meth:`settle` as it learns the fate of
-    its items. ``on_abandoned(items, reason)`` receives what close() could not deliver in
+    ``deliver(items)`` is called on the worker with items whose bytes fit one request body:
+    at most ``max_events_in_batch`` of them, or from a backlog as many as fit; it may call
+    :meth:`settle` as it learns the fate of its items. ``on_abandoned(items, reason)`` receives what close() could not deliver in
     time: the events still queued, and those of a request still in flight at the deadline.
     Forked children call :meth:`reset_after_fork`.
 

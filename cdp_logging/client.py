@@ -164,7 +164,8 @@ class Analytics:
 
     Calls return at once: messages are encoded on the calling thread and sent by one
     background thread per client, on the first call, every ``max_events_in_batch`` events,
-    every ``flush_interval`` seconds and on :meth:`flush`. At interpreter exit the client
+    every ``flush_interval`` seconds and on :meth:`flush`; events that queued up while a
+    request was in flight go out in request bodies as full as the API's 500 KB limit allows. At interpreter exit the client
     delivers what is queued within ``shutdown_timeout`` seconds.
 
     Options (all keyword-only):
@@ -174,7 +175,8 @@ class Analytics:
       ``pk_eu_``, ``sk_eu_``) is sent as a Bearer token, any other key as Basic auth.
     - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
       (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
-    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent.
+    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent. Not a
+      cap: a backlog goes out in full 500 KB bodies, then what it leaves at once.
     - ``enable`` (True): False validates calls but sends nothing. The environment variable
       ``CDP_ENABLE=false`` turns every client off, those given ``enable=True`` included.
     - ``require_write_key`` (False): without a write key the client sends nothing and logs one
