@@ -91,8 +91,9 @@ class Batcher:
 
     ``deliver(items)`` is called on the worker with items whose bytes fit one request body:
     at most ``max_events_in_batch`` of them, or from a backlog as many as fit; it may call
-    :meth:`settle` as it learns the fate of its items. ``on_abandoned(items, reason)`` receives what close() could not deliver in
-    time: the events still queued, and those of a request still in flight at the deadline.
+    :meth:`settle` as it learns the fate of its items. ``on_abandoned(items, reason)``
+    receives what close() could not deliver in time: the events still queued, and those of
+    a request still in flight at the deadline.
     Forked children call :meth:`reset_after_fork`.
 
     Example::
@@ -483,7 +484,7 @@ class Batcher:
         budget = self._body_budget
         count = used = 0
         for item in queue:
-            size = len(item if type(item) is bytes else item[0]) + 1
+            size = len(item_bytes(item)) + 1
             if count and used + size > budget:
                 break
             count += 1

@@ -165,8 +165,9 @@ class Analytics:
     Calls return at once: messages are encoded on the calling thread and sent by one
     background thread per client, on the first call, every ``max_events_in_batch`` events,
     every ``flush_interval`` seconds and on :meth:`flush`; events that queued up while a
-    request was in flight go out in request bodies as full as the API's 500 KB limit allows. At interpreter exit the client
-    delivers what is queued within ``shutdown_timeout`` seconds.
+    request was in flight go out in request bodies as full as the API's 500 KB limit
+    allows. At interpreter exit the client delivers what is queued within
+    ``shutdown_timeout`` seconds.
 
     Options (all keyword-only):
 
