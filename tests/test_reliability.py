@@ -570,7 +570,8 @@ def test_memory_stays_flat_while_the_api_is_down_under_steady_logging(
     growth = max(samples) - min(samples)
     assert growth < 1_000_000, f"memory grew by {growth} bytes while {logged} events were logged: {samples}"
     stats = client.stats()
-    assert stats["pending"] <= 500 + 20 and stats["failed"] > 0
+    # The queue's bound, and the request in flight: from a backlog, as many as the queue held.
+    assert stats["pending"] <= 500 + 500 and stats["failed"] > 0
     assert reports[0] > 0
 
 
