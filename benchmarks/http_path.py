@@ -1,7 +1,7 @@
 """The HTTP path alone: the worker's CPU per request, this checkout against another one.
 
 ``python -m benchmarks.http_path --baseline-src DIR`` posts pre-encoded 20-event batches
-through :class:`cdp_logging.transport.HTTPTransport` to the benchmark server (its own
+through :class:`cdp_logging.delivery.transport.HTTPTransport` to the benchmark server (its own
 process, on 127.0.0.1), with this checkout's ``cdp_logging`` and with the one under ``DIR``
 (for instance ``main``'s, exported with ``git archive main cdp_logging | tar -x -C DIR``),
 loaded side by side in one process as ``cdp_logging_baseline``. Chunks of requests are taken
@@ -48,7 +48,7 @@ def load_baseline(source: str) -> ModuleType:
 
 def paired(baseline_source: str | None, requests: int, events: int) -> dict[str, dict[str, float]]:
     """Per-request figures of each checkout's HTTPTransport, chunks taken in turn."""
-    from cdp_logging.transport import HTTPTransport
+    from cdp_logging.delivery.transport import HTTPTransport
 
     kinds: dict[str, Any] = {"this checkout": HTTPTransport}
     if baseline_source is not None:

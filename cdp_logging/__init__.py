@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 # The module each public name comes from. They are imported on first use rather than here, so
-# that importing a submodule alone stays light: pytest imports cdp_logging.pytest_plugin at
+# that importing a submodule alone stays light: pytest imports cdp_logging.testing.plugin at
 # every start of every project that has cdp-logging installed, and the engine (requests,
 # orjson) would cost that start a few hundred milliseconds.
 _MODULES = {

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 
-from .connection import Secret, Timeout
-from .batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
+from .delivery.connection import Secret, Timeout
+from .delivery.batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
 from .constants import (
     BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
     TRUE_WORDS,
@@ -24,14 +24,14 @@ from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
 from .messages import build_message, encode_message, encode_plain, substitution_error
 from .reporting import ErrorHandler, Reporter, warn
-from .transport import (
+from .delivery.transport import (
     GAVE_UP_CLOSING, HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries,
     warn_if_other_region,
 )
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
-    from .spool import Spool, SpoolFull
+    from .delivery.spool import Spool, SpoolFull
 
 logger = logging.getLogger("cdp_logging")
 
@@ -209,14 +209,14 @@ class Analytics:
     - ``spool_path`` (None): a file on local disk (SQLite, created if missing) where events
       wait until the API acknowledged them, so that neither a killed process nor an outage
       longer than the retry budget loses them; several processes may share one. See
-      :mod:`cdp_logging.spool`.
+      :mod:`cdp_logging.delivery.spool`.
     - ``spool_max_bytes`` (100,000,000): the bound on the spool file's size, which holds its
       events in pages on disk (its write-ahead log, up to 4 MB between checkpoints, is extra).
     - ``spool_full`` ("drop_oldest"): what a full spool drops, "drop_oldest" (the events
       waiting longest) or "drop_newest" (the new ones); dropped events are counted and reported.
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
       written to the spool, which bounds what a kill -9 loses.
-    - ``transport``: a :class:`~cdp_logging.transport.Transport` to send with instead of HTTP.
+    - ``transport``: a :class:`~cdp_logging.delivery.transport.Transport` to send with instead of HTTP.
 
     Example::
 
@@ -340,7 +340,7 @@ class Analytics:
         self._spool: Spool | None = None
         spooling = spool_path is not None and enable
         if spooling:
-            from . import spool  # only here: without a spool, sqlite3 is never imported
+            from .delivery import spool  # only here: without a spool, sqlite3 is never imported
 
             # The worker writes to the spool: many events a transaction, at least every
             # spool_sync_interval; the spool's own thread batches and sends.

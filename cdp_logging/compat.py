@@ -49,11 +49,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .client import Analytics
-from .connection import Secret
+from .delivery.connection import Secret
 from .constants import ENV_HOST
 from .errors import CDPError, EventDroppedError
 from .messages import LIBRARY
-from .transport import HTTPTransport, default_host
+from .delivery.transport import HTTPTransport, default_host
 
 __all__ = [
     "Client", "alias", "debug", "default_client", "flush", "group", "gzip", "host", "identify",

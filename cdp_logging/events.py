@@ -41,7 +41,7 @@ def pytest_plugin_active() -> bool:
     """True in a pytest run with cdp-logging's plugin loaded (pytest loads it at start-up,
     unless ``-p no:cdp_logging``): there a missing write key is expected and a bad payload
     should fail the test."""
-    return "cdp_logging.pytest_plugin" in sys.modules and "pytest" in sys.modules
+    return "cdp_logging.testing.plugin" in sys.modules and "pytest" in sys.modules
 
 
 def is_strict() -> bool:

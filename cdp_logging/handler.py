@@ -14,7 +14,7 @@ from typing import Any
 from collections.abc import Iterable
 
 from .client import Analytics, capture_sinks
-from .connection import Secret
+from .delivery.connection import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import helpers
 from pytest_httpserver import HTTPServer
 
-from cdp_logging.transport import Response
+from cdp_logging.delivery.transport import Response
 
 TESTS = Path(__file__).resolve().parent
 LEGACY_APP = TESTS / "legacy_app"

@@ -1,4 +1,4 @@
-"""cdp_logging.batcher: when batches go out, how big they are, and the bounded queue."""
+"""cdp_logging.delivery.batcher: when batches go out, how big they are, and the bounded queue."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import cdp_logging
-from cdp_logging.batcher import BODY_OVERHEAD, Batcher, item_bytes
+from cdp_logging.delivery.batcher import BODY_OVERHEAD, Batcher, item_bytes
 from cdp_logging.constants import MAX_BATCH_BYTES
 from helpers import (
     DEADLINE,

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 import cdp_logging
-from cdp_logging import collector as collector_module
-from cdp_logging.collector import (
+from cdp_logging.testing import collector as collector_module
+from cdp_logging.testing.collector import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     LocalCollector,
@@ -707,7 +707,7 @@ def test_stop_drops_requests_still_being_delayed() -> None:
             if record.getMessage().startswith("holding the answer"):
                 held.set()
 
-    collector_logger = logging.getLogger("cdp_logging.collector")
+    collector_logger = logging.getLogger("cdp_logging.testing.collector")
     signal = SignalHeldAnswers()
     collector_logger.addHandler(signal)
     previous_level = collector_logger.level
@@ -855,7 +855,7 @@ def test_a_failing_on_message_callback_is_logged_and_the_message_kept(
         raise RuntimeError("display failed")
 
     with LocalCollector(on_message=broken) as collector:
-        with caplog.at_level(logging.ERROR, logger="cdp_logging.collector"):
+        with caplog.at_level(logging.ERROR, logger="cdp_logging.testing.collector"):
             response = post_batch(session, collector, track())
 
         assert response.status_code == 200

@@ -23,7 +23,7 @@ MB = 1024 * 1024
 #: The child: a collector, then one JSON line of its state for each line read on stdin.
 CHILD = """
 import json, sys
-from cdp_logging.collector import LocalCollector
+from cdp_logging.testing.collector import LocalCollector
 options = json.loads(sys.argv[1])
 collector = LocalCollector(write_key=%r, **options).start()
 print(collector.port, flush=True)

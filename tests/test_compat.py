@@ -28,7 +28,7 @@ from werkzeug import Request, Response
 
 import cdp_logging
 from cdp_logging import compat
-from cdp_logging.transport import default_host
+from cdp_logging.delivery.transport import default_host
 from helpers import DEADLINE, batch_requests, raw_body
 
 #: The official client 1.1.0 calls datetime.utcnow(), deprecated since Python 3.12.

@@ -1,4 +1,4 @@
-"""cdp_logging.connection: the kept-alive HTTP/1.1 connection HTTPTransport sends through,
+"""cdp_logging.delivery.connection: the kept-alive HTTP/1.1 connection HTTPTransport sends through,
 and when HTTPTransport goes through requests instead."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from cdp_logging.transport import HTTPTransport, TransportError
+from cdp_logging.delivery.transport import HTTPTransport, TransportError
 from helpers import wait_until
 from raw_server import OK, RawServer, make_certificate, server_context
 

@@ -24,8 +24,8 @@ import pytest
 import cdp_logging
 from cdp_logging import compat
 from cdp_logging.config import handler_from_environment, read_environment
-from cdp_logging.connection import Secret, describe_failure
-from cdp_logging.transport import RESPONSE_TEXT_LIMIT, HTTPTransport, Response, TransportError
+from cdp_logging.delivery.connection import Secret, describe_failure
+from cdp_logging.delivery.transport import RESPONSE_TEXT_LIMIT, HTTPTransport, Response, TransportError
 from helpers import WRITE_KEY, wait_until
 from raw_server import OK, Behaviour, RawServer, make_certificate, server_context
 
@@ -476,7 +476,7 @@ def test_a_name_that_does_not_resolve_is_told_from_a_refused_connection() -> Non
     # getaddrinfo's own error, as the lean connection and urllib3 both wrap it (resolving a
     # real name would leave the machine).
     unresolved = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    wrapped = cdp_logging.transport.requests.ConnectionError(OSError("wrapper"))
+    wrapped = cdp_logging.delivery.transport.requests.ConnectionError(OSError("wrapper"))
     wrapped.__cause__ = unresolved
     for error in (unresolved, wrapped):
         assert describe_failure(error, "cdp.customer.oi:443") == (

@@ -26,7 +26,7 @@ from werkzeug import Request, Response
 
 from cdp_logging import Analytics, DeliveryError, EventDroppedError, SpoolError
 from cdp_logging.config import read_environment
-from cdp_logging.spool import APPLICATION_ID
+from cdp_logging.delivery.spool import APPLICATION_ID
 from reliability_support import (
     BATCH_PATH,
     FAST_RETRIES,

@@ -18,7 +18,7 @@ import pytest
 
 import cdp_logging
 from cdp_logging import client as client_module
-from cdp_logging import collector as collector_module
+from cdp_logging.testing import collector as collector_module
 from cdp_logging import testing
 from cdp_logging.testing import CapturedEvents, LocalCollector, capture_events
 
@@ -438,7 +438,7 @@ def test_the_plugin_can_be_turned_off(pytester):
 
 
 def test_the_plugin_adds_fixtures_and_no_hooks():
-    from cdp_logging import pytest_plugin
+    from cdp_logging.testing import plugin as pytest_plugin
 
     assert [name for name in vars(pytest_plugin) if name.startswith("pytest_")] == []
     assert pytest_plugin.__all__ == ["cdp_collector", "cdp_events"]
@@ -446,8 +446,8 @@ def test_the_plugin_adds_fixtures_and_no_hooks():
 
 def test_loading_the_plugin_imports_neither_the_engine_nor_the_collector():
     code = (
-        "import sys, cdp_logging.pytest_plugin\n"
-        "heavy = {'requests', 'orjson', 'cdp_logging.client', 'cdp_logging.collector',"
+        "import sys, cdp_logging.testing.plugin\n"
+        "heavy = {'requests', 'orjson', 'cdp_logging.client', 'cdp_logging.testing.collector',"
         " 'http.server'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )

@@ -1,4 +1,4 @@
-"""cdp_logging.transport: one POST to {host}/v1/batch, its headers, and what a failure becomes."""
+"""cdp_logging.delivery.transport: one POST to {host}/v1/batch, its headers, and what a failure becomes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from werkzeug import Request, Response
 
 import cdp_logging
 from cdp_logging import DeliveryError
-from cdp_logging.transport import (
+from cdp_logging.delivery.transport import (
     HTTPTransport, RetryPolicy, authorization, default_host, key_region, send_with_retries,
 )
 from helpers import DEADLINE, WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until

@@ -1,22 +1,4 @@
-"""What users need in their own tests: capture the calls their code makes, and a local collector.
-
-:func:`capture_events` catches every call made through any :class:`~cdp_logging.Analytics` or
-:class:`~cdp_logging.CDPHandler` while it is open, as the message that would have been sent
-(validated, normalised and encoded exactly as for delivery, then decoded back to a dict), and
-sends nothing::
-
-    from cdp_logging.testing import capture_events
-
-    def test_signup_is_tracked():
-        with capture_events() as events:
-            signup(user_id="42", email="ada@example.com")      # the code under test
-        events.assert_tracked("Signed Up", user_id="42", properties={"plan": "free"})
-
-With pytest the ``cdp_events`` fixture does the same for the length of a test, and
-``cdp_collector`` starts a :class:`LocalCollector` (a real HTTP server on 127.0.0.1) for tests
-that want the whole way over the network; both come with the package (see
-``cdp_logging.pytest_plugin``).
-"""
+"""Capture the calls made through any client, and assertions over them (see :mod:`cdp_logging.testing`)."""
 
 from __future__ import annotations
 
@@ -27,16 +9,10 @@ from typing import Any, Literal
 
 import orjson
 
-from . import client as _client
-from .collector import LocalCollector, format_event_line
+from .. import client as _client
+from .collector import format_event_line
 
-__all__ = [
-    "CallType",
-    "CapturedEvents",
-    "LocalCollector",
-    "capture_events",
-    "format_event_line",
-]
+__all__ = ["CallType", "CapturedEvents", "capture_events"]
 
 CallType = Literal["identify", "track", "page", "screen", "group", "alias"]
 

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 import pytest
 
 if TYPE_CHECKING:
-    from .testing import CapturedEvents, LocalCollector
+    from .capture import CapturedEvents
+    from .collector import LocalCollector
 
 __all__ = ["cdp_collector", "cdp_events"]
 
@@ -43,7 +44,7 @@ def cdp_events() -> Iterator[CapturedEvents]:
             place_order(user_id="42", total=9.5)
             cdp_events.assert_tracked("Order Completed", user_id="42", properties={"total": 9.5})
     """
-    from .testing import capture_events
+    from .capture import capture_events
 
     with capture_events() as events:
         yield events
@@ -69,9 +70,9 @@ def cdp_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCollector]:
     """
     import os
 
-    from .client import _clients
-    from .constants import ENV_HOST, ENV_WRITE_KEY
-    from .testing import LocalCollector
+    from ..client import _clients
+    from ..constants import ENV_HOST, ENV_WRITE_KEY
+    from .collector import LocalCollector
 
     with LocalCollector() as collector:
         monkeypatch.setenv(ENV_HOST, collector.url)

@@ -73,11 +73,11 @@ from collections.abc import Callable
 
 import re2
 
-from . import events
-from .constants import CALL_TYPES
-from .errors import InvalidEventError, RulesError
-from .messages import CAMEL_CASE, FIELDS
-from .reporting import warn
+from .. import events
+from ..constants import CALL_TYPES
+from ..errors import InvalidEventError, RulesError
+from ..messages import CAMEL_CASE, FIELDS
+from ..reporting import warn
 
 if sys.version_info >= (3, 11):
     import tomllib

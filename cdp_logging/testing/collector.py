@@ -46,7 +46,7 @@ __all__ = [
     "format_event_line",
 ]
 
-from .constants import BATCH_PATH, CALL_TYPES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from ..constants import BATCH_PATH, CALL_TYPES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -755,7 +755,7 @@ class LocalCollector:
         if scheme.lower() == "bearer":
             # Region API keys go as Bearer tokens (transport.authorization), as the API takes
             # them. Imported here: the collector alone does not load requests.
-            from .transport import key_region
+            from ..delivery.transport import key_region
 
             if key_region(token.strip()) is None:
                 return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "

@@ -1,6 +1,6 @@
 """A kept-alive HTTP/1.1 connection that POSTs a body and reads the answer, with little Python.
 
-:class:`cdp_logging.transport.HTTPTransport` sends through it when no proxy applies to the
+:class:`cdp_logging.delivery.transport.HTTPTransport` sends through it when no proxy applies to the
 host and ``httptools`` can be imported (through ``requests`` otherwise). A batch of 20
 events is sent every few hundred microseconds in a burst, and ``requests`` spends about a
 millisecond of CPU on each one, which made the worker, not the network, the limit. Here a
@@ -351,7 +351,7 @@ class _Reader:
 class Connection:
     """One HTTP/1.1 connection to ``url``'s host, opened on first use and kept alive.
 
-    Not for use by two threads at once; :class:`cdp_logging.transport.HTTPTransport` keeps
+    Not for use by two threads at once; :class:`cdp_logging.delivery.transport.HTTPTransport` keeps
     a pool of them. Example::
 
         connection = Connection(urlsplit("https://cdp.customer.io"), tls=tls_context())

@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator
 
 import orjson
 
-from .batcher import Item, item_bytes, message_ids, own_thread
-from .errors import DeliveryError, SpoolError
-from .transport import Outcome
+from ..batcher import Item, item_bytes, message_ids, own_thread
+from ...errors import DeliveryError, SpoolError
+from ..transport import Outcome
 
 SpoolFull = Literal["drop_oldest", "drop_newest"]
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from .constants import MAX_BATCH_BYTES
+from ..constants import MAX_BATCH_BYTES
 
 logger = logging.getLogger("cdp_logging")
 
@@ -151,7 +151,7 @@ class Batcher:
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
         #: Idents of the threads that deliver for this batcher while they run: its worker and
-        #: the spool's sender (see cdp_logging.spool), which adds itself. A set, so that a
+        #: the spool's sender (see cdp_logging.delivery.spool), which adds itself. A set, so that a
         #: CDPHandler can tell in one look-up that a record comes from one of them.
         self.own_threads: set[int] = set()
         self._no_thread = False

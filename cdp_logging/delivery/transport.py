@@ -33,12 +33,12 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from ._version import __version__
+from .._version import __version__
 from .connection import (
     MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, causes, describe_failure, httptools, port_of,
     tls_context,
 )
-from .constants import DEFAULT_HOST, EU_HOST
+from ..constants import DEFAULT_HOST, EU_HOST
 
 logger = logging.getLogger("cdp_logging")
 
@@ -180,7 +180,7 @@ class HTTPTransport:
     """The real transport: Bearer auth for a region API key (``pk_eu_...``), Basic otherwise,
     gzip, a timeout, and a kept-alive connection.
 
-    Requests go through :class:`cdp_logging.connection.Connection`, a lean HTTP/1.1 client
+    Requests go through :class:`cdp_logging.delivery.connection.Connection`, a lean HTTP/1.1 client
     that sends a batch in a fraction of the CPU time ``requests`` takes. When a proxy
     applies to the host (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, minus
     ``NO_PROXY``, read when the first batch is sent), when the host URL carries a user name
@@ -454,7 +454,7 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
 
 class _Route:
     """Where direct requests go and the bytes their heads share, worked out once; the
-    heads, which carry the key, held as :class:`~cdp_logging.connection.Secret`."""
+    heads, which carry the key, held as :class:`~cdp_logging.delivery.connection.Secret`."""
 
     def __init__(self, url: SplitResult, write_key: Secret) -> None:
         self.url = url

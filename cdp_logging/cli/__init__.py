@@ -27,13 +27,13 @@ import threading
 from typing import Any, TextIO
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from .autoinstall import SITE_DIRECTORY
-from .config import ENV_RULES, VARIABLES, handler_from_environment, read_environment
-from .constants import ENV_ENABLE, ENV_WRITE_KEY
-from .errors import ConfigurationError, InvalidEventError
-from .handler import CDPHandler
-from .messages import build_message, encode_message
-from .rules import LinearPattern, faults_of, linear_pattern
+from ..autoinstall import SITE_DIRECTORY
+from ..config import ENV_RULES, VARIABLES, handler_from_environment, read_environment
+from ..constants import ENV_ENABLE, ENV_WRITE_KEY
+from ..errors import ConfigurationError, InvalidEventError
+from ..handler import CDPHandler
+from ..messages import build_message, encode_message
+from ..rules import LinearPattern, faults_of, linear_pattern
 
 #: Exit statuses: a configuration that cannot work, and shell's "command not found" pair.
 EXIT_CONFIGURATION = 2
@@ -416,7 +416,7 @@ def add_collect(subcommands: Any) -> None:
 
 def collect(arguments: argparse.Namespace) -> int:
     """Serve until interrupted, printing every event received."""
-    from .collector import LocalCollector, ReceivedRequest, RejectedMessage, format_event_line
+    from ..testing.collector import LocalCollector, ReceivedRequest, RejectedMessage, format_event_line
 
     out = sys.stdout
     lock = threading.Lock()
