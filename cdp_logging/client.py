@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import os
 import sys
@@ -20,6 +21,7 @@ from .constants import (
     BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
     TRUE_WORDS,
 )
+from . import environment
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
 from .messages import build_message, encode_message, encode_plain, substitution_error
@@ -115,18 +117,16 @@ def _check_environment() -> None:
     if _environment_checked:
         return
     _environment_checked = True
-    from .config import warn_about_unknown_variables  # config builds on this module
-
-    warn_about_unknown_variables()
+    environment.warn_about_unknown_variables(
+        environment.known_variables(inspect.signature(Analytics.__init__).parameters)
+    )
 
 
 def _missing_write_key() -> None:
     """Say once per process that nothing is sent for want of a key (under pytest with the
     plugin a test needs none, so it is only logged at DEBUG there)."""
     global _warned_missing_write_key
-    from .events import pytest_plugin_active  # the events module imports nothing heavy
-
-    if pytest_plugin_active():
+    if environment.pytest_plugin_active():
         logger.debug("cdp-logging: no write key: sending nothing (pytest)")
         return
     if _warned_missing_write_key:

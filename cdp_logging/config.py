@@ -6,12 +6,11 @@ from ``Analytics.__init__`` so that a new option gets its variable. Two more con
 handler: ``CDP_RULES`` (the rules file) and ``CDP_LEVEL``; ``CDP_STRICT`` is read by
 :mod:`cdp_logging.events`. Values are checked here, and a bad one raises
 :class:`cdp_logging.ConfigurationError` naming the variable. Any other ``CDP_*`` variable is
-reported once, with the one probably meant (:func:`warn_about_unknown_variables`).
+reported once, with the one probably meant (:func:`cdp_logging.environment.warn_about_unknown_variables`).
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 import os
@@ -26,13 +25,10 @@ from .constants import (
     DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY, EU_HOST,
     FALSE_WORDS, TRUE_WORDS,
 )
+from .environment import NOT_FROM_ENVIRONMENT, known_variables, variable_of
 from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler, resolve_callable
-from .reporting import warn
 from .rules import RuleSet
-
-#: Analytics options that cannot come from the environment (an object, not a value).
-_NOT_FROM_ENVIRONMENT = frozenset(("transport",))
 
 #: What each Analytics option means, for ``cdp-logging --help`` and the README.
 _DESCRIPTIONS = {
@@ -139,7 +135,7 @@ def _analytics_variables() -> list[Variable]:
     variables = []
     for parameter in inspect.signature(Analytics.__init__).parameters.values():
         option = parameter.name
-        if option == "self" or option in _NOT_FROM_ENVIRONMENT:
+        if option == "self" or option in NOT_FROM_ENVIRONMENT:
             continue
         default = parameter.default
         if option in _KINDS_OF_OPTIONS:
@@ -149,7 +145,7 @@ def _analytics_variables() -> list[Variable]:
         shown = _SHOWN_DEFAULTS.get(option, str(default).lower() if isinstance(default, bool)
                                     else str(default))
         variables.append(Variable(
-            f"CDP_{option.upper()}", option, kind, shown, _DESCRIPTIONS.get(option, ""), parse,
+            variable_of(option), option, kind, shown, _DESCRIPTIONS.get(option, ""), parse,
         ))
     return variables
 
@@ -165,6 +161,8 @@ VARIABLES: tuple[Variable, ...] = (
              "true: the cdp_logging.events helpers raise for a bad payload", _boolean),
 )
 assert ENV_WRITE_KEY in {v.name for v in VARIABLES} and ENV_HOST in {v.name for v in VARIABLES}
+# Analytics checks the environment by the same list, without importing this module.
+assert [v.name for v in VARIABLES] == known_variables(inspect.signature(Analytics.__init__).parameters)
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -256,35 +254,3 @@ def _naming_the_variable(err: Exception) -> str:
 
 def _without_option(err: Exception) -> str:
     return re.sub(r"^cdp_logging option '\w+':? ", "", str(err))
-
-
-#: Set in the environment once the unknown variables were reported, so that the processes
-#: this one starts (gunicorn's workers, say) do not report them again.
-_REPORTED_UNKNOWN = "_CDP_LOGGING_UNKNOWN_VARIABLES"
-
-
-def warn_about_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Log one WARNING naming every ``CDP_*`` variable in ``environ`` (default:
-    ``os.environ``) that cdp-logging does not read, with the variable meant where one is
-    close (``CDP_RULE``: did you mean ``CDP_RULES``?); once per process tree. Returns the
-    unknown names.
-
-    Example::
-
-        >>> warn_about_unknown_variables({"CDP_FLUSH_INTERVALL": "5"})
-        ['CDP_FLUSH_INTERVALL']
-    """
-    environ = os.environ if environ is None else environ
-    known = [variable.name for variable in VARIABLES]
-    unknown = sorted(name for name in environ if name.startswith("CDP_") and name not in known)
-    said = ",".join(unknown)
-    if not unknown or os.environ.get(_REPORTED_UNKNOWN) == said:
-        return unknown
-    os.environ[_REPORTED_UNKNOWN] = said
-    described = []
-    for name in unknown:
-        guesses = difflib.get_close_matches(name, known, n=1)
-        described.append(f"{name} (did you mean {guesses[0]}?)" if guesses else name)
-    warn("cdp-logging: ignoring unknown environment variable(s) %s; cdp-logging reads %s",
-         ", ".join(described), ", ".join(known))
-    return unknown

@@ -21,10 +21,10 @@ or after ``cdp_logging.events.strict = True``.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 from collections.abc import Mapping
 
+from . import environment
 from .constants import ENV_STRICT, FALSE_WORDS
 from .errors import InvalidEventError
 from .messages import build_message, encode_message
@@ -35,13 +35,6 @@ __all__ = ["alias", "group", "identify", "is_strict", "page", "screen", "strict"
 #: the handler to count and report; None (the default): ``CDP_STRICT``, else True under
 #: pytest with the cdp-logging plugin and False everywhere else.
 strict: bool | None = None
-
-
-def pytest_plugin_active() -> bool:
-    """True in a pytest run with cdp-logging's plugin loaded (pytest loads it at start-up,
-    unless ``-p no:cdp_logging``): there a missing write key is expected and a bad payload
-    should fail the test."""
-    return "cdp_logging.testing.plugin" in sys.modules and "pytest" in sys.modules
 
 
 def is_strict() -> bool:
@@ -58,7 +51,7 @@ def is_strict() -> bool:
     setting = os.environ.get(ENV_STRICT, "").strip().lower()
     if setting:
         return setting not in FALSE_WORDS
-    return pytest_plugin_active()
+    return environment.pytest_plugin_active()
 
 
 def _extra(call: str, fields: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -73,6 +73,10 @@ class CDPHandler(logging.Handler):
         )
     """
 
+    #: Read by the reporting module, which must not import this one, to keep its own warnings
+    #: away from handlers that would send them (see reporting.SENDS_TO_CDP).
+    _sends_to_cdp = True
+
     def __init__(self, level: int | str = logging.NOTSET, *, client: Analytics | None = None,
                  rules: RulesSource | None = None, **options: Any) -> None:
         # Everything that can fail runs before logging.Handler.__init__, which registers the

@@ -162,13 +162,16 @@ def _current_exception() -> str:
     return f"{type(err).__name__}: {err}" if err is not None else "an exception"
 
 
-def _reaches_a_real_handler() -> bool:
-    from .handler import CDPHandler  # imported here: the handler module imports this one
+#: The class attribute that marks a handler sending to CDP (``CDPHandler``, whose module builds
+#: on this one): a warning is not "delivered" by reaching it.
+SENDS_TO_CDP = "_sends_to_cdp"
 
+
+def _reaches_a_real_handler() -> bool:
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
-            if not isinstance(handler, CDPHandler) and handler.level <= logging.WARNING:
+            if not getattr(handler, SENDS_TO_CDP, False) and handler.level <= logging.WARNING:
                 return True
         if not current.propagate:
             return False

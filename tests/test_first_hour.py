@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 import cdp_logging
-from cdp_logging import events
+from cdp_logging import environment, events
 from cdp_logging.testing import CapturedEvents
 from helpers import WRITE_KEY, batch_requests, wait_until
 
@@ -37,7 +37,7 @@ def python(code: str, env: dict[str, str] | None = None, *, cwd: Path | None = N
 
 def production(monkeypatch: pytest.MonkeyPatch) -> None:
     """As outside pytest: the plugin's leniency about the key and its strictness are off."""
-    monkeypatch.setattr(events, "pytest_plugin_active", lambda: False)
+    monkeypatch.setattr(environment, "pytest_plugin_active", lambda: False)
     monkeypatch.setattr(cdp_logging.client, "_warned_missing_write_key", False)
     for name in ("CDP_WRITE_KEY", "CDP_ENABLE", "CDP_STRICT", "CDP_REQUIRE_WRITE_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -180,7 +180,7 @@ def test_under_the_pytest_plugin_the_helpers_raise_unless_told_not_to(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("CDP_STRICT", raising=False)
-    assert events.pytest_plugin_active() and events.is_strict()
+    assert environment.pytest_plugin_active() and events.is_strict()
     with pytest.raises(cdp_logging.EventTooLargeError):
         BAD_PAYLOADS["too large"]()
     monkeypatch.setenv("CDP_STRICT", "false")
