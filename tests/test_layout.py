@@ -32,13 +32,10 @@ LONG_MODULES: dict[str, str] = {
     "cdp_logging.delivery.transport": "not split yet (issue 17)",
     "cdp_logging.messages": "not split yet (issue 17)",
     "cdp_logging.rules": "not split yet (issue 17)",
-    "cdp_logging.testing.capture": "not split yet (issue 17)",
-    "cdp_logging.testing.collector": "not split yet (issue 17)",
 }
 LONG_CLASSES: dict[str, str] = {
     "cdp_logging.client.Analytics": "not split yet (issue 17)",
     "cdp_logging.delivery.batcher.Batcher": "not split yet (issue 17)",
-    "cdp_logging.testing.collector.LocalCollector": "not split yet (issue 17)",
 }
 
 

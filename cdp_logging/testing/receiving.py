@@ -1,0 +1,340 @@
+"""The local collector's side of each request: authentication, decoding, checks, what it keeps and
+what it answers."""
+
+from __future__ import annotations
+
+
+import base64
+import binascii
+import hmac
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+
+from ..constants import BATCH_PATH, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from .checks import MAX_DEPTH, Message, MessageError, RejectedMessage, _check_message, _deeper_than
+from .wire import (
+    ReceivedRequest,
+    _Decoded,
+    _JSON_DECODER,
+    _PlannedFailure,
+    _Response,
+    _SINGLE_CALL_PATHS,
+    _STRICT_MODE_HEADER,
+    _TRUE_HEADER_VALUES,
+    _TooLarge,
+    _error,
+    _gunzip,
+    _header,
+    _json_bytes,
+    _message_count,
+    logger,
+)
+from .server import _CollectorServer
+
+
+#: How many messages, rejections and requests a collector keeps by default (the newest).
+DEFAULT_MAX_KEPT = 10_000
+
+
+#: Seconds a connection may stay silent (between requests, or within one) before it is closed.
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+
+class Receiver:
+    """What the collector does with each request, and what it keeps (see :class:`LocalCollector`)."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        write_key: str | None = None,
+        strict: bool = False,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        on_message: Callable[[Message], object] | None = None,
+        max_kept: int = DEFAULT_MAX_KEPT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        on_refused: Callable[[ReceivedRequest, list[RejectedMessage]], object] | None = None,
+    ) -> None:
+        if isinstance(max_kept, bool) or not isinstance(max_kept, int) or max_kept < 1:
+            raise ValueError(f"max_kept must be a whole number of at least 1, not {max_kept!r}")
+        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be a number of seconds over 0, not {idle_timeout!r}")
+        self.max_kept = max_kept
+        self.idle_timeout = float(idle_timeout)
+        self.host = host
+        self.strict = strict
+        self.max_message_bytes = max_message_bytes
+        self.max_batch_bytes = max_batch_bytes
+        self.on_message = on_message
+        self.on_refused = on_refused
+        self._requested_port = port
+        self._write_key = write_key
+        self._condition = threading.Condition()
+        self._messages: deque[Message] = deque(maxlen=max_kept)
+        #: Each request with the number of messages its payload holds.
+        self._requests: deque[tuple[ReceivedRequest, int]] = deque()
+        self._messages_in_requests = 0
+        self._rejected: deque[RejectedMessage] = deque(maxlen=max_kept)
+        self._let_go = {"messages": 0, "requests": 0, "rejected": 0}
+        #: Messages accepted since the start (or clear()), those let go included.
+        self._accepted = 0
+        self._planned_failures: deque[_PlannedFailure] = deque()
+        self._failure_rule: tuple[Callable[[str, Any], bool], _PlannedFailure] | None = None
+        self._delay = 0.0
+        self._server: _CollectorServer | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self._stopping = threading.Event()
+
+    def _answer(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        client_address: tuple[str, int],
+        framing_error: _Response | None,
+    ) -> _Response | None:
+        """Decide the answer and record the request; None when the collector stopped meanwhile."""
+        received_at = time.time()
+        path = target.partition("?")[0]
+        decoded = (
+            _Decoded(None, 0, framing_error) if framing_error else self._decode(path, headers, body)
+        )
+        with self._condition:
+            delay = self._delay
+        # Waiting on the stop event lets stop() cut a long delay short; the request is then
+        # dropped unanswered, as a server going down would.
+        if delay:
+            logger.debug("holding the answer to %s %s for %g s", method, path, delay)
+            if self._stopping.wait(delay):
+                return None
+
+        accepted: list[Message] = []
+        rejected: list[RejectedMessage] = []
+        failure = None if framing_error else self._take_failure(path, decoded.payload)
+        if framing_error is not None:
+            response = framing_error
+        elif failure is not None:
+            response = _Response(
+                failure.status,
+                failure.body,
+                failure.content_type,
+                (("Retry-After", failure.retry_after),) if failure.retry_after else (),
+                errors=(f"failure planned by the test: status {failure.status}",),
+            )
+        else:
+            response = self._check_and_sort(method, path, headers, decoded, accepted, rejected)
+
+        if response.refused:
+            # Kept, a refused body would let anyone who can connect fill the memory.
+            body, decoded = b"", decoded._replace(payload=None)
+        request = ReceivedRequest(
+            method=method,
+            path=path,
+            headers=headers,
+            body=body,
+            payload=decoded.payload,
+            status=response.status,
+            errors=response.errors,
+            time=received_at,
+            client_address=client_address,
+        )
+        with self._condition:
+            self._keep_request(request, _message_count(decoded.payload))
+            self._keep("messages", self._messages, accepted)
+            self._keep("rejected", self._rejected, rejected)
+            self._accepted += len(accepted)
+            self._condition.notify_all()
+        logger.debug(
+            "%s %s from port %s -> %d (%d accepted, %d rejected)",
+            method,
+            path,
+            client_address[1],
+            response.status,
+            len(accepted),
+            len(rejected),
+        )
+        self._notify(accepted)
+        if self.on_refused is not None and (response.status >= 400 or rejected):
+            try:
+                self.on_refused(request, rejected)
+            except Exception:
+                logger.exception("on_refused callback raised for %s %s", method, path)
+        return response
+
+    def _keep(self, name: str, ring: deque[Any], items: list[Any]) -> None:
+        """With the condition held: add to a ring, counting the oldest it lets go."""
+        over = len(ring) + len(items) - self.max_kept
+        if over > 0:
+            self._let_go[name] += over
+        ring.extend(items)
+
+    def _keep_request(self, request: ReceivedRequest, messages: int) -> None:
+        """With the condition held: keep the newest requests whose payloads hold at most
+        ``max_kept`` messages between them (and the newest request, however many)."""
+        self._requests.append((request, messages))
+        self._messages_in_requests += messages
+        while len(self._requests) > 1 and (len(self._requests) > self.max_kept
+                                            or self._messages_in_requests > self.max_kept):
+            _, dropped = self._requests.popleft()
+            self._messages_in_requests -= dropped
+            self._let_go["requests"] += 1
+
+    def _decode(self, path: str, headers: dict[str, str], body: bytes) -> _Decoded:
+        """Decompress and parse the body, or say why it cannot be."""
+        limit = self.max_batch_bytes if path == BATCH_PATH else self.max_message_bytes
+        encoding = _header(headers, "Content-Encoding", "identity").strip().lower()
+        if encoding == "gzip":
+            try:
+                body = _gunzip(body, limit)
+            except _TooLarge:
+                return _Decoded(None, 0, _error(413, f"body is over {limit} bytes decompressed"))
+            except ValueError as error:
+                return _Decoded(None, 0, _error(400, f"body is not valid gzip: {error}"))
+        elif encoding != "identity":
+            return _Decoded(None, 0, _error(415, f"unsupported Content-Encoding {encoding!r}"))
+        if len(body) > limit:
+            text = f"body is {len(body)} bytes, over the {limit} byte limit"
+            return _Decoded(None, len(body), _error(413, text))
+        too_deep = _error(400, f"body is JSON nested more than {MAX_DEPTH} levels deep")
+        try:
+            # UnicodeDecodeError is a ValueError too: JSON on the wire is UTF-8 (RFC 8259).
+            payload = _JSON_DECODER.decode(body.decode("utf-8"))
+        except ValueError as error:
+            return _Decoded(None, len(body), _error(400, f"body is not valid JSON: {error}"))
+        except RecursionError:  # far deeper than MAX_DEPTH: the parser gave up first
+            return _Decoded(None, len(body), too_deep)
+        if _deeper_than(payload, MAX_DEPTH):
+            return _Decoded(None, len(body), too_deep)
+        return _Decoded(payload, len(body), None)
+
+    def _take_failure(self, path: str, payload: Any) -> _PlannedFailure | None:
+        with self._condition:
+            if self._planned_failures:
+                failure = self._planned_failures[0]
+                failure.remaining -= 1
+                if failure.remaining == 0:
+                    self._planned_failures.popleft()
+                return failure
+            rule = self._failure_rule
+        if rule is None:
+            return None
+        predicate, failure = rule
+        try:
+            return failure if predicate(path, payload) else None
+        except Exception:
+            logger.exception("the fail_when predicate raised; answering normally")
+            return None
+
+    def _check_and_sort(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        decoded: _Decoded,
+        accepted: list[Message],
+        rejected: list[RejectedMessage],
+    ) -> _Response:
+        """Check the request and its messages, sorting them into accepted and rejected."""
+        default_type = _SINGLE_CALL_PATHS.get(path)
+        if method != "POST" or (path != BATCH_PATH and default_type is None):
+            endpoints = ", ".join([BATCH_PATH, *_SINGLE_CALL_PATHS])
+            return _error(404, f"no endpoint {method} {path}; POST to one of {endpoints}")
+        auth_error = self._check_auth(headers)
+        if auth_error is not None:
+            return _error(401, auth_error, (("WWW-Authenticate", 'Basic realm="cdp"'),))
+        if decoded.error is not None:
+            return decoded.error
+
+        payload = decoded.payload
+        if default_type is None:
+            if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
+                return _error(400, 'a batch body must be an object with a "batch" list')
+            messages: list[Any] = payload["batch"]
+        else:
+            if not isinstance(payload, dict):
+                return _error(400, f"the body of {path} must be one message object")
+            # A copy, so that the type filled in from the path leaves the recorded payload as sent.
+            messages = [dict(payload)]
+
+        strict = self.strict or (
+            _header(headers, _STRICT_MODE_HEADER, "").strip().lower() in _TRUE_HEADER_VALUES
+        )
+        # A body within the limit cannot hold a message over it, so each need not be encoded again.
+        size_limit = self.max_message_bytes if decoded.size > self.max_message_bytes else None
+        message_errors: list[MessageError] = []
+        valid: list[Message] = []
+        for index, message in enumerate(messages):
+            found = _check_message(message, index, default_type, strict, size_limit)
+            if found:
+                message_errors += found
+                rejected.append(RejectedMessage(message, tuple(found), path))
+            else:
+                valid.append(message)
+        error_lines = tuple(str(error) for error in message_errors)
+        if strict and message_errors:
+            body = {
+                "meta": {"errors": list(error_lines)},
+                "errors": [error.as_json() for error in message_errors],
+            }
+            return _Response(400, _json_bytes(body), errors=error_lines)
+        accepted += valid
+        # The documented answer: "A successful request returns an empty object response."
+        return _Response(200, b"{}", errors=error_lines)
+
+    def _check_auth(self, headers: dict[str, str]) -> str | None:
+        """Why the request's credentials are refused, or None when they are accepted."""
+        authorization = _header(headers, "Authorization", "")
+        if not authorization:
+            return "missing Authorization: use Basic auth, the write key as user name, no password"
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            # Region API keys go as Bearer tokens (transport.authorization), as the API takes
+            # them. Imported here: the collector alone does not load requests.
+            from ..delivery.transport import key_region
+
+            if key_region(token.strip()) is None:
+                return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "
+                        "send other keys as Basic auth")
+            return self._check_key(token.strip())
+        if scheme.lower() != "basic":
+            # Not echoed: a client that sends its bare write key would see it in the answer.
+            return "Authorization is neither of the Basic nor the Bearer scheme"
+        try:
+            credentials = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return "Basic credentials are not valid base64 of UTF-8 'user:password'"
+        user, colon, password = credentials.partition(":")
+        if not colon:
+            return "Basic credentials lack the ':' between user name and password"
+        if not user:
+            return "the user name (the write key) is empty"
+        if password:
+            return "the password must be empty: the write key goes in the user name"
+        return self._check_key(user)
+
+    def _check_key(self, key: str) -> str | None:
+        if self._write_key is not None and not hmac.compare_digest(
+            key.encode("utf-8"), self._write_key.encode("utf-8")
+        ):
+            return "the write key is not the one this collector expects"
+        return None
+
+    def _notify(self, accepted: list[Message]) -> None:
+        callback = self.on_message
+        if callback is None:
+            return
+        for message in accepted:
+            try:
+                callback(message)
+            except Exception:
+                # The message is kept and the client answered 200 regardless: a failing display
+                # callback must not make the client resend.
+                logger.exception("on_message callback raised for a %s", message.get("type"))
