@@ -16,7 +16,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from . import events
-    from .client import Analytics, CallbackError, Stats, close_all_clients, flush_all_clients
+    from .client import Analytics
     from .constants import DEFAULT_HOST, EU_HOST
     from .errors import (
         CDPError,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     )
     from .handler import CDPHandler
     from .lifecycle import flush_after
+    from .outcomes import CallbackError, Stats
+    from .registry import close_all_clients, flush_all_clients
     from .rules import RuleSet
 
 __all__ = [
@@ -61,10 +63,10 @@ __all__ = [
 # orjson) would cost that start a few hundred milliseconds.
 _MODULES = {
     "Analytics": "client",
-    "CallbackError": "client",
-    "Stats": "client",
-    "close_all_clients": "client",
-    "flush_all_clients": "client",
+    "CallbackError": "outcomes",
+    "Stats": "outcomes",
+    "close_all_clients": "registry",
+    "flush_all_clients": "registry",
     "DEFAULT_HOST": "constants",
     "EU_HOST": "constants",
     "CDPHandler": "handler",

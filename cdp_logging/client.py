@@ -2,105 +2,39 @@
 
 from __future__ import annotations
 
-import atexit
+
 import inspect
-import logging
 import os
-import sys
-import threading
 import time
-import weakref
-from typing import TYPE_CHECKING, Any, TypedDict
-from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 import orjson
 
 from .delivery.connection import Secret, Timeout
-from .delivery.batcher import BODY_OVERHEAD, Batcher, Item, Overflow, is_plain, item_bytes, message_ids
+from .delivery.batcher import BODY_OVERHEAD, Batcher, Overflow
 from .constants import (
     BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
     TRUE_WORDS,
 )
 from . import environment
-from .encoding import now_iso
-from .errors import CDPError, DeliveryError, EventDroppedError, InvalidEventError, SpoolError
+from .errors import CDPError, EventDroppedError, InvalidEventError
 from .messages import build_message, encode_message, encode_plain, substitution_error
 from .reporting import ErrorHandler, Reporter, warn
 from .delivery.transport import (
-    GAVE_UP_CLOSING, HTTPTransport, Outcome, RetryPolicy, Transport, default_host, send_with_retries,
-    warn_if_other_region,
+    GAVE_UP_CLOSING, HTTPTransport, RetryPolicy, Transport, default_host, warn_if_other_region,
 )
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
     from .delivery.spool import Spool, SpoolFull
-
-logger = logging.getLogger("cdp_logging")
-
-#: ``callback(error, batch)``: error is None on success; batch lists the messages sent
-#: in the same request (as dicts).
-Callback = Callable[[Any, list], object]
-
-
-class Stats(TypedDict):
-    """Counts since the client started (or since fork, in a child process).
-
-    ``queued``: accepted into the queue; ``delivered``: acknowledged by the API; ``failed``:
-    given up on after retries (or not delivered by close); ``dropped``: refused by a full or
-    closed queue, or a full spool; ``invalid``: rejected by validation or size;
-    ``substituted``: sent with a value written as ``"<unprintable TYPE>"`` because its
-    ``str()`` raised (each reported, naming the field); ``skipped``:
-    accepted while ``enable=False``; ``batches``: requests that succeeded; ``retries``: extra
-    attempts; ``pending``: queued or in flight right now; ``spooled``: events in the spool
-    file (those of every process sharing it) when the sender last looked, 0 without a spool.
-
-    With a spool, a batch given up is not ``failed``: its events stay in the spool and are
-    sent again later; only events the API refuses for good (400, 413, 422) are.
-
-    Example::
-
-        stats = analytics.stats()
-        if stats["dropped"] or stats["failed"]:
-            log.warning("analytics lost events: %s", stats)
-    """
-
-    queued: int
-    delivered: int
-    failed: int
-    dropped: int
-    invalid: int
-    substituted: int
-    skipped: int
-    batches: int
-    retries: int
-    pending: int
-    spooled: int
+from .outcomes import Callback, DeliveryOutcomes, Stats, _Counters, logger
+from .registry import _track_client
 
 
 #: While ``cdp_logging.testing`` captures events, every encoded message goes to these
 #: functions instead of the queue (in every client), so tests see exactly what would be sent.
 capture_sinks: list[Callable[[bytes], None]] = []
-
-_COUNTERS = ("delivered", "failed", "dropped", "invalid", "substituted", "skipped", "batches", "retries")
-
-
-class _Counters:
-    """Counts shared by the application's threads and the worker; one short lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.values = dict.fromkeys(_COUNTERS, 0)
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self.values[name] += amount
-
-    def add_delivered(self, events: int) -> None:
-        """One batch of ``events`` delivered: both counts under one acquisition of the lock."""
-        with self._lock:
-            values = self.values
-            values["delivered"] += events
-            values["batches"] += 1
 
 
 def _option_error(option: str, expected: str, value: Any) -> TypeError:
@@ -108,6 +42,8 @@ def _option_error(option: str, expected: str, value: Any) -> TypeError:
 
 
 _warned_missing_write_key = False
+
+
 _environment_checked = False
 
 
@@ -159,7 +95,7 @@ def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -
     return value
 
 
-class Analytics:
+class Analytics(DeliveryOutcomes):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
     Calls return at once: messages are encoded on the calling thread and sent by one
@@ -389,8 +325,6 @@ class Analytics:
         """
         return self._reporter.error_handler
 
-    # -- the six calls ------------------------------------------------------------------
-
     def identify(
         self,
         *,
@@ -542,8 +476,6 @@ class Analytics:
             integrations=integrations, timestamp=timestamp, message_id=message_id,
         ), callback)
 
-    # -- the common path ----------------------------------------------------------------
-
     def _build(self, call: str, **fields: Any) -> dict[str, Any]:
         """build_message, counting the calls it rejects."""
         try:
@@ -633,8 +565,6 @@ class Analytics:
             analytics.report(InvalidEventError("track", "event", "must not be empty"))
         """
         self._reporter.report(error)
-
-    # -- lifecycle ----------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver everything queued now; True when all of it was delivered.
@@ -752,117 +682,6 @@ class Analytics:
             spooled=self._spool.spooled if self._spool else 0,
         )
 
-    # -- the worker's side --------------------------------------------------------------
-
-    def _deliver(self, items: list[Item]) -> None:
-        """Send one batch (on the worker thread), then count, call back and report."""
-        plain = is_plain(items)  # no callbacks: the items are the encoded events
-        outcome = self._post(
-            items if plain else [item_bytes(item) for item in items],  # type: ignore[arg-type]
-            interrupt=self._batcher.interrupt, deadline=self._batcher.closing_deadline,
-        )
-        if outcome.ok:
-            if self._batcher.settle(len(items)):
-                self._delivered(items, plain)
-            return
-        response = outcome.response
-        if response is not None and response.status == 413 and len(items) > 1:
-            # Halves in order: settle() expects the batch's events settled front to back.
-            half = len(items) // 2
-            self._deliver(items[:half])
-            self._deliver(items[half:])
-            return
-        if not self._batcher.settle(len(items)):
-            return  # close() already reported these events
-        self._refused(items, outcome)
-
-    def _post(self, messages: list[bytes], *, interrupt: threading.Event,
-              deadline: Callable[[], float | None]) -> Outcome:
-        """Assemble a body from encoded messages and send it, with retries."""
-        body = b"".join((
-            b'{"batch":[', b",".join(messages), b'],"sentAt":"', now_iso().encode(), b'"}',
-        ))
-        return send_with_retries(
-            self._transport, BATCH_PATH, body, self.retry_policy,
-            interrupt=interrupt, deadline=deadline, on_retry=self._count_retry,
-        )
-
-    def _delivered(self, items: list[Item], plain: bool = False) -> None:
-        """Count a batch the API acknowledged and run its callbacks (``plain``: it has none)."""
-        self._counters.add_delivered(len(items))
-        if not plain:
-            self._finish(items, None)
-
-    def _refused(self, items: list[Item], outcome: Outcome) -> None:
-        """Count, report and call back a batch given up for good."""
-        self._fail(items, _delivery_error(items, outcome))
-
-    def _write_to_spool(self, items: list[Item]) -> None:
-        """The worker's work with a spool: write what was queued to it; what cannot be
-        written is sent from memory, in batches as without a spool."""
-        try:
-            unwritten = self._spool.write(items)  # type: ignore[union-attr]
-        except Exception:  # never lose a batch to a fault of the spool's own
-            logger.exception("cdp-logging could not write %d events to the spool; sending them", len(items))
-            unwritten = items
-        size = self._max_events_in_batch
-        for start in range(0, len(unwritten), size):
-            self._deliver(unwritten[start:start + size])
-
-    def _kept(self, messages: list[bytes], outcome: Outcome, retry_in: float) -> None:
-        """Report a batch given up for now: its events stay in the spool."""
-        self._reporter.report(_delivery_error(
-            messages, outcome, f"; the events stay in the spool and are sent again in {retry_in:.1f}s",
-        ))
-
-    def _spool_dropped(self, count: int, items: list[Item], reason: str) -> None:
-        """Count and report events a full spool dropped; ``items`` are those with callbacks."""
-        self._counters.add("dropped", count)
-        error = EventDroppedError(reason, count=count)
-        self._reporter.report(error)
-        for item in items:
-            if isinstance(item, tuple):
-                self._run_callback(item[1], error, [])
-
-    def _spool_unusable(self, error: SpoolError) -> None:
-        """The spool cannot be used: report it, and batch in memory as without a spool."""
-        self._reporter.report(error)
-        self._batcher.max_events_in_batch = self._max_events_in_batch
-        self._batcher.flush_interval = self._flush_interval
-
-    def _spool_replaced(self, error: SpoolError) -> None:
-        """A corrupt spool was moved aside and a fresh one made: report it; the spool goes on."""
-        self._reporter.report(error)
-
-    def _count_retry(self) -> None:
-        self._counters.add("retries")
-
-    def _fail(self, items: list[Item], error: DeliveryError) -> None:
-        self._last_failure = error.reason
-        self._counters.add("failed", len(items))
-        self._reporter.report(error)
-        self._finish(items, error)
-
-    def _abandon(self, items: list[Item], reason: str) -> None:
-        self._fail(items, DeliveryError(reason, message_ids=message_ids(items), attempts=0))
-
-    def _finish(self, items: list[Item], error: DeliveryError | None) -> None:
-        """Run the per-call callbacks of a finished batch."""
-        callbacks = [item[1] for item in items if type(item) is tuple]
-        if not callbacks:
-            return
-        batch = [orjson.loads(item_bytes(item)) for item in items]
-        for callback in callbacks:
-            self._run_callback(callback, error, batch)
-
-    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list) -> None:
-        try:
-            callback(error, batch)
-        except Exception as err:
-            self._reporter.report(CallbackError(err))
-
-    # -- fork and exit ------------------------------------------------------------------
-
     def _after_fork_in_child(self) -> None:
         # Every lock the parent's threads might have held at the fork is replaced.
         self._batcher.reset_after_fork()
@@ -874,148 +693,3 @@ class Analytics:
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
             reset()
-
-
-class CallbackError(CDPError):
-    """A per-call callback raised; the error it raised is ``__cause__``.
-
-    Reported (to ``error_handler``, or logged) on the worker, which carries on delivering.
-
-    Example::
-
-        def on_error(error: CDPError) -> None:
-            if isinstance(error, CallbackError):
-                sentry_sdk.capture_exception(error.__cause__)
-    """
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"a callback raised {type(cause).__name__}: {cause}")
-        self.__cause__ = cause
-
-
-def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:
-    """The DeliveryError telling why ``outcome`` did not deliver ``items``."""
-    response = outcome.response
-    if response is not None and response.status == 413:
-        reason = "the API refused the event as too large (HTTP 413)"
-    elif response is not None and 300 <= response.status < 400:
-        location = next((value for name, value in response.headers.items() if name.lower() == "location"), None)
-        reason = (f"the API answered HTTP {response.status}, a redirect to {str(location)[:200]!r}: "
-                  "not followed, events go only to the configured host")
-    elif outcome.gave_up:
-        last = f"HTTP {response.status}" if response is not None else str(outcome.error)
-        reason = f"{outcome.gave_up}; last: {last}"
-    elif response is not None:
-        reason = f"the API answered HTTP {response.status}"
-    else:
-        reason = str(outcome.error)
-    return DeliveryError(
-        reason + suffix,
-        message_ids=message_ids(items),
-        status=None if response is None else response.status,
-        text="" if response is None else response.text,
-        attempts=outcome.attempts,
-        cause=None if outcome.error is None else outcome.error.cause,
-    )
-
-
-# -- every live client: flushed at exit, reset in forked children -------------------------
-
-_clients: weakref.WeakSet[Analytics] = weakref.WeakSet()
-_registered = False
-_registration_lock = threading.Lock()
-
-
-def _track_client(client: Analytics) -> None:
-    global _registered
-    _clients.add(client)
-    if not _registered:
-        with _registration_lock:
-            if not _registered:
-                # Registered at the first client rather than at import, so that it runs before
-                # atexit functions registered earlier by the application's imports.
-                atexit.register(close_all_clients)
-                os.register_at_fork(after_in_child=_after_fork_in_child)
-                _registered = True
-
-
-def close_all_clients(timeout: float | None = None) -> None:
-    """Deliver and close every live client, each within its ``shutdown_timeout`` (or
-    ``timeout``); the clients close side by side, so the whole takes no longer than the
-    longest of them.
-
-    Runs by itself at interpreter exit, and at the end of a multiprocessing child (which
-    skips atexit). Call it yourself where a process ends without either: a signal handler,
-    the end of a short-lived process (a Lambda invocation), or a Celery prefork child, whose
-    pool ends it with os._exit::
-
-        @celery.signals.worker_process_shutdown.connect
-        def deliver_events(**kwargs):
-            cdp_logging.close_all_clients()
-    """
-    clients = list(_clients)
-    for client in clients:
-        try:
-            client._begin_close(timeout)
-        except Exception:  # noqa: S110 - at exit every client gets its turn
-            pass
-    for client in clients:
-        try:
-            client.close_and_flush(timeout)
-        except Exception:  # noqa: S110 - at exit every client gets its turn
-            pass
-
-
-def flush_all_clients(timeout: float | None = None) -> bool:
-    """Deliver what every live client has queued, without closing them; True when all was.
-
-    Waits at most ``timeout`` seconds in all (None: each client at most its own
-    ``shutdown_timeout``). For the end of a unit of work in a process that lives on, such
-    as an AWS Lambda invocation: see :func:`cdp_logging.flush_after`.
-
-    Example::
-
-        def handler(event, context):
-            analytics.track(user_id=event["user_id"], event="Invoked")
-            cdp_logging.flush_all_clients(timeout=2.0)
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delivered = True
-    for client in list(_clients):
-        if client.closed:
-            continue
-        if deadline is None:
-            left = client.shutdown_timeout
-        else:
-            left = max(0.0, deadline - time.monotonic())
-        try:
-            delivered = client.flush(timeout=left) and delivered
-        except Exception:
-            delivered = False
-    return delivered
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_clients):
-        client._after_fork_in_child()
-    _close_at_multiprocessing_exit()
-
-
-class _ForkToken:
-    """A weak-referenceable key for multiprocessing's after-fork registry."""
-
-
-_FORK_TOKEN = _ForkToken()
-
-
-def _close_at_multiprocessing_exit() -> None:
-    """multiprocessing's forked children end with os._exit, which skips atexit; its own
-    exit finalizers still run, so deliver from there."""
-    util = sys.modules.get("multiprocessing.util")
-    if util is None:
-        return
-    # The registry of finalizers is cleared as the child starts, after-fork callbacks run
-    # after that: register the finalizer from one.
-    util.register_after_fork(
-        _FORK_TOKEN, lambda _token: util.Finalize(None, close_all_clients, exitpriority=10)
-    )

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 from collections.abc import Callable
 
-from .client import flush_all_clients
+from .registry import flush_all_clients
 
 __all__ = ["flush_after"]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import cdp_logging
-from cdp_logging import client as client_module
+from cdp_logging import registry
 from cdp_logging.testing import LocalCollector
 
 WRITE_KEY = "test-write-key"
@@ -25,7 +25,7 @@ WRITE_KEY = "test-write-key"
 def only_this_tests_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     """flush_all_clients acts on every live client: let it see this test's alone, not those
     other test modules left open."""
-    monkeypatch.setattr(client_module, "_clients", weakref.WeakSet())
+    monkeypatch.setattr(registry, "_clients", weakref.WeakSet())
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def cdp_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCollector]:
     """
     import os
 
-    from ..client import _clients
+    from ..registry import _clients
     from ..constants import ENV_HOST, ENV_WRITE_KEY
     from .collector import LocalCollector
 
