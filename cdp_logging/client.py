@@ -3,99 +3,33 @@
 from __future__ import annotations
 
 
+
 import inspect
 import os
 import time
-from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-import orjson
 
 from .delivery.connection import Secret, Timeout
 from .delivery.batcher import BODY_OVERHEAD, Batcher, Overflow
 from .constants import (
-    BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, MAX_BATCH_BYTES,
-    TRUE_WORDS,
+    ENV_WRITE_KEY, MAX_BATCH_BYTES,
 )
-from . import environment
-from .errors import CDPError, EventDroppedError, InvalidEventError
-from .messages import build_message, encode_message, encode_plain, substitution_error
 from .reporting import ErrorHandler, Reporter, warn
 from .delivery.transport import (
-    GAVE_UP_CLOSING, HTTPTransport, RetryPolicy, Transport, default_host, warn_if_other_region,
+    GAVE_UP_CLOSING, HTTPTransport, RetryPolicy, Transport, warn_if_other_region,
 )
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
     from .delivery.spool import Spool, SpoolFull
-from .outcomes import Callback, DeliveryOutcomes, Stats, _Counters, logger
+from .outcomes import _Counters
 from .registry import _track_client
+from .calls import Calls
+from .options import _without_api_path, check_options
 
 
-#: While ``cdp_logging.testing`` captures events, every encoded message goes to these
-#: functions instead of the queue (in every client), so tests see exactly what would be sent.
-capture_sinks: list[Callable[[bytes], None]] = []
-
-
-def _option_error(option: str, expected: str, value: Any) -> TypeError:
-    return TypeError(f"cdp_logging option {option!r} must be {expected}, got {value!r}")
-
-
-_warned_missing_write_key = False
-
-
-_environment_checked = False
-
-
-def _check_environment() -> None:
-    """Once per process, at the first client: warn of CDP_* variables nothing reads."""
-    global _environment_checked
-    if _environment_checked:
-        return
-    _environment_checked = True
-    environment.warn_about_unknown_variables(
-        environment.known_variables(inspect.signature(Analytics.__init__).parameters)
-    )
-
-
-def _missing_write_key() -> None:
-    """Say once per process that nothing is sent for want of a key (under pytest with the
-    plugin a test needs none, so it is only logged at DEBUG there)."""
-    global _warned_missing_write_key
-    if environment.pytest_plugin_active():
-        logger.debug("cdp-logging: no write key: sending nothing (pytest)")
-        return
-    if _warned_missing_write_key:
-        return
-    _warned_missing_write_key = True
-    warn(
-        "cdp-logging: %s is not set: sending nothing. Set it to the write key of your Customer.io "
-        "Data Pipelines source (or pass write_key=...); %s=false silences this, and "
-        "require_write_key=True (%s=true) makes it an error.",
-        ENV_WRITE_KEY, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY,
-    )
-
-
-def _without_api_path(host: str) -> str:
-    """The host without a trailing ``/v1`` or ``/v1/batch``: the client adds the path, and
-    ``https://cdp.customer.io/v1`` would otherwise be posted to at ``/v1/v1/batch`` (404)."""
-    host = host.rstrip("/")
-    for path in (BATCH_PATH, BATCH_PATH.rpartition("/")[0]):
-        if host.endswith(path):
-            return host[: -len(path)]
-    return host
-
-
-def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise _option_error(option, "an integer" if integer else "a number", value)
-    if value < minimum:
-        raise ValueError(f"cdp_logging option {option!r} must be at least {minimum}, got {value!r}")
-    return value
-
-
-class Analytics(DeliveryOutcomes):
+class Analytics(Calls):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
     Calls return at once: messages are encoded on the calling thread and sent by one
@@ -196,61 +130,13 @@ class Analytics(DeliveryOutcomes):
         del write_key
         if key.value is None:
             key.value = os.environ.get(ENV_WRITE_KEY) or None
-        if key.value is not None and not isinstance(key.value, str):
-            raise _option_error("write_key", "a string", type(key.value).__name__)
-        if key.value is not None:
-            # A key read from a mounted secret file, or $(cat file), ends in a newline.
-            key.value = key.value.strip() or None
-        _check_environment()
-        if not isinstance(require_write_key, bool):
-            raise _option_error("require_write_key", "True or False", require_write_key)
-        if os.environ.get(ENV_ENABLE, "").strip().lower() in FALSE_WORDS:
-            enable = False  # the switch for every client, those made in code included
-        if enable and not key.value and transport is None:
-            if require_write_key or os.environ.get(ENV_REQUIRE_WRITE_KEY, "").strip().lower() in TRUE_WORDS:
-                raise ValueError(
-                    "cdp_logging needs a write key: pass write_key=... or set the environment "
-                    f"variable {ENV_WRITE_KEY}."
-                )
-            # Analytics must never be what stops an application starting: send nothing.
-            _missing_write_key()
-            enable = False
-        if host is None:
-            host = os.environ.get(ENV_HOST) or default_host(key.value)
-        if not isinstance(host, str) or not host.startswith(("http://", "https://")):
-            raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {host!r}")
-        if error_handler is not None and not callable(error_handler):
-            raise _option_error("error_handler", "a callable", error_handler)
-        if overflow not in ("drop", "wait"):
-            raise ValueError(f"cdp_logging option 'overflow' must be 'drop' or 'wait', got {overflow!r}")
-        if spool_path is not None and not isinstance(spool_path, (str, os.PathLike)):
-            raise _option_error("spool_path", "a path", spool_path)
-        if spool_full not in ("drop_oldest", "drop_newest"):
-            raise ValueError(
-                f"cdp_logging option 'spool_full' must be 'drop_oldest' or 'drop_newest', got {spool_full!r}"
-            )
-        for option, flag in (("enable", enable), ("gzip", gzip)):
-            if not isinstance(flag, bool):
-                raise _option_error(option, "True or False", flag)
-        _number("max_events_in_batch", max_events_in_batch, minimum=1, integer=True)
-        _number("max_queue_size", max_queue_size, minimum=1, integer=True)
-        _number("max_queue_bytes", max_queue_bytes, minimum=1, integer=True)
-        _number("max_retries", max_retries, minimum=0, integer=True)
-        _number("flush_interval", flush_interval, minimum=0.001)
-        _number("overflow_timeout", overflow_timeout, minimum=0)
-        if isinstance(timeout, tuple) and len(timeout) == 2:
-            _number("timeout[0] (connect)", timeout[0], minimum=0.001)
-            _number("timeout[1] (read)", timeout[1], minimum=0.001)
-            longest_request = float(timeout[0]) + float(timeout[1])
-        else:
-            longest_request = float(_number("timeout", timeout, minimum=0.001))
-        _number("max_retry_time", max_retry_time, minimum=0)
-        _number("initial_backoff", initial_backoff, minimum=0)
-        _number("max_backoff", max_backoff, minimum=0)
-        _number("max_retry_after", max_retry_after, minimum=0)
-        _number("shutdown_timeout", shutdown_timeout, minimum=0)
-        _number("spool_max_bytes", spool_max_bytes, minimum=1, integer=True)
-        _number("spool_sync_interval", spool_sync_interval, minimum=0.001)
+        given = locals()  # the number options, checked by name
+        host, enable, longest_request = check_options(
+            key, inspect.signature(Analytics.__init__).parameters, host=host, enable=enable,
+            require_write_key=require_write_key, error_handler=error_handler, overflow=overflow,
+            spool_path=spool_path, spool_full=spool_full, gzip=gzip, transport=transport,
+            numbers=given, timeout=timeout,
+        )
 
         self.host = _without_api_path(host)
         if key.value:
@@ -324,247 +210,6 @@ class Analytics(DeliveryOutcomes):
             assert analytics.error_handler is alerts.send
         """
         return self._reporter.error_handler
-
-    def identify(
-        self,
-        *,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        traits: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        timestamp: Any = None,
-        message_id: str | None = None,
-        callback: Callback | None = None,
-    ) -> str:
-        """Say who a person is and set their traits; returns the messageId.
-
-        Example::
-
-            analytics.identify(user_id="019mr8mf4r", traits={"email": "cool@example.com"})
-        """
-        return self.send(self._build(
-            "identify", user_id=user_id, anonymous_id=anonymous_id, traits=traits,
-            context=context, integrations=integrations, timestamp=timestamp, message_id=message_id,
-        ), callback)
-
-    def track(
-        self,
-        *,
-        event: str | None = None,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        properties: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        timestamp: Any = None,
-        message_id: str | None = None,
-        callback: Callback | None = None,
-    ) -> str:
-        """Record an action a person took; returns the messageId.
-
-        Example::
-
-            analytics.track(user_id="019mr8mf4r", event="added_to_cart",
-                            properties={"product": "shoes", "revenue": 39.95})
-        """
-        return self.send(self._build(
-            "track", user_id=user_id, anonymous_id=anonymous_id, event=event,
-            properties=properties, context=context, integrations=integrations,
-            timestamp=timestamp, message_id=message_id,
-        ), callback)
-
-    def page(
-        self,
-        *,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        name: str | None = None,
-        category: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        timestamp: Any = None,
-        message_id: str | None = None,
-        callback: Callback | None = None,
-    ) -> str:
-        """Record a page view; returns the messageId.
-
-        Example::
-
-            analytics.page(user_id="019mr8mf4r", category="Docs", name="CDP",
-                           properties={"url": "https://customer.io/cdp/"})
-        """
-        return self.send(self._build(
-            "page", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
-            properties=properties, context=context, integrations=integrations,
-            timestamp=timestamp, message_id=message_id,
-        ), callback)
-
-    def screen(
-        self,
-        *,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        name: str | None = None,
-        category: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        timestamp: Any = None,
-        message_id: str | None = None,
-        callback: Callback | None = None,
-    ) -> str:
-        """Record a mobile screen view; returns the messageId.
-
-        Example::
-
-            analytics.screen(user_id="019mr8mf4r", name="Checkout")
-        """
-        return self.send(self._build(
-            "screen", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
-            properties=properties, context=context, integrations=integrations,
-            timestamp=timestamp, message_id=message_id,
-        ), callback)
-
-    def group(
-        self,
-        *,
-        group_id: str | int | None = None,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        traits: Mapping[str, Any] | None = None,
-        object_type_id: str | int | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        timestamp: Any = None,
-        message_id: str | None = None,
-        callback: Callback | None = None,
-    ) -> str:
-        """Associate a person with a group (an object in Customer.io); returns the messageId.
-
-        Example::
-
-            analytics.group(user_id="019mr8mf4r", group_id="56", object_type_id=1,
-                            traits={"name": "Initech"})
-        """
-        return self.send(self._build(
-            "group", user_id=user_id, anonymous_id=anonymous_id, group_id=group_id,
-            traits=traits, object_type_id=object_type_id, context=context,
-            integrations=integrations, timestamp=timestamp, message_id=message_id,
-        ), callback)
-
-    def alias(
-        self,
-        *,
-        previous_id: str | int | None = None,
-        user_id: str | int | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        timestamp: Any = None,
-        message_id: str | None = None,
-        callback: Callback | None = None,
-    ) -> str:
-        """Merge two identities: ``previous_id`` into ``user_id``; returns the messageId.
-
-        Example::
-
-            analytics.alias(previous_id="anonymous_user", user_id="identified@example.com")
-        """
-        return self.send(self._build(
-            "alias", user_id=user_id, previous_id=previous_id, context=context,
-            integrations=integrations, timestamp=timestamp, message_id=message_id,
-        ), callback)
-
-    def _build(self, call: str, **fields: Any) -> dict[str, Any]:
-        """build_message, counting the calls it rejects."""
-        try:
-            return build_message(call, **fields)
-        except InvalidEventError:
-            self._counters.add("invalid")
-            raise
-
-    def send(self, message: dict[str, Any], callback: Callback | None = None) -> str:
-        """Encode a built message (see ``cdp_logging.messages.build_message``) and queue it.
-
-        Raises :class:`InvalidEventError` (or :class:`EventTooLargeError`) for a message the
-        API would refuse; a message that cannot be queued is counted and reported, not
-        raised. Returns the messageId.
-
-        Example::
-
-            from cdp_logging.messages import build_message
-
-            message = build_message("track", user_id="42", event="Signed Up")
-            message_id = analytics.send(message)   # the same as analytics.track(...)
-        """
-        data = encode_plain(message)
-        if data is None:
-            substituted: list[Any] = []
-            try:
-                data = encode_message(message, substituted=substituted)
-            except InvalidEventError:
-                self._counters.add("invalid")
-                raise
-            if substituted:
-                self._counters.add("substituted")
-                self._reporter.report(substitution_error(message, substituted))
-        message_id: str = message["messageId"]
-        if capture_sinks:
-            # A snapshot: a capture ending on another thread must not make this loop skip
-            # another capture's sink, and an empty snapshot means the message is queued.
-            sinks = tuple(capture_sinks)
-            if sinks:
-                for sink in sinks:
-                    sink(data)
-                if callback is not None:
-                    # Captured counts as delivered: the callback sees success at once.
-                    self._run_callback(callback, None, [orjson.loads(data)])
-                return message_id
-        if not self.enable:
-            self._counters.add("skipped")
-            return message_id
-        refused = self._batcher.put(data if callback is None else (data, callback), len(data))
-        if refused is not None:
-            self.count_dropped(refused, message_id)
-            if callback is not None:
-                self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
-        return message_id
-
-    def count_dropped(self, reason: str, message_id: str) -> None:
-        """Count and report an event the queue refused (``reason``: why), as :meth:`send`
-        does; for a handler that queued it itself.
-
-        Example::
-
-            refused = analytics._batcher.put(data, len(data))
-            if refused is not None:
-                analytics.count_dropped(refused, message_id)
-        """
-        self._counters.add("dropped")
-        self._reporter.report(EventDroppedError(reason, message_id=message_id))
-
-    def count_invalid(self, error: InvalidEventError) -> None:
-        """Count and report an event rejected before reaching :meth:`send` (the handler's).
-
-        Example::
-
-            try:
-                message = build_message("track", user_id="42", event="")
-            except InvalidEventError as err:
-                analytics.count_invalid(err)   # stats()["invalid"] grows, error_handler sees it
-        """
-        self._counters.add("invalid")
-        self._reporter.report(error)
-
-    def report(self, error: CDPError) -> None:
-        """Hand ``error`` to the error_handler, or log it (rate-limited); nothing is counted.
-
-        Example::
-
-            analytics.report(InvalidEventError("track", "event", "must not be empty"))
-        """
-        self._reporter.report(error)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver everything queued now; True when all of it was delivered.
@@ -658,29 +303,6 @@ class Analytics(DeliveryOutcomes):
             assert analytics.closed
         """
         return self._batcher.closed
-
-    def stats(self) -> Stats:
-        """Counts of what happened to the calls made so far.
-
-        Example::
-
-            >>> analytics.stats()["delivered"]
-            20
-        """
-        values = dict(self._counters.values)
-        return Stats(
-            queued=self._batcher.accepted,
-            delivered=values["delivered"],
-            failed=values["failed"],
-            dropped=values["dropped"],
-            invalid=values["invalid"],
-            substituted=values["substituted"],
-            skipped=values["skipped"],
-            batches=values["batches"],
-            retries=values["retries"],
-            pending=self._batcher.pending + (self._spool.in_flight if self._spool else 0),
-            spooled=self._spool.spooled if self._spool else 0,
-        )
 
     def _after_fork_in_child(self) -> None:
         # Every lock the parent's threads might have held at the fork is replaced.

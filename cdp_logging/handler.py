@@ -13,7 +13,8 @@ from threading import get_ident
 from typing import Any
 from collections.abc import Iterable
 
-from .client import Analytics, capture_sinks
+from .calls import capture_sinks
+from .client import Analytics
 from .delivery.connection import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError

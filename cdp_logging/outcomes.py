@@ -150,6 +150,29 @@ class DeliveryOutcomes:
     _batcher: Batcher
     _spool: Spool | None
 
+    def stats(self) -> Stats:
+        """Counts of what happened to the calls made so far.
+
+        Example::
+
+            >>> analytics.stats()["delivered"]
+            20
+        """
+        values = dict(self._counters.values)
+        return Stats(
+            queued=self._batcher.accepted,
+            delivered=values["delivered"],
+            failed=values["failed"],
+            dropped=values["dropped"],
+            invalid=values["invalid"],
+            substituted=values["substituted"],
+            skipped=values["skipped"],
+            batches=values["batches"],
+            retries=values["retries"],
+            pending=self._batcher.pending + (self._spool.in_flight if self._spool else 0),
+            spooled=self._spool.spooled if self._spool else 0,
+        )
+
     def _deliver(self, items: list[Item]) -> None:
         """Send one batch (on the worker thread), then count, call back and report."""
         plain = is_plain(items)  # no callbacks: the items are the encoded events

@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 import cdp_logging
-from cdp_logging import environment, events
+from cdp_logging import environment, events, options
 from cdp_logging.testing import CapturedEvents
 from helpers import WRITE_KEY, batch_requests, wait_until
 
@@ -38,7 +38,7 @@ def python(code: str, env: dict[str, str] | None = None, *, cwd: Path | None = N
 def production(monkeypatch: pytest.MonkeyPatch) -> None:
     """As outside pytest: the plugin's leniency about the key and its strictness are off."""
     monkeypatch.setattr(environment, "pytest_plugin_active", lambda: False)
-    monkeypatch.setattr(cdp_logging.client, "_warned_missing_write_key", False)
+    monkeypatch.setattr(options, "_warned_missing_write_key", False)
     for name in ("CDP_WRITE_KEY", "CDP_ENABLE", "CDP_STRICT", "CDP_REQUIRE_WRITE_KEY"):
         monkeypatch.delenv(name, raising=False)
 
@@ -118,7 +118,7 @@ def test_under_the_pytest_plugin_no_key_is_needed(
     cdp_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.delenv("CDP_WRITE_KEY", raising=False)
-    monkeypatch.setattr(cdp_logging.client, "_warned_missing_write_key", False)
+    monkeypatch.setattr(options, "_warned_missing_write_key", False)
     logger = logging.getLogger("first_hour.plugin")
     with caplog.at_level(logging.WARNING, logger="cdp_logging"):
         handler = cdp_logging.CDPHandler()

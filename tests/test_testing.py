@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import cdp_logging
-from cdp_logging import client as client_module
+from cdp_logging import calls as calls_module
 from cdp_logging.testing import collector as collector_module
 from cdp_logging import testing
 from cdp_logging.testing import CapturedEvents, LocalCollector, capture_events
@@ -57,7 +57,7 @@ def shop_log() -> Iterator[logging.Logger]:
 @pytest.fixture(autouse=True)
 def no_capture_left_behind() -> Iterator[None]:
     yield
-    assert client_module.capture_sinks == [], "a capture was left running"
+    assert calls_module.capture_sinks == [], "a capture was left running"
 
 
 def every_call(analytics: cdp_logging.Analytics) -> None:
@@ -176,7 +176,7 @@ def test_captures_nest_each_seeing_the_calls_made_while_it_is_open(analytics):
 def test_the_capture_ends_when_its_block_raises(analytics):
     with pytest.raises(ZeroDivisionError), capture_events():
         1 / 0
-    assert client_module.capture_sinks == []
+    assert calls_module.capture_sinks == []
 
 
 def test_start_and_stop(analytics):
@@ -353,7 +353,7 @@ def test_each_test_has_its_own_capture(cdp_events):
     assert cdp_events.messages == []
 
 def test_no_capture_without_the_fixture():
-    from cdp_logging.client import capture_sinks
+    from cdp_logging.calls import capture_sinks
     assert capture_sinks == []
 """
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import orjson
 
-from .. import client as _client
+from .. import calls as _calls
 from .lines import format_event_line
 from .matching import _criteria, _describe, _listing, _matches
 
@@ -61,7 +61,7 @@ class CapturedEvents:
         with _capture_lock:
             if self._capturing:
                 raise RuntimeError("this capture is already running")
-            _client.capture_sinks.append(self._receive)
+            _calls.capture_sinks.append(self._receive)
             self._capturing = True
         return self
 
@@ -70,7 +70,7 @@ class CapturedEvents:
         with _capture_lock:
             if not self._capturing:
                 return
-            sinks = _client.capture_sinks
+            sinks = _calls.capture_sinks
             for index, sink in enumerate(sinks):
                 if sink == self._receive:
                     del sinks[index]

@@ -1,0 +1,272 @@
+"""How a call enters the pipeline: the six calls, each a message built and checked, encoded and
+queued (or captured, or counted as skipped); what is refused is counted and reported."""
+
+from __future__ import annotations
+
+
+
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+
+import orjson
+
+from .errors import CDPError, EventDroppedError, InvalidEventError
+from .messages import build_message, encode_message, encode_plain, substitution_error
+
+if TYPE_CHECKING:
+    # Imported when a client has a spool: a client without one never loads sqlite3.
+    pass
+from .outcomes import Callback, DeliveryOutcomes
+
+
+#: While ``cdp_logging.testing`` captures events, every encoded message goes to these
+#: functions instead of the queue (in every client), so tests see exactly what would be sent.
+capture_sinks: list[Callable[[bytes], None]] = []
+
+
+class Calls(DeliveryOutcomes):
+    """The six calls of :class:`~cdp_logging.Analytics`, and :meth:`send`, which they share."""
+
+    # Set by Analytics.__init__.
+    enable: bool
+
+    def identify(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        traits: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Say who a person is and set their traits; returns the messageId.
+
+        Example::
+
+            analytics.identify(user_id="019mr8mf4r", traits={"email": "cool@example.com"})
+        """
+        return self.send(self._build(
+            "identify", user_id=user_id, anonymous_id=anonymous_id, traits=traits,
+            context=context, integrations=integrations, timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def track(
+        self,
+        *,
+        event: str | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        properties: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Record an action a person took; returns the messageId.
+
+        Example::
+
+            analytics.track(user_id="019mr8mf4r", event="added_to_cart",
+                            properties={"product": "shoes", "revenue": 39.95})
+        """
+        return self.send(self._build(
+            "track", user_id=user_id, anonymous_id=anonymous_id, event=event,
+            properties=properties, context=context, integrations=integrations,
+            timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def page(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        name: str | None = None,
+        category: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Record a page view; returns the messageId.
+
+        Example::
+
+            analytics.page(user_id="019mr8mf4r", category="Docs", name="CDP",
+                           properties={"url": "https://customer.io/cdp/"})
+        """
+        return self.send(self._build(
+            "page", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
+            properties=properties, context=context, integrations=integrations,
+            timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def screen(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        name: str | None = None,
+        category: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Record a mobile screen view; returns the messageId.
+
+        Example::
+
+            analytics.screen(user_id="019mr8mf4r", name="Checkout")
+        """
+        return self.send(self._build(
+            "screen", user_id=user_id, anonymous_id=anonymous_id, name=name, category=category,
+            properties=properties, context=context, integrations=integrations,
+            timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def group(
+        self,
+        *,
+        group_id: str | int | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        traits: Mapping[str, Any] | None = None,
+        object_type_id: str | int | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Associate a person with a group (an object in Customer.io); returns the messageId.
+
+        Example::
+
+            analytics.group(user_id="019mr8mf4r", group_id="56", object_type_id=1,
+                            traits={"name": "Initech"})
+        """
+        return self.send(self._build(
+            "group", user_id=user_id, anonymous_id=anonymous_id, group_id=group_id,
+            traits=traits, object_type_id=object_type_id, context=context,
+            integrations=integrations, timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def alias(
+        self,
+        *,
+        previous_id: str | int | None = None,
+        user_id: str | int | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+        message_id: str | None = None,
+        callback: Callback | None = None,
+    ) -> str:
+        """Merge two identities: ``previous_id`` into ``user_id``; returns the messageId.
+
+        Example::
+
+            analytics.alias(previous_id="anonymous_user", user_id="identified@example.com")
+        """
+        return self.send(self._build(
+            "alias", user_id=user_id, previous_id=previous_id, context=context,
+            integrations=integrations, timestamp=timestamp, message_id=message_id,
+        ), callback)
+
+    def _build(self, call: str, **fields: Any) -> dict[str, Any]:
+        """build_message, counting the calls it rejects."""
+        try:
+            return build_message(call, **fields)
+        except InvalidEventError:
+            self._counters.add("invalid")
+            raise
+
+    def send(self, message: dict[str, Any], callback: Callback | None = None) -> str:
+        """Encode a built message (see ``cdp_logging.messages.build_message``) and queue it.
+
+        Raises :class:`InvalidEventError` (or :class:`EventTooLargeError`) for a message the
+        API would refuse; a message that cannot be queued is counted and reported, not
+        raised. Returns the messageId.
+
+        Example::
+
+            from cdp_logging.messages import build_message
+
+            message = build_message("track", user_id="42", event="Signed Up")
+            message_id = analytics.send(message)   # the same as analytics.track(...)
+        """
+        data = encode_plain(message)
+        if data is None:
+            substituted: list[Any] = []
+            try:
+                data = encode_message(message, substituted=substituted)
+            except InvalidEventError:
+                self._counters.add("invalid")
+                raise
+            if substituted:
+                self._counters.add("substituted")
+                self._reporter.report(substitution_error(message, substituted))
+        message_id: str = message["messageId"]
+        if capture_sinks:
+            # A snapshot: a capture ending on another thread must not make this loop skip
+            # another capture's sink, and an empty snapshot means the message is queued.
+            sinks = tuple(capture_sinks)
+            if sinks:
+                for sink in sinks:
+                    sink(data)
+                if callback is not None:
+                    # Captured counts as delivered: the callback sees success at once.
+                    self._run_callback(callback, None, [orjson.loads(data)])
+                return message_id
+        if not self.enable:
+            self._counters.add("skipped")
+            return message_id
+        refused = self._batcher.put(data if callback is None else (data, callback), len(data))
+        if refused is not None:
+            self.count_dropped(refused, message_id)
+            if callback is not None:
+                self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
+        return message_id
+
+    def count_dropped(self, reason: str, message_id: str) -> None:
+        """Count and report an event the queue refused (``reason``: why), as :meth:`send`
+        does; for a handler that queued it itself.
+
+        Example::
+
+            refused = analytics._batcher.put(data, len(data))
+            if refused is not None:
+                analytics.count_dropped(refused, message_id)
+        """
+        self._counters.add("dropped")
+        self._reporter.report(EventDroppedError(reason, message_id=message_id))
+
+    def count_invalid(self, error: InvalidEventError) -> None:
+        """Count and report an event rejected before reaching :meth:`send` (the handler's).
+
+        Example::
+
+            try:
+                message = build_message("track", user_id="42", event="")
+            except InvalidEventError as err:
+                analytics.count_invalid(err)   # stats()["invalid"] grows, error_handler sees it
+        """
+        self._counters.add("invalid")
+        self._reporter.report(error)
+
+    def report(self, error: CDPError) -> None:
+        """Hand ``error`` to the error_handler, or log it (rate-limited); nothing is counted.
+
+        Example::
+
+            analytics.report(InvalidEventError("track", "event", "must not be empty"))
+        """
+        self._reporter.report(error)
