@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         RulesError,
         SpoolError,
     )
+    from .delivery.transport import Response, Transport
     from .handler import CDPHandler
     from .lifecycle import flush_after
     from .outcomes import CallbackError, Stats
@@ -46,10 +47,12 @@ __all__ = [
     "EventDroppedError",
     "EventTooLargeError",
     "InvalidEventError",
+    "Response",
     "RuleSet",
     "RulesError",
     "SpoolError",
     "Stats",
+    "Transport",
     "__version__",
     "close_all_clients",
     "events",
@@ -80,6 +83,8 @@ _MODULES = {
     "RulesError": "errors",
     "SpoolError": "errors",
     "RuleSet": "rules",
+    "Response": "delivery.transport",
+    "Transport": "delivery.transport",
     "events": "events",
 }
 
