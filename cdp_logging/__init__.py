@@ -28,7 +28,8 @@ if TYPE_CHECKING:
         RulesError,
         SpoolError,
     )
-    from .delivery.transport import Response, Transport
+    from .delivery.transport import Response
+    from .delivery.protocol import Transport
     from .handler import CDPHandler
     from .lifecycle import flush_after
     from .outcomes import CallbackError, Stats
@@ -83,8 +84,8 @@ _MODULES = {
     "RulesError": "errors",
     "SpoolError": "errors",
     "RuleSet": "rules",
-    "Response": "delivery.transport",
-    "Transport": "delivery.transport",
+    "Response": "delivery.protocol",
+    "Transport": "delivery.protocol",
     "events": "events",
 }
 

@@ -16,9 +16,9 @@ from .constants import (
     ENV_WRITE_KEY, MAX_BATCH_BYTES,
 )
 from .reporting import ErrorHandler, Reporter, warn
-from .delivery.transport import (
-    GAVE_UP_CLOSING, HTTPTransport, RetryPolicy, Transport, warn_if_other_region,
-)
+from .delivery.transport import HTTPTransport, warn_if_other_region
+from .delivery.retry import GAVE_UP_CLOSING, RetryPolicy
+from .delivery.protocol import Transport
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -86,7 +86,7 @@ class Analytics(Calls):
       waiting longest) or "drop_newest" (the new ones); dropped events are counted and reported.
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
       written to the spool, which bounds what a kill -9 loses.
-    - ``transport``: a :class:`~cdp_logging.delivery.transport.Transport` to send with instead of HTTP.
+    - ``transport``: a :class:`~cdp_logging.Transport` to send with instead of HTTP.
 
     Example::
 

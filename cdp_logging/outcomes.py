@@ -18,9 +18,8 @@ from .constants import (
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, SpoolError
 from .reporting import Reporter
-from .delivery.transport import (
-    Outcome, RetryPolicy, Transport, send_with_retries,
-)
+from .delivery.retry import Outcome, RetryPolicy, send_with_retries
+from .delivery.protocol import Transport
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.

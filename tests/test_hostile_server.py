@@ -20,6 +20,7 @@ from typing import Any
 from collections.abc import Callable, Iterator
 
 import pytest
+import requests
 
 import cdp_logging
 from cdp_logging import compat
@@ -476,7 +477,7 @@ def test_a_name_that_does_not_resolve_is_told_from_a_refused_connection() -> Non
     # getaddrinfo's own error, as the lean connection and urllib3 both wrap it (resolving a
     # real name would leave the machine).
     unresolved = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    wrapped = cdp_logging.delivery.transport.requests.ConnectionError(OSError("wrapper"))
+    wrapped = requests.ConnectionError(OSError("wrapper"))
     wrapped.__cause__ = unresolved
     for error in (unresolved, wrapped):
         assert describe_failure(error, "cdp.customer.oi:443") == (

@@ -28,7 +28,6 @@ LONG_MODULES: dict[str, str] = {
     "cdp_logging.cli": "not split yet (issue 17)",
     "cdp_logging.delivery.batcher": "not split yet (issue 17)",
     "cdp_logging.delivery.connection": "not split yet (issue 17)",
-    "cdp_logging.delivery.transport": "not split yet (issue 17)",
     "cdp_logging.messages": "not split yet (issue 17)",
 }
 LONG_CLASSES: dict[str, str] = {

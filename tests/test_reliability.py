@@ -20,7 +20,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from cdp_logging import Analytics, CDPError, CDPHandler, DeliveryError, EventDroppedError
-from cdp_logging.delivery.transport import RetryPolicy, retry_after_seconds, Response as TransportResponse
+from cdp_logging.delivery.transport import Response as TransportResponse
+from cdp_logging.delivery.retry import RetryPolicy, retry_after_seconds
 from reliability_support import (
     BATCH_PATH,
     FAST_RETRIES,

@@ -8,66 +8,45 @@ decides what is worth retrying and how long to wait.
 
 from __future__ import annotations
 
-import base64
-import email.utils
+
 import gzip as _gzip
-import inspect
-import ipaddress
 import logging
-import random
-import re
-import socket
-import ssl
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-from collections.abc import Callable, Mapping
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
-import urllib3
-import urllib3.connection
 import requests.auth
 import requests.sessions
 import requests.utils
 
-from .._version import __version__
 from .connection import (
-    MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, causes, describe_failure, httptools, port_of,
-    tls_context,
+    MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, describe_failure, port_of,
 )
 from ..constants import DEFAULT_HOST, EU_HOST
+from .protocol import (
+    key_region,
+    RESPONSE_TEXT_LIMIT,
+    Response,
+    TransportError,
+    USER_AGENT,
+    _Authorization,
+    authorization,
+)
+from .watched import (
+    _Route,
+    _Watchdog,
+    _WatchedAdapter,
+    _proxy_for,
+    _requests_is_patched,
+    _scrubbed,
+    _warn_if_unencrypted,
+)
 
-logger = logging.getLogger("cdp_logging")
-
-USER_AGENT = f"cdp-logging/{__version__}"
-#: How much of an error response's text is kept in a DeliveryError.
-RESPONSE_TEXT_LIMIT = 300
-#: Statuses worth retrying besides 5xx; 501 and 505 will not change on a retry.
-_RETRY_STATUSES = frozenset({408, 429})
-_NEVER_RETRY_5XX = frozenset({501, 505})
-#: Statuses whose Retry-After header is honoured.
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
-#: API keys that name their region ("pk_eu_..."): sent as a Bearer token, as the official
-#: client sends them; any other write key goes as Basic auth, the key as user name.
-_REGION_KEY = re.compile(r"(?:pk|sk)_(us|eu)_")
+
 _REGION_HOSTS = {"us": DEFAULT_HOST, "eu": EU_HOST}
-
-
-def key_region(write_key: str) -> str | None:
-    """"us" or "eu" for a region API key (``pk_us_``, ``sk_us_``, ``pk_eu_``, ``sk_eu_``), else None.
-
-    Example::
-
-        >>> key_region("pk_eu_123"), key_region("legacy-write-key")
-        ('eu', None)
-    """
-    found = _REGION_KEY.match(write_key)
-    return None if found is None else found.group(1)
 
 
 def default_host(write_key: str | None) -> str:
@@ -99,81 +78,6 @@ def warn_if_other_region(write_key: str, host: str) -> bool:
                 region.upper(), other.upper(), base)
             return True
     return False
-
-
-def authorization(write_key: str) -> str:
-    """The Authorization header's value: Bearer for a region API key, else Basic with the
-    key as user name and an empty password.
-
-    Example::
-
-        >>> authorization("pk_us_1")
-        'Bearer pk_us_1'
-    """
-    if key_region(write_key) is not None:
-        # As Basic's credentials are: a character latin-1 lacks must not stop every request.
-        return "Bearer " + write_key.encode("latin-1", "replace").decode("latin-1")
-    return "Basic " + base64.b64encode(f"{write_key}:".encode("latin-1", "replace")).decode("ascii")
-
-
-class _Authorization(requests.auth.AuthBase):
-    """Sets the header :func:`authorization` gives. Set as the session's ``auth``, so requests
-    never swaps in Basic auth from a matching ``.netrc`` entry."""
-
-    def __init__(self, value: Secret[str]) -> None:
-        self._value = value  # a Secret: no attribute holds the header in the clear
-
-    def __repr__(self) -> str:
-        return "<_Authorization>"
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._value.value
-        return request
-
-
-@dataclass(frozen=True)
-class Response:
-    """What a transport got back: the status, headers and (decoded) text."""
-
-    status: int
-    text: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-class TransportError(Exception):
-    """No usable HTTP response: the connection failed or timed out, the answer broke HTTP,
-    or a transport raised something else. ``cause`` holds why."""
-
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-class Transport(Protocol):
-    """Sends one request body; returns the response or raises :class:`TransportError`.
-
-    Anything else a ``post`` raises (or returns instead of a :class:`Response`) is taken as a
-    failed attempt too: retried, and reported when the batch is given up, never lost.
-
-    A transport whose ``post`` also takes a ``timeout`` keyword lets a closing client cut a
-    request to the time left before its close deadline; one without it is given none.
-
-    Example (a transport that accepts everything)::
-
-        class Accepting:
-            def post(self, path: str, body: bytes) -> Response:
-                return Response(200)
-            def close(self) -> None:
-                pass
-    """
-
-    def post(self, path: str, body: bytes) -> Response:
-        """POST ``body`` (JSON, uncompressed) to ``path`` under the host."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
 
 
 class HTTPTransport:
@@ -324,395 +228,3 @@ class HTTPTransport:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
-
-
-def _proxy_for(session: requests.Session, url: str) -> str:
-    """``host:port`` of the proxy ``session`` sends requests for ``url`` through."""
-    proxies = session.merge_environment_settings(url, {}, None, None, None)["proxies"]
-    proxy = requests.utils.select_proxy(url, proxies)
-    if not proxy:
-        return "(unknown)"
-    parts = urlsplit(requests.utils.prepend_scheme_if_needed(proxy, "http"))
-    return f"{parts.hostname}:{port_of(parts)}"
-
-
-class _Watchdog:
-    """Shuts the socket of a request through ``requests`` still running at its deadline.
-
-    ``requests`` (urllib3, http.client) bounds each socket operation by its timeout, so a
-    server sending a byte at a time holds a request for ever. One thread per transport,
-    started on first use and asleep between requests, ends the request instead: the
-    connection in use (registered by :class:`_WatchedHTTPConnection` as it sends) is shut
-    down, its blocked read fails, and the request raises.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._deadline: float | None = None
-        self._connection: object | None = None
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        #: Set when the watchdog ended the current request.
-        self.fired = False
-
-    def arm(self, deadline: float) -> None:
-        """Watch the request the calling thread starts now."""
-        _watching.dog = self
-        with self._condition:
-            self._deadline = deadline
-            self._connection = None
-            self.fired = False
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cdp-logging-watchdog", daemon=True)
-                self._thread.start()
-            self._condition.notify()
-
-    def using(self, connection: object) -> None:
-        with self._condition:
-            self._connection = connection
-
-    def disarm(self) -> None:
-        _watching.dog = None
-        with self._condition:
-            self._deadline = None
-            self._connection = None
-
-    def stop(self) -> None:
-        with self._condition:
-            self._stopped = True
-            self._condition.notify()
-
-    def _run(self) -> None:
-        with self._condition:
-            while not self._stopped:
-                deadline = self._deadline
-                if deadline is None:
-                    self._condition.wait()
-                    continue
-                left = deadline - time.monotonic()
-                if left > 0:
-                    self._condition.wait(left)
-                    continue
-                self._deadline = None
-                self.fired = True
-                sock = getattr(self._connection, "sock", None)
-                if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-
-#: The watchdog of the request the current thread is making through requests, if any.
-_watching = threading.local()
-
-
-def _register(connection: object) -> None:
-    watchdog: _Watchdog | None = getattr(_watching, "dog", None)
-    if watchdog is not None:
-        watchdog.using(connection)
-
-
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    """urllib3's connection, made known to the watchdog as it connects and sends."""
-
-    def connect(self) -> None:
-        _register(self)
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _register(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(_WatchedHTTPConnection, urllib3.connection.HTTPSConnection):
-    """urllib3's TLS connection, made known to the watchdog as it connects and sends: the
-    methods above come first, and call on to the TLS connection's."""
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, its connections (direct or through an HTTP proxy) watched."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers keep their own pools
-            manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-        return manager
-
-
-class _Route:
-    """Where direct requests go and the bytes their heads share, worked out once; the
-    heads, which carry the key, held as :class:`~cdp_logging.delivery.connection.Secret`."""
-
-    def __init__(self, url: SplitResult, write_key: Secret) -> None:
-        self.url = url
-        self._tls: ssl.SSLContext | None = None
-        self._heads: dict[tuple[str, bool], Secret[bytes]] = {}
-        self._common = Secret(
-            f"Host: {url.netloc}\r\n"
-            f"User-Agent: {USER_AGENT}\r\n"
-            "Accept: */*\r\n"
-            "Accept-Encoding: identity\r\n"
-            "Connection: keep-alive\r\n"
-            "Content-Type: application/json\r\n"
-            f"Authorization: {authorization(write_key.value)}\r\n"
-        )
-
-    @classmethod
-    def for_host(cls, host: str, write_key: Secret[str]) -> _Route | bool:
-        """A route for direct requests to ``host``, or False where requests must go (a
-        proxy, a URL the lean client does not handle, or no httptools to parse answers)."""
-        url = urlsplit(host)
-        if (httptools is None or url.scheme not in ("http", "https") or not url.hostname
-                or url.username is not None
-                or url.query or url.fragment):
-            return False
-        try:
-            url.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError:
-            return False
-        proxies = requests.utils.get_environ_proxies(host)
-        if requests.utils.select_proxy(host, proxies):
-            return False
-        return cls(url, write_key)
-
-    def tls(self) -> ssl.SSLContext | None:
-        """The TLS context for https (made once: loading the CA bundle takes milliseconds)."""
-        if self.url.scheme != "https":
-            return None
-        if self._tls is None:
-            self._tls = tls_context()
-        return self._tls
-
-    def request(self, path: str, body: bytes, *, gzip: bool) -> Secret[bytes]:
-        """The bytes of a POST of ``body`` to ``path``: head and body."""
-        start = self._heads.get((path, gzip))
-        if start is None:
-            start = self._heads[(path, gzip)] = Secret(
-                (f"POST {self.url.path.rstrip('/') + path} HTTP/1.1\r\n{self._common.value}"
-                 + ("Content-Encoding: gzip\r\n" if gzip else "")).encode("latin-1"))
-        return Secret(b"%bContent-Length: %d\r\n\r\n%b" % (start.value, len(body), body))
-
-
-#: requests' own sending methods, to tell when a test library has replaced them.
-_ADAPTER_SEND = requests.adapters.HTTPAdapter.send
-_SESSION_SEND = requests.sessions.Session.send
-_GET_ADAPTER = requests.sessions.Session.get_adapter
-
-
-def _requests_is_patched() -> bool:
-    """True while ``responses``, ``requests-mock`` or a mock.patch replaces how requests
-    sends: an application's tests that intercept HTTP that way keep intercepting ours."""
-    adapter_send = requests.adapters.HTTPAdapter.send
-    session_send = requests.sessions.Session.send
-    get_adapter = requests.sessions.Session.get_adapter
-    if adapter_send is _ADAPTER_SEND and session_send is _SESSION_SEND and get_adapter is _GET_ADAPTER:
-        return False
-    # Replaced since import, or before it (then by something outside requests).
-    return not (getattr(adapter_send, "__module__", None) == "requests.adapters"
-                and getattr(session_send, "__module__", None) == "requests.sessions"
-                and getattr(get_adapter, "__module__", None) == "requests.sessions")
-
-
-def _scrubbed(err: BaseException) -> BaseException:
-    """``err`` without what could show the key: ``requests`` keeps the prepared request
-    (its Authorization header) on the exception, and the frames of its tracebacks (and of
-    those it wraps) hold the headers in their locals."""
-    for error in list(causes(err)):
-        if isinstance(error, requests.RequestException):
-            error.request = None
-            error.response = None
-        if isinstance(error, UnicodeError) and hasattr(error, "object"):
-            error.object = type(error.object)()  # the text that would not encode may be the key
-        error.__traceback__ = None
-    err.__context__ = None
-    return err
-
-
-def _warn_if_unencrypted(host: str) -> None:
-    """Warn once per transport when the key would cross a network in the clear."""
-    url = urlsplit(host)
-    if url.scheme != "http":
-        return
-    name = url.hostname or ""
-    try:
-        loopback = ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        loopback = name == "localhost" or name.endswith(".localhost")
-    if not loopback:
-        logger.warning(
-            "cdp-logging: host %s is plain http://, not on this machine: the write key and the "
-            "events travel unencrypted; use https://", f"{url.scheme}://{url.netloc}",
-        )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How failed requests are retried: exponential backoff with jitter, capped.
-
-    The wait before retry ``n`` is drawn between half and all of
-    ``min(max_backoff, initial_backoff * 2 ** (n - 1))``: 0.25-0.5 s, 0.5-1 s, 1-2 s, ... with
-    the defaults, so clients that failed together do not retry together. ``max_retries``
-    retries follow the first attempt; no retry starts once it would end more than
-    ``max_retry_time`` seconds after the first attempt began, so one batch takes at most
-    ``max_retry_time`` plus one request timeout. A server's ``Retry-After`` (429 and 503)
-    replaces the computed wait, capped at ``max_retry_after``.
-
-    Example::
-
-        RetryPolicy(max_retries=3, max_retry_time=20.0)
-    """
-
-    max_retries: int = 5
-    max_retry_time: float = 60.0
-    initial_backoff: float = 0.5
-    max_backoff: float = 10.0
-    max_retry_after: float = 30.0
-
-    def backoff(self, retry: int) -> float:
-        """The wait before retry number ``retry`` (1-based), before any Retry-After."""
-        ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (retry - 1)))
-        return random.uniform(ceiling / 2, ceiling)
-
-
-def is_retryable(status: int) -> bool:
-    """408, 429 and 5xx other than 501 and 505 are worth another attempt."""
-    return status in _RETRY_STATUSES or (500 <= status <= 599 and status not in _NEVER_RETRY_5XX)
-
-
-def retry_after_seconds(response: Response, now: float | None = None) -> float | None:
-    """The server's ``Retry-After`` (seconds or an HTTP date) for 429 and 503, else None."""
-    if response.status not in _RETRY_AFTER_STATUSES:
-        return None
-    value = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 else None  # nan fails the test too
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-@dataclass
-class Outcome:
-    """The end of :func:`send_with_retries`: a response (maybe an error one), or an error."""
-
-    response: Response | None
-    attempts: int
-    error: TransportError | None = None
-    gave_up: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True for any 2xx."""
-        return self.response is not None and 200 <= self.response.status < 300
-
-
-#: Why a batch was given up when the client's closing deadline left no time for a retry.
-GAVE_UP_CLOSING = "gave up: the client is closing"
-
-
-def send_with_retries(
-    transport: Transport,
-    path: str,
-    body: bytes,
-    policy: RetryPolicy,
-    *,
-    interrupt: threading.Event,
-    deadline: Callable[[], float | None],
-    on_retry: Callable[[], object] | None = None,
-) -> Outcome:
-    """POST ``body``, retrying what is worth retrying within ``policy``.
-
-    ``interrupt`` cuts the current wait short (it is cleared when it does); ``deadline()``
-    gives the monotonic time by which the client must stop (while closing), or None: no
-    attempt starts after it, no wait runs past it, and a transport that takes a ``timeout``
-    gets only the time left. The same body is sent each time, so retries carry the same
-    messageIds. ``on_retry()`` is called as each retry starts.
-    """
-    started = time.monotonic()
-    attempts = 0
-    response: Response | None = None
-    error: TransportError | None = None
-    while True:
-        stop_by = deadline()
-        if stop_by is not None and time.monotonic() >= stop_by:
-            return Outcome(response, attempts, error, gave_up=GAVE_UP_CLOSING)
-        if attempts and on_retry is not None:
-            on_retry()
-        attempts += 1
-        error = None
-        response = None
-        try:
-            response = _post(transport, path, body, stop_by)
-            if not isinstance(response, Response):
-                raise TypeError(f"{type(transport).__name__}.post returned {type(response).__name__}, not a Response")
-        except TransportError as err:
-            error = err
-        except Exception as err:  # a transport's own fault is retried and reported, never lost
-            response = None
-            error = TransportError(f"the transport raised {_named(err)}", err)
-        if response is not None and not is_retryable(response.status):
-            return Outcome(response, attempts)
-        if attempts > policy.max_retries:
-            return Outcome(response, attempts, error, gave_up=f"retries exhausted (max_retries={policy.max_retries})")
-        wait = policy.backoff(attempts)
-        if response is not None:
-            hinted = retry_after_seconds(response)
-            if hinted is not None:
-                wait = min(hinted, policy.max_retry_after)
-        now = time.monotonic()
-        if now + wait - started > policy.max_retry_time:
-            return Outcome(
-                response, attempts, error,
-                gave_up=f"gave up: retrying would exceed max_retry_time={policy.max_retry_time:g}s",
-            )
-        stop_by = deadline()
-        if stop_by is not None and now + wait > stop_by:
-            return Outcome(response, attempts, error, gave_up=GAVE_UP_CLOSING)
-        if interrupt.wait(wait):
-            interrupt.clear()
-
-
-def _named(err: BaseException) -> str:
-    """``err``'s type and message, even when its ``__str__`` raises."""
-    try:
-        return f"{type(err).__name__}: {err}"
-    except Exception:  # a report must not fail on the error it reports
-        return type(err).__name__
-
-
-def _post(transport: Transport, path: str, body: bytes, stop_by: float | None) -> Response:
-    """One attempt; while closing, cut to the time left if the transport allows it."""
-    if stop_by is None or not _takes_timeout(transport):
-        return transport.post(path, body)
-    return transport.post(path, body, timeout=max(0.001, stop_by - time.monotonic()))  # type: ignore[call-arg]
-
-
-def _takes_timeout(transport: Transport) -> bool:
-    try:
-        return "timeout" in inspect.signature(transport.post).parameters
-    except (TypeError, ValueError):
-        return False

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..batcher import Item, own_thread
 from ...errors import SpoolError
-from ..transport import Outcome
+from ..retry import Outcome
 from .common import FLUSH_POLL, REFUSED_STATUSES, SpoolBusy, SpoolUnavailable, logger
 from .file import SpoolFile
 
