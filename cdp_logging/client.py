@@ -10,7 +10,8 @@ import time
 from typing import TYPE_CHECKING
 
 
-from .delivery.connection import Secret, Timeout
+from .delivery.connection import Timeout
+from .secret import Secret
 from .delivery.batcher import BODY_OVERHEAD, Batcher, Overflow
 from .constants import (
     ENV_WRITE_KEY, MAX_BATCH_BYTES,

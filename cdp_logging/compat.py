@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .client import Analytics
-from .delivery.connection import Secret
+from .secret import Secret
 from .constants import ENV_HOST
 from .errors import CDPError, EventDroppedError
 from .messages import LIBRARY

@@ -20,7 +20,7 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from .client import Analytics
-from .delivery.connection import Secret
+from .secret import Secret
 from .constants import (
     DEFAULT_HOST, ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY, EU_HOST,
     FALSE_WORDS, TRUE_WORDS,

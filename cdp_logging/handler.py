@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from .calls import capture_sinks
 from .client import Analytics
-from .delivery.connection import Secret
+from .secret import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload

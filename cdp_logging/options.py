@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Iterable, Mapping
 
 
-from .delivery.connection import Secret, Timeout
+from .delivery.connection import Timeout
+from .secret import Secret
 from .constants import (
     BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS,
 )

@@ -25,7 +25,8 @@ import requests
 import cdp_logging
 from cdp_logging import compat
 from cdp_logging.config import handler_from_environment, read_environment
-from cdp_logging.delivery.connection import Secret, describe_failure
+from cdp_logging.delivery.connection import describe_failure
+from cdp_logging.secret import Secret
 from cdp_logging.delivery.transport import RESPONSE_TEXT_LIMIT, HTTPTransport, Response, TransportError
 from helpers import WRITE_KEY, wait_until
 from raw_server import OK, Behaviour, RawServer, make_certificate, server_context

@@ -18,9 +18,7 @@ import requests.sessions
 import requests.utils
 
 from .._version import __version__
-from .connection import (
-    Secret,
-)
+from ..secret import Secret
 
 
 logger = logging.getLogger("cdp_logging")

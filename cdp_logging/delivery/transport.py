@@ -20,9 +20,9 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import (
-    MAX_BODY_BYTES, Answer, Connection, Secret, Timeout, describe_failure, port_of,
-)
+from .connection import Answer, Connection, Timeout, describe_failure, port_of
+from ..secret import Secret
+from .answer import MAX_BODY_BYTES
 from ..constants import DEFAULT_HOST, EU_HOST
 from .protocol import (
     key_region,

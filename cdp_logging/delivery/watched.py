@@ -20,10 +20,8 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import (
-    Secret, causes, httptools, port_of,
-    tls_context,
-)
+from .connection import causes, httptools, port_of, tls_context
+from ..secret import Secret
 from .protocol import USER_AGENT, authorization, logger
 
 
