@@ -19,7 +19,8 @@ from .secret import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
-from .messages import build_message, encode_plain, fast_message
+from .messages import build_message, encode_plain
+from .fast import fast_message
 from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
 
@@ -171,7 +172,7 @@ class CDPHandler(logging.Handler):
                 call = present.pop() if len(present) == 1 else ""
             if call:
                 # Nearly every record: one call whose payload is a dict of the common fields
-                # (see messages.fast_message), timestamped at the log call as
+                # (see fast.fast_message), timestamped at the log call as
                 # calls_from_record would. Its message is built and queued here, in one
                 # step; anything else takes emit(), calls() and send().
                 payload = attributes[call]

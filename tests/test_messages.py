@@ -16,7 +16,8 @@ import pytest
 import cdp_logging
 from cdp_logging import CDPHandler, EventTooLargeError, InvalidEventError
 from cdp_logging.constants import MAX_MESSAGE_BYTES
-from cdp_logging.messages import SHOWN_CHARS, build_message, encode_message, fast_message
+from cdp_logging.messages import SHOWN_CHARS, build_message, encode_message
+from cdp_logging.fast import fast_message
 from cdp_logging.testing import capture_events
 
 ISO_UTC_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
