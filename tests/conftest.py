@@ -15,7 +15,7 @@ import requests
 from pytest_httpserver import HTTPServer
 
 import cdp_logging
-from helpers import DEADLINE, WRITE_KEY, wait_until
+from support.helpers import DEADLINE, WRITE_KEY, wait_until
 
 #: Customer.io's description of the Data Pipelines API, the project's own copy (unchanged).
 OPENAPI_FILE = Path(__file__).resolve().parent / "data" / "customerio-pipelines-openapi.json"

@@ -23,7 +23,7 @@ from werkzeug import Request, Response
 
 import cdp_logging
 from cdp_logging import DEFAULT_HOST, EU_HOST, EventTooLargeError, InvalidEventError
-from helpers import (
+from support.helpers import (
     DEADLINE,
     WRITE_KEY,
     batch_requests,

@@ -29,7 +29,7 @@ from werkzeug import Request, Response
 import cdp_logging
 from cdp_logging import compat
 from cdp_logging.delivery.transport import default_host
-from helpers import DEADLINE, batch_requests, raw_body
+from support.helpers import DEADLINE, batch_requests, raw_body
 
 #: The official client 1.1.0 calls datetime.utcnow(), deprecated since Python 3.12.
 pytestmark = pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning:customerio")

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_httpserver import HTTPServer
 
-from handler_support import (  # noqa: F401  (fixtures)
+from support.handlers import (  # noqa: F401  (fixtures)
     EXAMPLES,
     SUBPROCESS_TIMEOUT,
     messages,

@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 import cdp_logging
 from cdp_logging import environment, events, options
 from cdp_logging.testing import CapturedEvents
-from helpers import WRITE_KEY, batch_requests, wait_until
+from support.helpers import WRITE_KEY, batch_requests, wait_until
 
 TESTS = Path(__file__).resolve().parent
 
@@ -222,7 +222,7 @@ def test_flask_run_still_prints_flasks_own_output_with_the_readme_configuration(
     import urllib.error
     import urllib.request
 
-    from legacy_support import Output
+    from support.legacy import Output
 
     flask = Path(sys.executable).parent / "flask"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
@@ -300,7 +300,7 @@ shop.info("User %s upgraded", "42")
 def test_run_on_an_app_with_its_own_handler_sends_each_record_once(
     httpserver: HTTPServer, tmp_path: Path,
 ) -> None:
-    from legacy_support import CDP_LOGGING, accept_batches, collector_environment, received_events
+    from support.legacy import CDP_LOGGING, accept_batches, collector_environment, received_events
 
     accept_batches(httpserver)
     (tmp_path / "app.py").write_text(APP_WITH_ITS_OWN_HANDLER)
@@ -332,7 +332,7 @@ def test_gunicorn_access_rules_may_use_every_atom_gunicorn_passes(
     import re
     import urllib.request
 
-    from legacy_support import (
+    from support.legacy import (
         CDP_LOGGING, GUNICORN, LEGACY_APP, Output, accept_batches, collector_environment,
         received_events,
     )
@@ -365,7 +365,7 @@ def test_gunicorn_access_rules_may_use_every_atom_gunicorn_passes(
 def test_check_reads_gunicorn_atoms_back_from_the_request_line(tmp_path: Path) -> None:
     import json
 
-    from legacy_support import CDP_LOGGING, environment, run
+    from support.legacy import CDP_LOGGING, environment, run
 
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps(GUNICORN_ACCESS_RULES))
@@ -389,7 +389,7 @@ def test_check_matches_uvicorn_lines_pasted_from_the_console_or_read_from_a_log_
 ) -> None:
     import json
 
-    from legacy_support import CDP_LOGGING, environment, run
+    from support.legacy import CDP_LOGGING, environment, run
 
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps(UVICORN_RULES))
@@ -427,7 +427,7 @@ def test_unknown_cdp_variables_get_one_warning_with_the_variable_meant() -> None
 
 
 def test_run_warns_of_an_unknown_variable_once_for_all_its_processes() -> None:
-    from legacy_support import CDP_LOGGING, environment, legacy_app, run
+    from support.legacy import CDP_LOGGING, environment, legacy_app, run
 
     parent = [sys.executable, "-c",
               f"import subprocess, sys; sys.exit(subprocess.call({legacy_app('basic')!r}))"]
@@ -479,7 +479,7 @@ def _rules_app(api: HTTPServer, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def _sent(api: HTTPServer) -> list[tuple[str, str]]:
-    from helpers import received_messages
+    from support.helpers import received_messages
 
     return [(message["type"], message.get("event", "")) for message in received_messages(api)]
 
@@ -543,7 +543,7 @@ def test_invalid_rules_are_reported_at_their_levels_and_kept_in_skipped(
 def test_check_lists_every_bad_rule_and_exits_2(tmp_path: Path) -> None:
     import json
 
-    from legacy_support import CDP_LOGGING, environment
+    from support.legacy import CDP_LOGGING, environment
 
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([*THREE_RULES, {"regex": "(a", "track": {"event": "E", "user_id": "1"}}]))
@@ -575,7 +575,7 @@ def test_collect_prints_each_refused_request_as_it_happens() -> None:
 
     import requests
 
-    from legacy_support import Output
+    from support.legacy import Output
 
     process = subprocess.Popen(
         [sys.executable, "-m", "cdp_logging", "collect", "--port", "0", "--write-key", "right-key"],

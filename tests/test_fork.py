@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from reliability_support import (
+from support.reliability import (
     BATCH_PATH,
     WRITE_KEY,
     Recorder,

@@ -29,7 +29,7 @@ import cdp_logging
 import cdp_logging.testing
 from cdp_logging import CDPHandler, InvalidEventError, events
 from cdp_logging.mapping import PAYLOAD_KEYS
-from handler_support import (  # noqa: F401  (fixtures)
+from support.handlers import (  # noqa: F401  (fixtures)
     DELIVERY_TIMEOUT,
     REMEMBERED_ERRORS,
     ListHandler,
@@ -228,9 +228,9 @@ def test_fileconfig_accepts_the_level_as_the_positional_argument(
 
 
 @pytest.mark.parametrize("error_handler", [
-    "ext://handler_support.remember_error",
-    "handler_support.remember_error",
-    "handler_support:remember_error",
+    "ext://support.handlers.remember_error",
+    "support.handlers.remember_error",
+    "support.handlers:remember_error",
 ])
 def test_dictconfig_resolves_error_handler_given_as_a_dotted_path(
     server: HTTPServer, write_key: str, error_handler: str
@@ -275,7 +275,7 @@ def test_fileconfig_resolves_error_handler_given_as_a_dotted_path(
         [handler_cdp]
         class=cdp_logging.CDPHandler
         kwargs={{'write_key': '{write_key}', 'host': '{host_of(server)}',
-                'error_handler': 'ext://handler_support.remember_error'}}
+                'error_handler': 'ext://support.handlers.remember_error'}}
         """))
     logging.config.fileConfig(ini, disable_existing_loggers=False)
 
@@ -1213,7 +1213,7 @@ logging.getLogger("shop").info("signed up", extra={{"track": {{"event": "Signed 
 """
 
 
-@pytest.mark.parametrize("handler_class", ["cdp_logging.CDPHandler", "handler_support.CDPHandlerSubclass"])
+@pytest.mark.parametrize("handler_class", ["cdp_logging.CDPHandler", "support.handlers.CDPHandlerSubclass"])
 def test_a_bad_payload_warning_is_visible_when_dictconfig_disabled_the_library_logger(
     handler_class: str, server: HTTPServer, write_key: str
 ) -> None:

@@ -18,7 +18,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from cdp_logging import Analytics, CDPHandler, DeliveryError, EventDroppedError
-from reliability_support import (
+from support.reliability import (
     BATCH_PATH,
     WRITE_KEY,
     Errors,

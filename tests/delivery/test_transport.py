@@ -21,7 +21,7 @@ import cdp_logging
 from cdp_logging import DeliveryError
 from cdp_logging.delivery.transport import HTTPTransport, authorization, default_host, key_region
 from cdp_logging.delivery.retry import RetryPolicy, send_with_retries
-from helpers import DEADLINE, WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until
+from support.helpers import DEADLINE, WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until
 
 Client = Callable[..., cdp_logging.Analytics]
 

@@ -24,7 +24,7 @@ import cdp_logging
 
 from cdp_logging.autoinstall import SITE_DIRECTORY
 from cdp_logging.cli import main
-from legacy_support import (
+from support.legacy import (
     CDP_LOGGING, GUNICORN, LEGACY_APP, Output, accept_batches, collector_environment,
     environment, legacy_app, received_events, run, wait_until,
 )

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-import helpers
+from support import helpers
 from pytest_httpserver import HTTPServer
 
 from cdp_logging.delivery.transport import Response
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 LEGACY_APP = TESTS / "legacy_app"
 #: The console scripts installed next to the interpreter running the tests.
 BIN = Path(sys.executable).parent

@@ -15,7 +15,7 @@ from werkzeug import Request, Response
 import cdp_logging
 from cdp_logging.delivery.batcher import BODY_OVERHEAD, Batcher, item_bytes
 from cdp_logging.constants import MAX_BATCH_BYTES
-from helpers import (
+from support.helpers import (
     DEADLINE,
     batch_requests,
     holds_for,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
 
-import helpers
+from support import helpers
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -33,8 +33,8 @@ from cdp_logging import CDPError
 #: Distinctive, so a leak into a log line is easy to spot.
 WRITE_KEY = "wk-reliability-5b1f0c9e"
 BATCH_PATH = "/v1/batch"
-APPS = Path(__file__).resolve().parent / "apps"
-ROOT = Path(__file__).resolve().parents[1]
+APPS = Path(__file__).resolve().parents[1] / "apps"
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Small retry waits so that retry tests take a fraction of a second.
 FAST_RETRIES = {"initial_backoff": 0.02, "max_backoff": 0.1}

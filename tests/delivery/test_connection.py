@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from cdp_logging.delivery.transport import HTTPTransport, TransportError
-from helpers import wait_until
-from raw_server import OK, RawServer, make_certificate, server_context
+from support.helpers import wait_until
+from support.raw_server import OK, RawServer, make_certificate, server_context
 
 BODY = b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}'
 

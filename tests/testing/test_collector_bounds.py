@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from helpers import wait_until
-from reliability_support import python_env
+from support.helpers import wait_until
+from support.reliability import python_env
 
 WRITE_KEY = "right-key"
 MB = 1024 * 1024

@@ -28,8 +28,8 @@ from cdp_logging.config import handler_from_environment, read_environment
 from cdp_logging.delivery.connection import describe_failure
 from cdp_logging.secret import Secret
 from cdp_logging.delivery.transport import RESPONSE_TEXT_LIMIT, HTTPTransport, Response, TransportError
-from helpers import WRITE_KEY, wait_until
-from raw_server import OK, Behaviour, RawServer, make_certificate, server_context
+from support.helpers import WRITE_KEY, wait_until
+from support.raw_server import OK, Behaviour, RawServer, make_certificate, server_context
 
 #: The client's timeout in these tests, and what the worker may take beyond it on a loaded
 #: machine (connecting, reporting, the thread being scheduled).

@@ -16,7 +16,7 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from reliability_support import (
+from support.reliability import (
     APPS,
     BATCH_PATH,
     WRITE_KEY,

@@ -16,8 +16,8 @@ import pytest
 
 from cdp_logging import RulesError
 from cdp_logging.rules import RuleSet
-from legacy_support import CDP_LOGGING
-from reliability_support import python_env
+from support.legacy import CDP_LOGGING
+from support.reliability import python_env
 
 #: Far more than the linear engines take (milliseconds), far less than a backtracking one
 #: (minutes for these inputs): a loaded machine cannot blur the two.

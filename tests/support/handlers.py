@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterator
 
-import helpers
+from support import helpers
 import pytest
 from pytest_httpserver import HTTPServer
 
 from cdp_logging import CDPHandler
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLES = REPOSITORY / "examples"
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 #: Generous bounds: the tests must pass on a loaded two-core machine.
 DELIVERY_TIMEOUT = 15.0
@@ -151,7 +151,7 @@ REMEMBERED_ERRORS: list[Exception] = []
 
 
 def remember_error(error: Exception) -> None:
-    """An error_handler for configuration tests (``"ext://handler_support.remember_error"``)."""
+    """An error_handler for configuration tests (``"ext://support.handlers.remember_error"``)."""
     REMEMBERED_ERRORS.append(error)
 
 

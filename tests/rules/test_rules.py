@@ -14,7 +14,7 @@ import pytest
 
 from cdp_logging import CDPHandler, InvalidEventError, RuleSet, RulesError
 from cdp_logging.rules import Rule, load_rules
-from legacy_support import CapturingTransport
+from support.legacy import CapturingTransport
 
 ISSUE_EXAMPLE = {
     "logger": "shop.orders", "message": "Order %s placed by %s",

@@ -20,7 +20,7 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from reliability_support import APPS, WRITE_KEY, Recorder, json_lines, python_env
+from support.reliability import APPS, WRITE_KEY, Recorder, json_lines, python_env
 
 
 def spool_app_command(run_id: str, spool: Path, *, events: int = 0, rate: float = 0.0,

@@ -27,7 +27,7 @@ from werkzeug import Request, Response
 from cdp_logging import Analytics, DeliveryError, EventDroppedError, SpoolError
 from cdp_logging.config import read_environment
 from cdp_logging.delivery.spool import APPLICATION_ID
-from reliability_support import (
+from support.reliability import (
     BATCH_PATH,
     FAST_RETRIES,
     WRITE_KEY,
@@ -44,7 +44,7 @@ from reliability_support import (
     url,
     wait_until,
 )
-from spool_support import HoldOnce, finish, index_of, kill, logged, run_spool_app, start_spool_app
+from support.spool import HoldOnce, finish, index_of, kill, logged, run_spool_app, start_spool_app
 
 #: The kill -9 test's pace, and the default spool_sync_interval: what it may lose is the events
 #: of one interval, plus what the machine's scheduling adds (SCHEDULING_SLACK seconds' worth).

@@ -22,7 +22,7 @@ from werkzeug import Request, Response
 from cdp_logging import Analytics, CDPError, CDPHandler, DeliveryError, EventDroppedError
 from cdp_logging.delivery.transport import Response as TransportResponse
 from cdp_logging.delivery.retry import RetryPolicy, retry_after_seconds
-from reliability_support import (
+from support.reliability import (
     BATCH_PATH,
     FAST_RETRIES,
     WRITE_KEY,
