@@ -22,17 +22,6 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-__all__ = [
-    "CALL_TYPES",
-    "MAX_BATCH_BYTES",
-    "MAX_MESSAGE_BYTES",
-    "LocalCollector",
-    "MessageError",
-    "ReceivedRequest",
-    "RejectedMessage",
-    "format_event_line",
-]
-
 from ..constants import CALL_TYPES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from .checks import Message, MessageError, RejectedMessage
 from .lines import format_event_line

@@ -1,4 +1,4 @@
-"""Processes, servers and files for the spool's tests (tests/test_spool.py).
+"""Processes, servers and files for the spool's tests (tests/delivery/test_spool.py).
 
 * :func:`start_spool_app` starts ``tests/apps/spool_app.py`` without waiting;
   :func:`run_spool_app` runs it to its end; :func:`kill` ends one with SIGKILL and reaps it.
