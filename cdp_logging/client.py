@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from .delivery.connection import Timeout
 from .secret import Secret
-from .delivery.batcher import BODY_OVERHEAD, Batcher, Overflow
+from .delivery.batcher import Batcher
+from .delivery.items import BODY_OVERHEAD, Overflow
 from .constants import (
     ENV_WRITE_KEY, MAX_BATCH_BYTES,
 )

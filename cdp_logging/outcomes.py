@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from .delivery.batcher import Batcher, Item, is_plain, item_bytes, message_ids
+from .delivery.batcher import Batcher, Item
+from .delivery.items import is_plain, item_bytes, message_ids
 from .constants import (
     BATCH_PATH,
 )

@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import cdp_logging
-from cdp_logging.delivery.batcher import BODY_OVERHEAD, Batcher, item_bytes
+from cdp_logging.delivery.batcher import Batcher
+from cdp_logging.delivery.items import BODY_OVERHEAD, item_bytes
 from cdp_logging.constants import MAX_BATCH_BYTES
 from support.helpers import (
     DEADLINE,

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from collections.abc import Callable
 
 
-from ..batcher import Item, own_thread
+from ..batcher import Item
+from ..items import own_thread
 from ...errors import SpoolError
 from ..retry import Outcome
 from .common import FLUSH_POLL, REFUSED_STATUSES, SpoolBusy, SpoolUnavailable, logger
