@@ -159,6 +159,9 @@ class Analytics(Calls):
         self._counters = _Counters()
         #: Why the last batch given up failed, for the summary at close.
         self._last_failure = ""
+        #: The failed count when closing began: clients closing side by side fail batches
+        #: while another's close_and_flush waits, and those belong to this close too.
+        self._failed_when_closing: int | None = None
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -243,8 +246,9 @@ class Analytics(Calls):
         """
         timeout = self.shutdown_timeout if timeout is None else timeout
         counters = self._counters.values
-        failed_before = counters["failed"]
         self._begin_close(timeout)
+        failed_before = self._failed_when_closing
+        assert failed_before is not None  # set by _begin_close
         delivered = self._batcher.close(timeout)
         spool = self._spool
         kept = 0
@@ -260,6 +264,7 @@ class Analytics(Calls):
         if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()
         not_delivered = counters["failed"] - failed_before
+        self._failed_when_closing = counters["failed"]  # a later call reports only what is new
         if not_delivered:
             # Only what the deadline cut short is the timeout's doing; a batch the API refused
             # (HTTP 401, say) failed for its own reason, however soon.
@@ -276,6 +281,8 @@ class Analytics(Calls):
     def _begin_close(self, timeout: float | None = None) -> None:
         """Start closing without waiting, so several clients can close side by side."""
         timeout = self.shutdown_timeout if timeout is None else timeout
+        if self._failed_when_closing is None:
+            self._failed_when_closing = self._counters.values["failed"]
         self._batcher.begin_close(timeout)
         if self._spool is not None:
             self._spool.begin_close(timeout)
@@ -313,6 +320,7 @@ class Analytics(Calls):
             self._spool.after_fork()
             self._spool.own_threads = self._batcher.own_threads
         self._counters = _Counters()
+        self._failed_when_closing = None
         self._reporter = Reporter(self._reporter.error_handler)
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
