@@ -1,10 +1,11 @@
-# `make demo` and `make test` are README's quick start: each creates its own
-# virtual environment, so a machine with only Python can run them.
+# `make demo` and `make test` are README's quick start. They need Python 3.10 or newer, make,
+# and the package index (pip downloads the dependencies); both use one virtual environment,
+# .venv, made on first use: the demo installs the package there, the tests add the test extra.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint docs docs-serve clean
 
 # The package alone (what the demo needs), then the test extra on top of it.
 $(VENV)/.package: setup.cfg setup.py
@@ -35,8 +36,23 @@ lint: $(LINT_VENV)/.installed
 	$(LINT_VENV)/bin/ruff check .
 	$(LINT_VENV)/bin/mypy
 
+# The documentation site (mkdocs.yml, docs/), built in its own virtual environment as lint is;
+# --strict turns every warning (a broken link, a missing page or reference) into a failure.
+DOCS_VENV ?= .venv-docs
+$(DOCS_VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DOCS_VENV)/bin/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_VENV)/.installed
+	$(DOCS_VENV)/bin/mkdocs build --strict
+
+docs-serve: $(DOCS_VENV)/.installed
+	$(DOCS_VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf .venv .venv-* build *.egg-info
+	rm -rf site .venv .venv-* build *.egg-info
 
 # Benchmarks: ours next to the baselines (NullHandler, QueueHandler, customerio-cdp-analytics),
 # measured in the same run; see benchmarks/README.md.
