@@ -46,10 +46,10 @@ $(DOCS_VENV)/.installed: setup.cfg setup.py
 	touch $@
 
 docs: $(DOCS_VENV)/.installed
-	$(DOCS_VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
 
 docs-serve: $(DOCS_VENV)/.installed
-	$(DOCS_VENV)/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs serve
 
 clean:
 	rm -rf site .venv .venv-* build *.egg-info

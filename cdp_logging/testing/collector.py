@@ -61,13 +61,15 @@ class LocalCollector(Receiver):
     silent for ``idle_timeout`` seconds is closed, so idle clients do not hold threads; JSON
     nested deeper than `MAX_DEPTH` is answered 400.
 
-    >>> import requests
-    >>> with LocalCollector(write_key="test-key") as collector:
-    ...     requests.post(f"{collector.url}/v1/track", auth=("test-key", ""),
-    ...                   json={"userId": "42", "event": "Order Completed"}).status_code
-    ...     collector.events(event="Order Completed")[0]["type"]
-    200
-    'track'
+    Example::
+
+        >>> import requests
+        >>> with LocalCollector(write_key="test-key") as collector:
+        ...     requests.post(f"{collector.url}/v1/track", auth=("test-key", ""),
+        ...                   json={"userId": "42", "event": "Order Completed"}).status_code
+        ...     collector.events(event="Order Completed")[0]["type"]
+        200
+        'track'
     """
 
     def start(self) -> LocalCollector:
@@ -152,9 +154,9 @@ class LocalCollector(Receiver):
 
     @property
     def messages(self) -> list[Message]:
-        """A snapshot of the accepted messages, in arrival order, each with its ``type``::
+        """A snapshot of the accepted messages, in arrival order, each with its ``type``.
 
-        assert collector.messages[0]["event"] == "Order Completed"
+        Example: ``assert collector.messages[0]["event"] == "Order Completed"``.
         """
         with self._condition:
             return list(self._messages)
