@@ -18,7 +18,7 @@ sends through :class:`cdp_logging.Analytics`::
     success, message = client.identify("42", {"plan": "pro"})
     client.shutdown()
 
-Differences on purpose (README's "Moving from customerio-cdp-analytics" lists them all):
+Differences on purpose (the documentation's "Moving from customerio-cdp-analytics", docs/migration.md, lists them all):
 
 - Absent fields are left out of the message, never sent as null (``anonymousId``,
   ``messageId`` of no value) or as ``{}`` (``properties``, ``traits``, ``context``'s other

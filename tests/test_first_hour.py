@@ -195,21 +195,21 @@ def test_a_helper_in_a_process_without_pytest_does_not_raise() -> None:
     assert (result.returncode, result.stdout) == (0, "{'page': {'name': 'Pricing'}} False\n"), result.stderr
 
 
-# -- 4. README's framework snippets --------------------------------------------------------
+# -- 4. the framework pages' snippets -------------------------------------------------------
 
-README = TESTS.parent / "README.md"
+FRAMEWORKS = TESTS.parent / "docs" / "frameworks"
 EXAMPLES = TESTS.parent / "examples"
 
 
-def readme_block(after: str) -> str:
-    """The first ```python block of README after the text ``after``."""
-    text = README.read_text(encoding="utf-8")
+def docs_block(page: str, after: str) -> str:
+    """The first ```python block of docs/frameworks/``page`` after the text ``after``."""
+    text = (FRAMEWORKS / page).read_text(encoding="utf-8")
     start = text.index("```python\n", text.index(after)) + len("```python\n")
     return text[start:text.index("```", start)]
 
 
-def test_the_readme_flask_snippet_is_the_examples_code() -> None:
-    snippet = readme_block("### Flask")
+def test_the_flask_page_snippet_is_the_examples_code() -> None:
+    snippet = docs_block("flask.md", "# Flask")
     assert snippet.startswith("# examples/flask_app.py\n")
     example = {line.strip() for line in (EXAMPLES / "flask_app.py").read_text().splitlines()}
     missing = [line for line in snippet.splitlines()[1:] if line.strip() and line.strip() not in example]
@@ -247,12 +247,12 @@ def test_flask_run_still_prints_flasks_own_output_with_the_readme_configuration(
         process.wait(timeout=30)
 
 
-def test_the_readme_django_view_tracks_signed_in_and_anonymous_visitors(
+def test_the_django_page_view_tracks_signed_in_and_anonymous_visitors(
     cdp_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from types import SimpleNamespace
 
-    snippet = readme_block("Then, in a view")
+    snippet = docs_block("django.md", "Then, in a view")
     docstring = (EXAMPLES / "django_settings.py").read_text()
     assert textwrap.indent(snippet, "    ").replace("\n    \n", "\n\n") in docstring
 
@@ -265,7 +265,7 @@ def test_the_readme_django_view_tracks_signed_in_and_anonymous_visitors(
     signed_in = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=7), session=Session())
     anonymous = SimpleNamespace(user=SimpleNamespace(is_authenticated=False, pk=None), session=Session())
     namespace: dict[str, Any] = {"logging": logging, "__name__": "first_hour.django_views"}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/frameworks/django.md", "exec"), namespace)
     logger = logging.getLogger("first_hour.django_views")
     monkeypatch.setattr(logger, "level", logging.INFO)
     handler = cdp_logging.CDPHandler(enable=False)

@@ -1,6 +1,6 @@
 """The package's layout holds: imports go one way through the stages, no module imports itself
 back through others (inside functions included), and no module or class is long enough that a
-reader must scroll through several concerns. README's "Development" section maps the stages."""
+reader must scroll through several concerns. docs/development.md maps the stages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every name README and the examples use resolves, as do the public names, the console script
+"""Every name README, the documentation and the examples use resolves, as do the public names, the console script
 and the pytest plugin: moving a module must not break a user's import."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import cdp_logging
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "examples").glob("*.py"))]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "examples").glob("*.py"))]
 TEXT = "\n".join(path.read_text() for path in DOCUMENTS)
 
 #: ``from cdp_logging.x import a, b`` (one line or parenthesised), ``import cdp_logging.x``, and
