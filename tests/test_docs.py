@@ -252,3 +252,33 @@ def test_the_quick_start_commands_share_one_virtual_environment(tmp_path: Path) 
     assert re.findall(r"-m venv (\S+)", result.stdout) == [str(venv)], result.stdout
     assert f"{venv}/bin/python examples/quickstart.py" in result.stdout
     assert f"{venv}/bin/python -m pytest" in result.stdout
+
+
+# -- excerpts of examples/ --------------------------------------------------------------------
+
+EXCERPTS = [block for block in PYTHON if block.code.startswith("# examples/")]
+
+
+def code_of(line: str) -> str:
+    """A line's code: stripped, without a comment after two spaces (a page may comment
+    differently from the file); a comment line alone is no code."""
+    code = line.split("  # ", 1)[0].strip()
+    return "" if code.startswith("#") else code
+
+
+def test_the_framework_pages_show_excerpts_of_the_examples() -> None:
+    assert {block.code.split()[1] for block in EXCERPTS} >= {
+        "examples/flask_app.py", "examples/fastapi_app.py", "examples/celery_app.py",
+        "examples/lambda_handler.py", "examples/several_clients.py",
+    }
+
+
+@pytest.mark.parametrize("block", EXCERPTS, ids=str)
+def test_an_excerpt_of_an_example_is_in_that_file(block: Block) -> None:
+    """A block that starts ``# examples/NAME`` is marked a fragment, and every line of code it
+    shows is in that file (which tests/test_examples.py runs), so the page cannot drift from the code."""
+    assert block.fragment, f"{block}: an excerpt is a fragment; the whole file runs under tests/test_examples.py"
+    example = ROOT / block.code.split()[1]
+    lines = {code_of(line) for line in example.read_text(encoding="utf-8").splitlines()}
+    missing = [line for line in block.code.splitlines()[1:] if code_of(line) and code_of(line) not in lines]
+    assert missing == [], f"{block}: not in {example.name}: {missing}"
