@@ -3,6 +3,8 @@
 Every ```python block of README.md and docs/ runs as a standalone script, in a subprocess whose
 environment holds only CDP_WRITE_KEY and CDP_HOST (a LocalCollector started here), and must
 exit 0; where a block sends, the collector must have received something and refused nothing.
+A block that defines test functions or a TestCase (the testing page's) is a test module: it
+runs under pytest, and its tests must pass.
 A block with ``<!-- fragment -->`` on the line directly above its fence is not run (a Django
 settings file, a view, an excerpt of a file in examples/); blocks in other languages (sh, ini,
 toml, yaml) are not run either.
@@ -94,7 +96,9 @@ RUNNABLE = [block for block in PYTHON if not block.fragment]
 #: A call of the client or a log call with a payload: a block holding one sends, unless it
 #: captures its calls or runs its own collector.
 SENDING = re.compile(r"\.(?:identify|track|page|screen|group|alias)\(|extra=")
-NOT_SENDING = ("capture_events", "CapturedEvents", "cdp_events", "LocalCollector", "enable=False")
+NOT_SENDING = ("capture_events", "CapturedEvents", "cdp_events", "cdp_collector", "LocalCollector", "enable=False")
+#: A block that is a test module, run by pytest rather than as a script.
+TEST_MODULE = re.compile(r"^(?:def test_|class \w+\((?:unittest\.)?TestCase\))", re.M)
 
 
 def sends(block: Block) -> bool:
@@ -115,12 +119,15 @@ class Run:
 
 def run_block(block: Block, folder: Path) -> Run:
     """Run ``block`` as a script in ``folder`` against a collector of its own."""
-    script = folder / f"{block.path.stem}_{block.line}.py"
+    script = folder / f"test_{block.path.stem}_{block.line}.py"
     script.write_text(block.code, encoding="utf-8")
+    command = [sys.executable, str(script)]
+    if TEST_MODULE.search(block.code):
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(script)]
     with LocalCollector(write_key=WRITE_KEY) as collector:
         try:
             result = subprocess.run(
-                [sys.executable, str(script)], cwd=folder, capture_output=True, text=True,
+                command, cwd=folder, capture_output=True, text=True,
                 env={"CDP_WRITE_KEY": WRITE_KEY, "CDP_HOST": collector.url}, timeout=BLOCK_TIMEOUT,
             )
         except subprocess.TimeoutExpired as expired:
@@ -150,6 +157,7 @@ def blocks_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_documents_hold_python_blocks_both_run_and_marked() -> None:
     assert len(RUNNABLE) >= 12 and any(block.fragment for block in PYTHON)
     assert any(block.path == README for block in RUNNABLE)
+    assert len([block for block in RUNNABLE if TEST_MODULE.search(block.code)]) >= 3
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=str)
@@ -157,6 +165,8 @@ def test_a_python_block_runs_as_a_script(block: Block, blocks_folder: Path) -> N
     run = runs(blocks_folder)[block]
     output = f"{block} exited {run.returncode}\n{block.code}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
     assert run.returncode == 0, output
+    if TEST_MODULE.search(block.code):
+        assert re.search(r"\b[1-9]\d* passed\b", run.stdout), output
     assert "Traceback" not in run.stderr, output
     # The library's own warnings (a bad payload, an undelivered batch) begin with its name.
     assert "cdp-logging:" not in run.stderr, output
@@ -194,6 +204,13 @@ def test_a_block_that_no_longer_runs_fails(tmp_path: Path) -> None:
                    code="import cdp_logging\ncdp_logging.Analytics().track(user_id='1')\n")
     run = run_block(broken, tmp_path)
     assert run.returncode != 0 and "InvalidEventError" in run.stderr
+
+
+def test_a_test_module_block_runs_under_pytest_and_fails_with_its_test(tmp_path: Path) -> None:
+    module = Block(path=README, line=0, language="python", fragment=False,
+                   code="def test_sent(cdp_events):\n    cdp_events.assert_tracked('Never Sent')\n")
+    run = run_block(module, tmp_path)
+    assert run.returncode == 1 and "1 failed" in run.stdout, run.stdout
 
 
 def test_a_block_runs_with_only_the_key_and_host_in_its_environment(tmp_path: Path) -> None:
