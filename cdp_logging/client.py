@@ -29,6 +29,7 @@ from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
 from .options import _without_api_path, check_options
+from .option_table import from_environment
 
 
 class Analytics(Calls):
@@ -90,6 +91,11 @@ class Analytics(Calls):
       written to the spool, which bounds what a kill -9 loses.
     - ``transport``: a :class:`~cdp_logging.Transport` to send with instead of HTTP.
 
+    Every option but ``transport`` not given in code takes its ``CDP_*`` variable (``CDP_``
+    and its name in capitals) when set; a bad value there is one WARNING and the default.
+    Numbers must be finite and in range (docs/configuration.md, from
+    :data:`cdp_logging.option_table.OPTIONS`); ``option_sources`` says where each came from.
+
     Example::
 
         analytics = Analytics("YOUR_WRITE_KEY")            # or CDP_WRITE_KEY in the environment
@@ -98,6 +104,10 @@ class Analytics(Calls):
         analytics.close_and_flush()
     """
 
+    #: Where each option's value came from: ``"code"``, its variable's name, or ``"default"``.
+    option_sources: dict[str, str]
+
+    @from_environment
     def __init__(
         self,
         write_key: str | None = None,
