@@ -48,7 +48,9 @@ class Variable:
 
 def _variable(option: Option) -> Variable:
     assert option.variable is not None
-    kind = option.allowed if option.kind == "choice" else KINDS[option.kind]
+    kind = " or ".join(option.choices) if option.kind == "choice" else KINDS[option.kind]
+    if option.minimum is not None:
+        kind += f", {option.minimum} to {option.maximum}"
     return Variable(option.variable, option.name, kind, option.default_text, option.description,
                     functools.partial(parse_text, option.name))
 

@@ -31,7 +31,7 @@ from .secret import Secret
 
 #: What an option holds, and so how its variable is read and its value checked.
 KINDS = {
-    "key": "text", "url": "http(s) URL", "int": "whole number", "float": "seconds",
+    "key": "text", "url": "URL", "int": "integer", "float": "seconds",
     "bool": "true/false", "choice": "one of", "path": "path", "callable": "module.path:function",
     "timeout": "seconds, or connect,read seconds", "level": "level", "object": "object",
 }
@@ -40,7 +40,8 @@ KINDS = {
 @dataclass(frozen=True)
 class Option:
     """One option: what :class:`~cdp_logging.Analytics` (``scope="client"``) or
-    ``cdp-logging run``'s handler (``scope="run"``) takes, and how its variable is read.
+    ``cdp-logging run``'s handler (``scope="handler"``) takes, or the whole process
+    (``scope="process"``: ``CDP_STRICT``), and how its variable is read.
 
     ``minimum`` and ``maximum`` bound a number (both included); ``choices`` list what a
     ``"choice"`` may be; ``shown_default`` says the default in words where the value alone
@@ -147,13 +148,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("transport", "object", None, "a cdp_logging.Transport to send with instead of HTTP "
            "(tests, custom delivery)", shown_default="(none: HTTP)", from_environment=False),
     Option("rules", "path", None, "the rules file (.json or .toml) that makes log lines calls",
-           shown_default="(none: only records with a payload in extra)", scope="run"),
+           shown_default="(none: only records with a payload in extra)", scope="handler"),
     Option("level", "level", "NOTSET", "the lowest level of record considered (DEBUG, INFO, ...)",
-           scope="run"),
+           scope="handler"),
     Option("strict", "bool", False, "true: the cdp_logging.events helpers raise for a bad payload, "
            "and a bad CDP_* value is an error instead of a warning",
-           shown_default="false (true under pytest)", scope="run"),
+           shown_default="false (true under pytest)", scope="process"),
 )
+
+def _table(options: tuple[Option, ...]) -> list[str]:
+    lines = ["| Option | Variable | Type | Default | Range | What it does |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for option in options:
+        variable = f"`{option.variable}`" if option.variable else "(code only)"
+        kind = " or ".join(option.choices) if option.kind == "choice" else KINDS[option.kind]
+        bounds = (f"{_number_text(option.minimum)} to {_number_text(option.maximum)}"
+                  if option.minimum is not None else "")
+        cells = [f"`{option.name}`", variable, kind, option.default_text, bounds, option.description]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return lines
+
 
 #: The rows by option name.
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -400,19 +414,17 @@ def markdown() -> str:
         "<!-- Generated from cdp_logging/option_table.py by "
         "`python -m cdp_logging.option_table > docs/configuration.md`: edit the table, not this file. -->",
         "",
-        "Every option of `cdp_logging.Analytics` (and so of `CDPHandler`, which passes its options on) "
-        "has an environment variable: `CDP_` and the option's name in capitals. The last three are "
-        "read by `cdp-logging run` for the handler it installs.",
+        "Every option of `cdp_logging.Analytics` (and so of `CDPHandler`, which passes its options on, "
+        "in code, `dictConfig` or an INI file) has an environment variable: `CDP_` and the option's "
+        "name in capitals. Numbers must be finite and within the range shown, both ends included.",
         "",
-        "| Option | Variable | Type | Default | Range | What it does |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *_table(CLIENT_OPTIONS),
+        "",
+        "Three more variables: `CDP_RULES` and `CDP_LEVEL` configure the handler `cdp-logging run` "
+        "installs; `CDP_STRICT` applies everywhere.",
+        "",
+        *_table(tuple(option for option in OPTIONS if option.scope != "client")),
     ]
-    for option in OPTIONS:
-        variable = f"`{option.variable}`" if option.variable else "(code only)"
-        allowed = option.allowed if option.kind in ("int", "float", "timeout", "choice") else ""
-        name = option.name if option.scope == "client" else f"{option.name} (run)"
-        cells = [f"`{name}`", variable, KINDS[option.kind], option.default_text, allowed, option.description]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     lines += _SOURCES_SECTION
     return "\n".join(lines) + "\n"
 
