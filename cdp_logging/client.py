@@ -29,7 +29,7 @@ from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
 from .options import _without_api_path, check_options
-from .option_table import from_environment
+from .option_sources import from_environment
 
 
 class Analytics(Calls):
@@ -90,11 +90,8 @@ class Analytics(Calls):
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
       written to the spool, which bounds what a kill -9 loses.
     - ``transport``: a :class:`~cdp_logging.Transport` to send with instead of HTTP.
-
-    Every option but ``transport`` not given in code takes its ``CDP_*`` variable (``CDP_``
-    and its name in capitals) when set; a bad value there is one WARNING and the default.
-    Numbers must be finite and in range (docs/configuration.md, from
-    :data:`cdp_logging.option_table.OPTIONS`); ``option_sources`` says where each came from.
+    Options not given take their ``CDP_*`` variable (docs/configuration.md: ranges, sources);
+    ``option_sources`` maps each to ``"code"``, its variable, or ``"default"``.
 
     Example::
 
@@ -104,7 +101,6 @@ class Analytics(Calls):
         analytics.close_and_flush()
     """
 
-    #: Where each option's value came from: ``"code"``, its variable's name, or ``"default"``.
     option_sources: dict[str, str]
 
     @from_environment

@@ -4,30 +4,29 @@ and one line saying what it does.
 The table is what the checks use (a value given in code that is out of range raises, naming
 the option), what the environment is read by (a value from a ``CDP_*`` variable that is out of
 range is one WARNING naming the variable and the default used instead, an error when strict),
-and what ``docs/configuration.md`` is generated from (:func:`markdown`; a test fails when the
-file differs). To add an option: add its parameter to ``Analytics.__init__`` and one
+and what ``docs/configuration.md`` is generated from (:mod:`cdp_logging.cli.reference`; a
+test fails when the file differs). To add an option: add its parameter to ``Analytics.__init__`` and one
 :class:`Option` row to :data:`OPTIONS`; its variable, its check, its line in
 ``cdp-logging --help`` and its row in the docs follow (then run
-``python -m cdp_logging.option_table > docs/configuration.md``).
+``python -m cdp_logging.cli.reference > docs/configuration.md``).
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import logging
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from .constants import (
-    DEFAULT_HOST, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, EU_HOST, FALSE_WORDS,
+    DEFAULT_HOST, ENV_STRICT, EU_HOST, FALSE_WORDS,
     TRUE_WORDS,
 )
-from .environment import once_per_process_tree
+from .environment import once_per_process_tree, pytest_plugin_active
+from .errors import ConfigurationError
 from .reporting import warn
-from .secret import Secret
 
 #: What an option holds, and so how its variable is read and its value checked.
 KINDS = {
@@ -156,19 +155,6 @@ OPTIONS: tuple[Option, ...] = (
            shown_default="false (true under pytest)", scope="process"),
 )
 
-def _table(options: tuple[Option, ...]) -> list[str]:
-    lines = ["| Option | Variable | Type | Default | Range | What it does |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for option in options:
-        variable = f"`{option.variable}`" if option.variable else "(code only)"
-        kind = " or ".join(option.choices) if option.kind == "choice" else KINDS[option.kind]
-        bounds = (f"{_number_text(option.minimum)} to {_number_text(option.maximum)}"
-                  if option.minimum is not None else "")
-        cells = [f"`{option.name}`", variable, kind, option.default_text, bounds, option.description]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return lines
-
-
 #: The rows by option name.
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
 #: The options of ``Analytics.__init__``, in its order.
@@ -247,8 +233,6 @@ def parse_text(name: str, text: str) -> Any:
     elif option.kind == "bool":
         value = _boolean(text)
     elif option.kind == "callable":
-        from .handler import resolve_callable  # the handler imports the client, which imports this
-
         value = resolve_callable(text, name)
     elif option.kind == "level":
         value = _level(text)
@@ -271,6 +255,24 @@ def _level(text: str) -> int:
     if isinstance(level, int):
         return level
     raise ValueError("must be a level name (DEBUG, INFO, WARNING, ERROR, CRITICAL) or a number")
+
+
+def resolve_callable(value: Any, option: str) -> Any:
+    """Accept a callable, or its dotted path (``"pkg.module.function"``, ``"pkg.module:function"``,
+    ``"ext://pkg.module.function"``), so INI and dict configurations can name functions."""
+    if value is None or callable(value):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"cdp_logging option {option!r} must be a callable or its dotted path, got {value!r}")
+    path = value.removeprefix("ext://")
+    module_name, _, attribute = path.rpartition(":") if ":" in path else path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"cdp_logging option {option!r}: cannot import {value!r}: {err}") from err
+    if not callable(found):
+        raise TypeError(f"cdp_logging option {option!r}: {value!r} is not callable")
+    return found
 
 
 def without_option(err: BaseException) -> str:
@@ -307,8 +309,6 @@ def read_variable(name: str, text: str) -> tuple[bool, Any]:
     except (ValueError, TypeError) as err:
         problem = f"{option.variable}={_shown_text(text)}: {without_option(err).partition(', got ')[0]}"
     if _strict():
-        from .errors import ConfigurationError  # the errors module imports the messages
-
         raise ConfigurationError(problem)
     if once_per_process_tree(f"bad:{option.variable}={text}"):  # hashed: never in the clear
         warn("cdp-logging: %s; using the default, %s", problem, option.default_text)
@@ -316,174 +316,7 @@ def read_variable(name: str, text: str) -> tuple[bool, Any]:
 
 
 def _strict() -> bool:
-    from .events import is_strict  # the front's setting, read only for a bad value
-
-    return is_strict()
-
-
-#: The source of an option given in code, and of one left at its default.
-CODE, DEFAULT = "code", "default"
-
-_Init = TypeVar("_Init", bound=Callable[..., None])
-
-
-def from_environment(init: _Init) -> _Init:
-    """Wrap ``Analytics.__init__``: every option not given in code takes its ``CDP_*``
-    variable's value when that is set and good (``CDP_ENABLE=false`` and
-    ``CDP_REQUIRE_WRITE_KEY=true`` apply even over code); the client's ``option_sources``
-    says where each came from, and one DEBUG line on ``cdp_logging`` says it too.
-
-    Example::
-
-        class Analytics:
-            @from_environment
-            def __init__(self, write_key=None, *, flush_interval=10.0): ...
-    """
-    positional = ("write_key",)
-
-    @functools.wraps(init)
-    def reading_the_environment(self: Any, *args: Any, **options: Any) -> None:
-        if len(args) > len(positional) or (args and positional[0] in options):
-            init(self, *args, **options)  # raises the TypeError Python gives
-        if args:  # the write key, hidden before anything can raise
-            options[positional[0]] = Secret.of(args[0])
-            args = ()
-        if "write_key" in options:
-            options["write_key"] = Secret.of(options["write_key"])
-        sources = _fill_from_environment(options)
-        self.option_sources = sources
-        init(self, **options)
-        _log_sources(self, sources, options)
-
-    return reading_the_environment  # type: ignore[return-value]  # same signature, by wraps
-
-
-def _fill_from_environment(options: dict[str, Any]) -> dict[str, str]:
-    sources: dict[str, str] = {}
-    for option in CLIENT_OPTIONS:
-        name, variable = option.name, option.variable
-        given = name in options and not (name in ("write_key", "host") and _unset(options[name]))
-        if name == "write_key":  # read by the client itself, where the key stays hidden
-            set_in_environment = bool(os.environ.get(ENV_WRITE_KEY, "").strip())
-            sources[name] = CODE if given else (ENV_WRITE_KEY if set_in_environment else DEFAULT)
-            continue
-        if variable is None:
-            sources[name] = CODE if given else DEFAULT
-            continue
-        found, value = read_variable(name, os.environ.get(variable, ""))
-        overrides = found and (
-            (variable == ENV_ENABLE and value is False) or (variable == ENV_REQUIRE_WRITE_KEY and value)
-        )
-        if found and (overrides or not given):
-            options[name] = value
-            sources[name] = variable
-        else:
-            sources[name] = CODE if given else DEFAULT
-    return sources
-
-
-def _unset(value: Any) -> bool:
-    return (value.value if isinstance(value, Secret) else value) is None
-
-
-def _log_sources(client: Any, sources: dict[str, str], options: dict[str, Any]) -> None:
-    logger = logging.getLogger("cdp_logging")
-    if not logger.isEnabledFor(logging.DEBUG):
-        return
-    shown = []
-    for name, source in sources.items():
-        if source == DEFAULT:
-            continue
-        value = "(set)" if name == "write_key" else (client.host if name == "host" else options.get(name))
-        shown.append(f"{name}={value!r} ({source})")
-    logger.debug("cdp-logging: client options: %s; the rest are defaults",
-                 ", ".join(shown) or "none given")
-
-
-def markdown() -> str:
-    """docs/configuration.md: the reference table of every option, generated from :data:`OPTIONS`,
-    and where each option's value comes from.
-
-    Example::
-
-        pathlib.Path("docs/configuration.md").write_text(markdown())
-    """
-    lines = [
-        "# Configuration reference",
-        "",
-        "<!-- Generated from cdp_logging/option_table.py by "
-        "`python -m cdp_logging.option_table > docs/configuration.md`: edit the table, not this file. -->",
-        "",
-        "Every option of `cdp_logging.Analytics` (and so of `CDPHandler`, which passes its options on, "
-        "in code, `dictConfig` or an INI file) has an environment variable: `CDP_` and the option's "
-        "name in capitals. Numbers must be finite and within the range shown, both ends included.",
-        "",
-        *_table(CLIENT_OPTIONS),
-        "",
-        "Three more variables: `CDP_RULES` and `CDP_LEVEL` configure the handler `cdp-logging run` "
-        "installs; `CDP_STRICT` applies everywhere.",
-        "",
-        *_table(tuple(option for option in OPTIONS if option.scope != "client")),
-    ]
-    lines += _SOURCES_SECTION
-    return "\n".join(lines) + "\n"
-
-
-_SOURCES_SECTION = [
-    "",
-    "## Where each option's value comes from",
-    "",
-    "Wherever a client is made (`Analytics(...)` in code, `CDPHandler` in `dictConfig` or an INI "
-    "file, or `cdp-logging run`), each option takes, first to last:",
-    "",
-    "1. the argument given in code (or the key in `dictConfig`);",
-    "2. else its `CDP_*` variable, when set, not blank, and good;",
-    "3. else the default in the table above.",
-    "",
-    "Two variables apply over code too: `CDP_ENABLE=false` turns every client off, and "
-    "`CDP_REQUIRE_WRITE_KEY=true` makes a missing key an error for every client. A `None` "
-    "`write_key` or `host` counts as not given.",
-    "",
-    "The client's `option_sources` maps each option to where its value came from "
-    "(`\"code\"`, the variable's name, or `\"default\"`), and with the `cdp_logging` logger at "
-    "DEBUG each client logs one line naming the options not at their default and their source "
-    "(the write key is shown as `(set)`).",
-    "",
-    "<!-- fragment -->",
-    "```python",
-    "import cdp_logging",
-    "",
-    "analytics = cdp_logging.Analytics(\"WRITE_KEY\", max_events_in_batch=50)",
-    "print(analytics.option_sources[\"max_events_in_batch\"])   # code",
-    "print(analytics.option_sources[\"flush_interval\"])        # CDP_FLUSH_INTERVAL, if set; else default",
-    "```",
-    "",
-    "## What a bad value does",
-    "",
-    "A bad value in the environment never stops the application. `CDP_FLUSH_INTERVAL=ten`, "
-    "`CDP_HOST=127.0.0.1:8711` (no scheme) or `CDP_TIMEOUT=inf` is one WARNING on the "
-    "`cdp_logging` logger, once per process tree, naming the variable, what is wrong and the "
-    "default used instead:",
-    "",
-    "```text",
-    "cdp-logging: CDP_FLUSH_INTERVAL='ten': must be a number of seconds from 0.001 to 3600; "
-    "using the default, 10.0",
-    "```",
-    "",
-    "With `CDP_STRICT=true` (and under pytest with cdp-logging's plugin) a bad value is an "
-    "error instead: `cdp_logging.ConfigurationError` naming the variable, raised where the "
-    "client is made; `cdp-logging run` then does not start the command. `cdp-logging check` "
-    "always reports a bad value as an error.",
-    "",
-    "A bad value given in code raises `TypeError` or `ValueError` where the client is made, "
-    "naming the option: a mistake in code is found the first time it runs.",
-    "",
-    "Every number is finite and in the range in the table: `inf`, `nan`, `1e12` seconds or a "
-    "negative count are refused, from code or environment.",
-]
-
-
-if __name__ == "__main__":  # python -m cdp_logging.option_table > docs/configuration.md
-    import sys
-
-    sys.stdout.write(markdown())
+    """``CDP_STRICT`` when set, else whether pytest runs with the plugin (as
+    :func:`cdp_logging.events.is_strict` reads it, without its in-code switch)."""
+    setting = os.environ.get(ENV_STRICT, "").strip().lower()
+    return setting not in FALSE_WORDS if setting else pytest_plugin_active()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from .delivery.connection import Timeout
 from .secret import Secret
 from .constants import (
-    BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS,
+    BATCH_PATH, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS,
 )
 from . import environment
 from .option_table import CLIENT_OPTIONS, check_value, option_error
@@ -109,7 +109,7 @@ def check_options(
         _missing_write_key()
         enable = False
     if host is None:
-        host = os.environ.get(ENV_HOST) or default_host(key.value)
+        host = default_host(key.value)  # CDP_HOST, when set and good, was read with the others
     check_value("host", host)
     if error_handler is not None and not callable(error_handler):
         raise option_error("error_handler", "a callable", error_handler)
