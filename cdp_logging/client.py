@@ -271,10 +271,10 @@ class Analytics(Calls):
             self._transport.close()
         not_delivered = counters["failed"] - failed_before
         self._failed_when_closing = counters["failed"]  # a later call reports only what is new
-        if not_delivered:
-            # Only what the deadline cut short is the timeout's doing; a batch the API refused
-            # (HTTP 401, say) failed for its own reason, however soon.
-            cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+        # Only what the deadline cut short is the timeout's doing; a batch the API refused
+        # (HTTP 401, say) failed for its own reason, however soon, and its own line said so.
+        cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+        if not_delivered and (cut_short or self.error_handler is not None):
             why = (f"before closing (shutdown timeout {timeout:g}s)" if cut_short
                    else f"while closing: {self._last_failure}")
             warn(

@@ -124,7 +124,7 @@ OPTIONS: tuple[Option, ...] = (
            "then the rest", minimum=0.001, maximum=600),
     Option("gzip", "bool", False, "true: compress request bodies"),
     Option("max_retries", "int", 5, "retries of a failed request before its events are given up",
-           minimum=0, maximum=100),
+           minimum=0, maximum=10_000),
     Option("max_retry_time", "float", 60.0, "seconds after which a failing request is given up",
            minimum=0, maximum=86_400),
     Option("initial_backoff", "float", 0.5, "seconds before the first retry (the wait doubles "

@@ -48,7 +48,7 @@ def _check_environment(options: Iterable[str]) -> None:
 
 
 def _missing_write_key() -> None:
-    """Say once per process that nothing is sent for want of a key (under pytest with the
+    """Say once per process tree that nothing is sent for want of a key (under pytest with the
     plugin a test needs none, so it is only logged at DEBUG there)."""
     global _warned_missing_write_key
     if environment.pytest_plugin_active():
@@ -57,6 +57,10 @@ def _missing_write_key() -> None:
     if _warned_missing_write_key:
         return
     _warned_missing_write_key = True
+    # Once for the process tree: the processes this one starts, and uvicorn's workers (siblings).
+    if not (environment.once_per_process_tree(ENV_WRITE_KEY)
+            and environment.first_of_sibling_workers(ENV_WRITE_KEY)):
+        return
     warn(
         "cdp-logging: %s is not set: sending nothing. Set it to the write key of your Customer.io "
         "Data Pipelines source (or pass write_key=...); %s=false silences this, and "

@@ -159,7 +159,7 @@ def test_one_debug_line_names_where_each_option_given_came_from(
     ("CDP_FLUSH_INTERVAL", "inf", "must be a number of seconds from 0.001 to 3600", "10.0"),
     ("CDP_FLUSH_INTERVAL", "nan", "must be a number of seconds from 0.001 to 3600", "10.0"),
     ("CDP_TIMEOUT", "1e12", "must be a number of seconds from 0.001 to 600", "10.0"),
-    ("CDP_MAX_RETRIES", "-1", "must be a whole number from 0 to 100", "5"),
+    ("CDP_MAX_RETRIES", "-1", "must be a whole number from 0 to 10000", "5"),
     ("CDP_GZIP", "maybe", "must be true or false (1/true/yes/on or 0/false/no/off)", "false"),
     ("CDP_OVERFLOW", "block", "must be 'drop' or 'wait'", "drop"),
     ("CDP_HOST", "127.0.0.1:8711", "must be an http(s) URL",
