@@ -8,6 +8,7 @@ import inspect
 import logging
 import logging.config
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,9 @@ from pytest_httpserver import HTTPServer
 
 import cdp_logging
 from cdp_logging import Analytics, ConfigurationError, Response
+from cdp_logging.cli import main
 from cdp_logging.cli.reference import markdown
+from cdp_logging.testing import LocalCollector
 from cdp_logging.option_table import CLIENT_OPTIONS, OPTIONS
 from support.helpers import DEADLINE, wait_for_messages, wait_until
 
@@ -69,6 +72,28 @@ def test_the_table_has_one_row_per_option_of_the_client_with_its_default() -> No
         assert option.description and option.default_text
         if option.kind in ("int", "float", "timeout"):
             assert option.minimum is not None and option.maximum is not None, option.name
+
+
+def test_the_python_blocks_of_docs_configuration_md_run(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"(?<!<!-- fragment -->\n)```python\n(.*?)```", text, re.DOTALL)
+    assert blocks
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CDP_", "_CDP_"))}
+    with LocalCollector() as collector:
+        environ.update(CDP_WRITE_KEY="key", CDP_HOST=collector.url)
+        for block in blocks:
+            result = subprocess.run([sys.executable, "-c", block], env=environ, capture_output=True,
+                                    text=True, timeout=60, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "code\nCDP_WRITE_KEY\ndefault\n"
+
+
+def test_check_reports_a_bad_variable_as_an_error(lenient: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    lenient.setenv("CDP_ENABLE", "false")
+    lenient.setenv("CDP_FLUSH_INTERVAL", "ten")
+    assert main(["check"]) == 2
+    assert "CDP_FLUSH_INTERVAL='ten': must be a number of seconds from 0.001 to 3600" in capsys.readouterr().err
 
 
 def test_docs_configuration_md_is_what_the_table_generates() -> None:

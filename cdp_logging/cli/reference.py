@@ -70,13 +70,14 @@ _SOURCES_SECTION = [
     "DEBUG each client logs one line naming the options not at their default and their source "
     "(the write key is shown as `(set)`).",
     "",
-    "<!-- fragment -->",
     "```python",
     "import cdp_logging",
     "",
-    "analytics = cdp_logging.Analytics(\"WRITE_KEY\", max_events_in_batch=50)",
+    "analytics = cdp_logging.Analytics(max_events_in_batch=50)",
     "print(analytics.option_sources[\"max_events_in_batch\"])   # code",
-    "print(analytics.option_sources[\"flush_interval\"])        # CDP_FLUSH_INTERVAL, if set; else default",
+    "print(analytics.option_sources[\"write_key\"])             # CDP_WRITE_KEY, when it is set",
+    "print(analytics.option_sources[\"flush_interval\"])        # CDP_FLUSH_INTERVAL if set, else default",
+    "analytics.close()",
     "```",
     "",
     "## What a bad value does",
@@ -101,6 +102,21 @@ _SOURCES_SECTION = [
     "",
     "Every number is finite and in the range in the table: `inf`, `nan`, `1e12` seconds or a "
     "negative count are refused, from code or environment.",
+    "",
+    "## The warnings about the key and the host",
+    "",
+    "- Without a write key a client sends nothing and says so once per process tree: the "
+    "processes it starts, and the workers a server such as `uvicorn --workers 2` starts side by "
+    "side, do not say it again.",
+    "- A key the API refuses is one line per batch saying which setting to check:",
+    "",
+    "```text",
+    "cdp-logging: 1 event not delivered after 1 attempt: the API refused the write key (HTTP 401): "
+    "check CDP_WRITE_KEY / write_key for this source; the API said: unauthorized; messageIds ...",
+    "```",
+    "",
+    "- A region key (`pk_eu_...`) sent to the other region's host says how to fix it: drop "
+    "`host` (and `CDP_HOST`) so the key's region is used, or set the key's region host.",
 ]
 
 
