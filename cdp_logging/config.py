@@ -28,7 +28,7 @@ from .constants import (
     ENV_ENABLE, ENV_HOST, ENV_LEVEL, ENV_REQUIRE_WRITE_KEY, ENV_RULES, ENV_STRICT, ENV_WRITE_KEY,
 )
 from .environment import known_variables
-from .option_table import BY_NAME, KINDS, OPTIONS, Option, parse_text, read_variable, without_option
+from .option_table import BY_NAME, KINDS, OPTIONS, Option, parse_text, read_variable, shown_value, without_option
 from .errors import ConfigurationError, RulesError
 from .handler import CDPHandler
 from .rules import RuleSet
@@ -103,7 +103,7 @@ def _parsed(texts: dict[str, Secret[str]]) -> dict[str, Any]:
         try:
             parsed = Secret.of(variable.parse(text.value))
         except (ValueError, TypeError) as err:
-            raise ConfigurationError(f"{variable.name}={text.value!r}: {without_option(err)}") from None
+            raise ConfigurationError(f"{variable.name}={shown_value(text.value)}: {without_option(err)}") from None
         options[variable.option] = parsed if variable.name == ENV_WRITE_KEY else parsed.value
     _check_required_key(options, has_key="write_key" in options)
     return options

@@ -283,9 +283,13 @@ def without_option(err: BaseException) -> str:
     return text
 
 
-def _shown_text(text: str) -> str:
-    shown = repr(text[:80] + ("..." if len(text) > 80 else ""))
-    return shown
+def shown_value(text: str) -> str:
+    """The bad value as a warning shows it: quoted (control characters escaped), cut at 80
+    characters, and without what comes before an ``@`` (a URL's user and password)."""
+    if "@" in text:
+        scheme, separator, rest = text.rpartition("://")
+        text = f"{scheme}{separator}***@{rest.rpartition('@')[2]}"
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
 
 
 def read_variable(name: str, text: str) -> tuple[bool, Any]:
@@ -307,7 +311,7 @@ def read_variable(name: str, text: str) -> tuple[bool, Any]:
     try:
         return True, parse_text(name, text)
     except (ValueError, TypeError) as err:
-        problem = f"{option.variable}={_shown_text(text)}: {without_option(err).partition(', got ')[0]}"
+        problem = f"{option.variable}={shown_value(text)}: {without_option(err).partition(', got ')[0]}"
     if _strict():
         raise ConfigurationError(problem)
     if once_per_process_tree(f"bad:{option.variable}={text}"):  # hashed: never in the clear

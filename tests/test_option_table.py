@@ -205,6 +205,17 @@ def test_a_bad_variable_is_one_warning_naming_it_and_the_default_is_used(
         client.close_and_flush(timeout=0)
 
 
+def test_a_bad_variable_shows_no_password_it_holds(
+    lenient: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    lenient.setenv("CDP_HOST", "ftp://user:hunter2@127.0.0.1:8711")
+    with caplog.at_level(logging.WARNING, logger="cdp_logging"):
+        Analytics("key", enable=False).close_and_flush(timeout=0)
+    [line] = warnings_of(caplog)
+    assert line.startswith("cdp-logging: CDP_HOST='ftp://***@127.0.0.1:8711': must be an http(s) URL")
+    assert "hunter2" not in caplog.text
+
+
 def test_a_bad_variable_is_an_error_naming_it_when_strict(lenient: pytest.MonkeyPatch) -> None:
     lenient.setenv("CDP_STRICT", "true")
     lenient.setenv("CDP_FLUSH_INTERVAL", "ten")
