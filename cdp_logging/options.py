@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 from .outcomes import logger
 
 
-
-
 _warned_missing_write_key = False
 
 

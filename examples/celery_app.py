@@ -54,6 +54,7 @@ if app.conf.broker_url == "filesystem://":
     # The sender writes each task as a file in the folder; the worker reads it from there.
     app.conf.broker_transport_options = {
         "data_folder_in": BROKER_FOLDER, "data_folder_out": BROKER_FOLDER,
+        "control_folder": os.path.join(BROKER_FOLDER, "control"),
     }
 log = get_task_logger(__name__)
 
