@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .constants import ENV_ENABLE, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY
-from .option_table import CLIENT_OPTIONS, read_variable
+from .option_table import CLIENT_OPTIONS, read_variable, shown_value
 from .secret import Secret
 
 
@@ -88,7 +88,12 @@ def _log_sources(client: Any, sources: dict[str, str], options: dict[str, Any]) 
     for name, source in sources.items():
         if source == DEFAULT:
             continue
-        value = "(set)" if name == "write_key" else (client.host if name == "host" else options.get(name))
-        shown.append(f"{name}={value!r} ({source})")
+        if name == "write_key":
+            value = "'(set)'"
+        elif name == "host":
+            value = shown_value(client.host)  # without a password the URL may hold
+        else:
+            value = repr(options.get(name))
+        shown.append(f"{name}={value} ({source})")
     logger.debug("cdp-logging: client options: %s; the rest are defaults",
                  ", ".join(shown) or "none given")
