@@ -18,7 +18,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .constants import (
     DEFAULT_HOST, ENV_STRICT, EU_HOST, FALSE_WORDS,
@@ -29,7 +29,9 @@ from .errors import ConfigurationError
 from .reporting import warn
 
 #: What an option holds, and so how its variable is read and its value checked.
-KINDS = {
+Kind = Literal["key", "url", "int", "float", "bool", "choice", "path", "callable", "timeout", "level", "object"]
+#: Each kind in words, for ``--help`` and the docs.
+KINDS: dict[Kind, str] = {
     "key": "text", "url": "URL", "int": "integer", "float": "seconds",
     "bool": "true/false", "choice": "one of", "path": "path", "callable": "module.path:function",
     "timeout": "seconds, or connect,read seconds", "level": "level", "object": "object",
@@ -44,8 +46,8 @@ class Option:
 
     ``minimum`` and ``maximum`` bound a number (both included); ``choices`` list what a
     ``"choice"`` may be; ``shown_default`` says the default in words where the value alone
-    would not; ``variable`` is False for an option that cannot come from the environment (an
-    object).
+    would not; ``from_environment`` is False for an option that cannot come from the
+    environment (an object).
 
     Example::
 
@@ -54,7 +56,7 @@ class Option:
     """
 
     name: str
-    kind: str
+    kind: Kind
     default: Any
     description: str
     minimum: float | None = None
@@ -75,7 +77,7 @@ class Option:
         if self.kind in ("int", "float", "timeout"):
             what = {"int": "a whole number", "float": "a number of seconds",
                     "timeout": "a number of seconds"}[self.kind]
-            return f"{what} from {_number_text(self.minimum)} to {_number_text(self.maximum)}"
+            return f"{what} from {self.minimum} to {self.maximum}"
         if self.kind == "choice":
             return " or ".join(repr(choice) for choice in self.choices)
         return {"key": "text", "url": "an http(s) URL", "bool": "true or false",
@@ -89,11 +91,7 @@ class Option:
             return self.shown_default
         if isinstance(self.default, bool):
             return str(self.default).lower()
-        return _number_text(self.default) if isinstance(self.default, (int, float)) else str(self.default)
-
-
-def _number_text(value: float | None) -> str:
-    return "" if value is None else str(value)
+        return str(self.default)
 
 
 #: Every option, in the order ``Analytics.__init__`` takes them, then those of ``cdp-logging run``.
