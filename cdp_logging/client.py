@@ -29,6 +29,7 @@ from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
 from .options import _without_api_path, check_options
+from .option_sources import from_environment
 
 
 class Analytics(Calls):
@@ -89,6 +90,8 @@ class Analytics(Calls):
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
       written to the spool, which bounds what a kill -9 loses.
     - ``transport``: a :class:`~cdp_logging.Transport` to send with instead of HTTP.
+    Options not given take their ``CDP_*`` variable (docs/configuration.md: ranges, sources);
+    ``option_sources`` maps each to ``"code"``, its variable, or ``"default"``.
 
     Example::
 
@@ -98,6 +101,9 @@ class Analytics(Calls):
         analytics.close_and_flush()
     """
 
+    option_sources: dict[str, str]
+
+    @from_environment
     def __init__(
         self,
         write_key: str | None = None,
@@ -265,10 +271,10 @@ class Analytics(Calls):
             self._transport.close()
         not_delivered = counters["failed"] - failed_before
         self._failed_when_closing = counters["failed"]  # a later call reports only what is new
-        if not_delivered:
-            # Only what the deadline cut short is the timeout's doing; a batch the API refused
-            # (HTTP 401, say) failed for its own reason, however soon.
-            cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+        # Only what the deadline cut short is the timeout's doing; a batch the API refused
+        # (HTTP 401, say) failed for its own reason, however soon, and its own line said so.
+        cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+        if not_delivered and (cut_short or self.error_handler is not None):
             why = (f"before closing (shutdown timeout {timeout:g}s)" if cut_short
                    else f"while closing: {self._last_failure}")
             warn(

@@ -142,7 +142,8 @@ class DeliveryError(CDPError):
     @property
     def message(self) -> str | None:
         """What the server said: the ``message`` of a JSON error body (``{"message": ...}``,
-        as the API answers), else the response's text; None when no response came.
+        as the API answers) or its ``meta.errors``, else the response's text; None when no
+        response came.
 
         Example::
 
@@ -157,6 +158,10 @@ class DeliveryError(CDPError):
             return self.text
         if isinstance(said, dict) and isinstance(said.get("message"), str):
             return str(said["message"])
+        meta = said.get("meta") if isinstance(said, dict) else None
+        errors = meta.get("errors") if isinstance(meta, dict) else None
+        if isinstance(errors, list) and errors and all(isinstance(error, str) for error in errors):
+            return "; ".join(errors)  # {"meta": {"errors": [...]}}, as the API documents it
         return self.text
 
     @property
@@ -175,9 +180,11 @@ class DeliveryError(CDPError):
         noun = "event" if self.count == 1 else "events"
         attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
         text = f"{self.count} {noun} not delivered after {attempts}: {self.reason}"
-        if self.status is not None:
-            text += f" (HTTP {self.status}"
-            text += f": {self.text})" if self.text else ")"
+        if self.status is not None and f"HTTP {self.status}" not in self.reason:
+            text += f" (HTTP {self.status})"  # the status once: most reasons name it
+        said = (self.message or "").strip()
+        if said:
+            text += f"; the API said: {said}"
         if self.message_ids:
             shown = ", ".join(self.message_ids[:3])
             more = f" and {self.count - 3} more" if self.count > 3 else ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import logging
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Iterable
 
 from .calls import capture_sinks
 from .client import Analytics
+from .option_table import resolve_callable
 from .secret import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
@@ -23,24 +23,6 @@ from .messages import build_message, encode_plain
 from .fast import fast_message
 from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
-
-
-def resolve_callable(value: Any, option: str) -> Any:
-    """Accept a callable, or its dotted path (``"pkg.module.function"``, ``"pkg.module:function"``,
-    ``"ext://pkg.module.function"``), so INI and dict configurations can name functions."""
-    if value is None or callable(value):
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"cdp_logging option {option!r} must be a callable or its dotted path, got {value!r}")
-    path = value.removeprefix("ext://")
-    module_name, _, attribute = path.rpartition(":") if ":" in path else path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(f"cdp_logging option {option!r}: cannot import {value!r}: {err}") from err
-    if not callable(found):
-        raise TypeError(f"cdp_logging option {option!r}: {value!r} is not callable")
-    return found
 
 
 class CDPHandler(logging.Handler):

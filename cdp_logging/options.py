@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from .delivery.connection import Timeout
 from .secret import Secret
 from .constants import (
-    BATCH_PATH, ENV_ENABLE, ENV_HOST, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS,
+    BATCH_PATH, ENV_ENABLE, ENV_REQUIRE_WRITE_KEY, ENV_WRITE_KEY, FALSE_WORDS, TRUE_WORDS,
 )
 from . import environment
+from .option_table import CLIENT_OPTIONS, check_value, option_error
 from .reporting import ErrorHandler, warn
 from .delivery.transport import (
     default_host,
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
     pass
 from .outcomes import logger
-
-
-def _option_error(option: str, expected: str, value: Any) -> TypeError:
-    return TypeError(f"cdp_logging option {option!r} must be {expected}, got {value!r}")
 
 
 _warned_missing_write_key = False
@@ -49,7 +46,7 @@ def _check_environment(options: Iterable[str]) -> None:
 
 
 def _missing_write_key() -> None:
-    """Say once per process that nothing is sent for want of a key (under pytest with the
+    """Say once per process tree that nothing is sent for want of a key (under pytest with the
     plugin a test needs none, so it is only logged at DEBUG there)."""
     global _warned_missing_write_key
     if environment.pytest_plugin_active():
@@ -58,6 +55,10 @@ def _missing_write_key() -> None:
     if _warned_missing_write_key:
         return
     _warned_missing_write_key = True
+    # Once for the process tree: the processes this one starts, and uvicorn's workers (siblings).
+    if not (environment.once_per_process_tree(ENV_WRITE_KEY)
+            and environment.first_of_sibling_workers(ENV_WRITE_KEY)):
+        return
     warn(
         "cdp-logging: %s is not set: sending nothing. Set it to the write key of your Customer.io "
         "Data Pipelines source (or pass write_key=...); %s=false silences this, and "
@@ -76,25 +77,6 @@ def _without_api_path(host: str) -> str:
     return host
 
 
-def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise _option_error(option, "an integer" if integer else "a number", value)
-    if value < minimum:
-        raise ValueError(f"cdp_logging option {option!r} must be at least {minimum}, got {value!r}")
-    return value
-
-
-#: The least each number option may be, and whether it must be whole.
-_MINIMA: dict[str, tuple[float, bool]] = {
-    "max_events_in_batch": (1, True), "max_queue_size": (1, True), "max_queue_bytes": (1, True),
-    "max_retries": (0, True), "flush_interval": (0.001, False), "overflow_timeout": (0, False),
-    "max_retry_time": (0, False), "initial_backoff": (0, False), "max_backoff": (0, False),
-    "max_retry_after": (0, False), "shutdown_timeout": (0, False), "spool_max_bytes": (1, True),
-    "spool_sync_interval": (0.001, False),
-}
-
-
 def check_options(
     key: Secret, options: Iterable[str], *, host: str | None, enable: bool, require_write_key: bool,
     error_handler: ErrorHandler | None, overflow: str, spool_path: object, spool_full: str, gzip: bool,
@@ -110,13 +92,13 @@ def check_options(
         host, enable, longest = check_options(Secret("key"), ["write_key"], host=None, ...)
     """
     if key.value is not None and not isinstance(key.value, str):
-        raise _option_error("write_key", "a string", type(key.value).__name__)
+        raise option_error("write_key", "a string", type(key.value).__name__)
     if key.value is not None:
         # A key read from a mounted secret file, or $(cat file), ends in a newline.
         key.value = key.value.strip() or None
     _check_environment(options)
     if not isinstance(require_write_key, bool):
-        raise _option_error("require_write_key", "True or False", require_write_key)
+        raise option_error("require_write_key", "True or False", require_write_key)
     if os.environ.get(ENV_ENABLE, "").strip().lower() in FALSE_WORDS:
         enable = False  # the switch for every client, those made in code included
     if enable and not key.value and transport is None:
@@ -129,28 +111,16 @@ def check_options(
         _missing_write_key()
         enable = False
     if host is None:
-        host = os.environ.get(ENV_HOST) or default_host(key.value)
-    if not isinstance(host, str) or not host.startswith(("http://", "https://")):
-        raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {host!r}")
+        host = default_host(key.value)  # CDP_HOST, when set and good, was read with the others
+    check_value("host", host)
     if error_handler is not None and not callable(error_handler):
-        raise _option_error("error_handler", "a callable", error_handler)
-    if overflow not in ("drop", "wait"):
-        raise ValueError(f"cdp_logging option 'overflow' must be 'drop' or 'wait', got {overflow!r}")
+        raise option_error("error_handler", "a callable", error_handler)
     if spool_path is not None and not isinstance(spool_path, (str, os.PathLike)):
-        raise _option_error("spool_path", "a path", spool_path)
-    if spool_full not in ("drop_oldest", "drop_newest"):
-        raise ValueError(
-            f"cdp_logging option 'spool_full' must be 'drop_oldest' or 'drop_newest', got {spool_full!r}"
-        )
-    for option, flag in (("enable", enable), ("gzip", gzip)):
-        if not isinstance(flag, bool):
-            raise _option_error(option, "True or False", flag)
-    for option, (minimum, integer) in _MINIMA.items():
-        _number(option, numbers[option], minimum=minimum, integer=integer)
-    if isinstance(timeout, tuple) and len(timeout) == 2:
-        _number("timeout[0] (connect)", timeout[0], minimum=0.001)
-        _number("timeout[1] (read)", timeout[1], minimum=0.001)
-        longest_request = float(timeout[0]) + float(timeout[1])
-    else:
-        longest_request = float(_number("timeout", timeout, minimum=0.001))
+        raise option_error("spool_path", "a path", spool_path)
+    given = {**numbers, "overflow": overflow, "spool_full": spool_full, "enable": enable, "gzip": gzip}
+    for option in CLIENT_OPTIONS:
+        if option.kind in ("int", "float", "choice", "bool") and option.name in given:
+            check_value(option.name, given[option.name])  # finite, in its range (option_table)
+    check_value("timeout", timeout)
+    longest_request = float(sum(timeout)) if isinstance(timeout, tuple) else float(timeout)
     return host, enable, longest_request

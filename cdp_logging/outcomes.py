@@ -14,7 +14,7 @@ import orjson
 from .delivery.batcher import Batcher, Item
 from .delivery.items import is_plain, item_bytes, message_ids
 from .constants import (
-    BATCH_PATH,
+    BATCH_PATH, ENV_WRITE_KEY,
 )
 from .encoding import now_iso
 from .errors import CDPError, DeliveryError, EventDroppedError, SpoolError
@@ -112,7 +112,10 @@ class CallbackError(CDPError):
 def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:
     """The DeliveryError telling why ``outcome`` did not deliver ``items``."""
     response = outcome.response
-    if response is not None and response.status == 413:
+    if response is not None and response.status in (401, 403):
+        reason = (f"the API refused the write key (HTTP {response.status}): check {ENV_WRITE_KEY} / "
+                  "write_key for this source")
+    elif response is not None and response.status == 413:
         reason = "the API refused the event as too large (HTTP 413)"
     elif response is not None and 300 <= response.status < 400:
         location = next((value for name, value in response.headers.items() if name.lower() == "location"), None)

@@ -444,5 +444,5 @@ def test_a_region_key_sent_to_the_other_regions_host_warns_once_per_client_as_th
     ours = region_warnings(caplog, "cdp_logging")
     assert len(theirs) == len(ours) == (1 if warns else 0)
     if warns:
-        assert ours[0].endswith(theirs[0])
+        assert theirs[0] in ours[0]   # the official's words, then how to fix it
         assert "_1" not in ours[0]  # the key itself is never logged

@@ -39,6 +39,7 @@ def production(monkeypatch: pytest.MonkeyPatch) -> None:
     """As outside pytest: the plugin's leniency about the key and its strictness are off."""
     monkeypatch.setattr(environment, "pytest_plugin_active", lambda: False)
     monkeypatch.setattr(options, "_warned_missing_write_key", False)
+    monkeypatch.setenv("_CDP_LOGGING_SAID", "")  # nothing said yet in this process tree
     for name in ("CDP_WRITE_KEY", "CDP_ENABLE", "CDP_STRICT", "CDP_REQUIRE_WRITE_KEY"):
         monkeypatch.delenv(name, raising=False)
 
@@ -626,10 +627,11 @@ def test_after_http_401_the_closing_warning_says_why_not_a_timeout(
     client.track(user_id="1", event="E")
     with caplog.at_level(logging.WARNING, logger="cdp_logging"):
         assert not client.close_and_flush()
-    [summary] = [r.getMessage() for r in caplog.records if "since start" in r.getMessage()]
-    assert summary.startswith("cdp-logging: 1 event(s) could not be delivered while closing: "
-                              "the API answered HTTP 401; since start: 0 delivered, 1 failed")
-    assert "timeout" not in summary
+    # One line for the one batch, saying why; no summary repeating it at close.
+    [line] = [r.getMessage() for r in caplog.records if r.name == "cdp_logging"]
+    assert line.startswith("cdp-logging: 1 event not delivered after 1 attempt: the API refused the "
+                           "write key (HTTP 401): check CDP_WRITE_KEY / write_key for this source")
+    assert "timeout" not in line
 
 
 # -- 7. the fresh clone --------------------------------------------------------------------

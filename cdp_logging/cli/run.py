@@ -44,7 +44,7 @@ def run(arguments: argparse.Namespace) -> int:
         # reports about the rules they do not report again.
         os.environ[ENV_RULES] = os.path.abspath(os.environ[ENV_RULES].strip())
     try:
-        handler_from_environment(dict(os.environ)).client.close_and_flush(timeout=0)
+        handler_from_environment().client.close_and_flush(timeout=0)
     except ConfigurationError as err:
         _error(f"{err}\ncdp-logging: {argv[0]} was not started")
         return EXIT_CONFIGURATION

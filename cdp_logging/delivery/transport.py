@@ -74,8 +74,9 @@ def warn_if_other_region(write_key: str, host: str) -> bool:
     for other, other_host in _REGION_HOSTS.items():
         if region is not None and other != region and base == other_host:
             logging.getLogger("cdp_logging").warning(
-                "cdp-logging: %s API key is being sent to the %s host %s",
-                region.upper(), other.upper(), base)
+                "cdp-logging: %s API key is being sent to the %s host %s, which refuses it: drop "
+                "host (and CDP_HOST) to use the key's region, or set host=%s",
+                region.upper(), other.upper(), base, _REGION_HOSTS[region])
             return True
     return False
 

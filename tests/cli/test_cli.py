@@ -222,9 +222,21 @@ def test_a_required_write_key_that_is_missing_stops_start_up() -> None:
     assert result.stderr.startswith("cdp-logging: CDP_WRITE_KEY is not set: set it to the write key")
 
 
-def test_a_bad_variable_stops_start_up_naming_it(collector: HTTPServer) -> None:
+def test_a_bad_variable_is_one_warning_and_the_program_runs_with_the_default(collector: HTTPServer) -> None:
+    plain = run(legacy_app("basic"), environment())
     result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")],
-                 collector_environment(collector, CDP_MAX_EVENTS_IN_BATCH="ten"))
+                 collector_environment(collector, CDP_MAX_EVENTS_IN_BATCH="ten", CDP_RULES="rules.json"))
+    assert (result.returncode, result.stdout) == (0, plain.stdout), result.stderr
+    # Said once by `run`, not again by the program's process.
+    assert [line for line in result.stderr.splitlines() if "CDP_MAX_EVENTS_IN_BATCH" in line] == [
+        "cdp-logging: CDP_MAX_EVENTS_IN_BATCH='ten': must be a whole number from 1 to 10000; "
+        "using the default, 20"]
+    wait_until(lambda: received_events(collector), what="the program's events")
+
+
+def test_a_bad_variable_stops_start_up_naming_it_when_strict(collector: HTTPServer) -> None:
+    result = run([CDP_LOGGING, "run", "--", *legacy_app("basic")],
+                 collector_environment(collector, CDP_MAX_EVENTS_IN_BATCH="ten", CDP_STRICT="true"))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("cdp-logging: CDP_MAX_EVENTS_IN_BATCH='ten': must be a whole number")
 
@@ -238,13 +250,15 @@ def test_run_needs_a_command_it_can_find(cdp_environment: Any, capsys: Any) -> N
 
 
 def test_a_process_that_cannot_install_says_so_once_and_runs_on() -> None:
-    # PYTHONPATH set by hand, with a value `run` would have refused: the program and the
+    # PYTHONPATH set by hand, with a value `run` would have refused (strict: a bad value is an
+    # error, not a warning and the default): the program and the
     # child it starts run as usual; the reason is written once for both.
     parent = [sys.executable, "-c",
               f"import subprocess, sys; sys.exit(subprocess.call({legacy_app('basic')!r}))"]
     plain = run(parent, environment())
     broken = run(parent, environment(PYTHONPATH=SITE_DIRECTORY, CDP_RULES="rules.json",
-                                     CDP_WRITE_KEY="k", CDP_MAX_EVENTS_IN_BATCH="ten"))
+                                     CDP_WRITE_KEY="k", CDP_MAX_EVENTS_IN_BATCH="ten",
+                                     CDP_STRICT="true"))
     assert (broken.returncode, broken.stdout) == (0, plain.stdout)
     reports = [line for line in broken.stderr.splitlines() if line.startswith("cdp-logging:")]
     assert len(reports) == 1
@@ -325,8 +339,8 @@ def test_help_lists_every_environment_variable_with_its_default(capsys: Any) -> 
     assert exited.value.code == 0
     shown = capsys.readouterr().out
     for line in ("CDP_WRITE_KEY", "CDP_RULES", "CDP_LEVEL",
-                 "CDP_MAX_EVENTS_IN_BATCH  integer; default 20",
-                 "CDP_FLUSH_INTERVAL       seconds; default 10.0",
+                 "CDP_MAX_EVENTS_IN_BATCH  integer, 1 to 10000; default 20",
+                 "CDP_FLUSH_INTERVAL       seconds, 0.001 to 3600; default 10.0",
                  "CDP_GZIP                 true/false; default false",
                  "CDP_HOST                 URL; default the write key's region's: https://cdp-eu.customer.io "
                  "for a pk_eu_/sk_eu_ key, else https://cdp.customer.io"):

@@ -645,18 +645,18 @@ def _dict_config(key: str) -> None:
 
 #: Constructions that fail on a bad option after the key was given, and the frame that raised.
 _BAD_CONSTRUCTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
-    "Analytics, bad number": (lambda key: cdp_logging.Analytics(key, max_retries=-1), "options._number"),
-    "Analytics, bad host": (lambda key: cdp_logging.Analytics(key, host="ftp://h"), "options.check_options"),
+    "Analytics, bad number": (lambda key: cdp_logging.Analytics(key, max_retries=-1), "option_table._check_number"),
+    "Analytics, bad host": (lambda key: cdp_logging.Analytics(key, host="ftp://h"), "option_table.check_value"),
     "Analytics, key of bytes": (lambda key: cdp_logging.Analytics(key.encode()), "options.check_options"),
     "HTTPTransport": (lambda key: HTTPTransport(None, key), "transport.__init__"),  # type: ignore[arg-type]
     "CDPHandler": (lambda key: cdp_logging.CDPHandler(write_key=key, overflow="never"), "options.check_options"),
-    "dictConfig": (_dict_config, "options._number"),
+    "dictConfig": (_dict_config, "option_table._check_number"),
     "compat.Client": (lambda key: compat.Client(key, thread=0), "compat.__init__"),
     "compat.Client, proxies": (lambda key: compat.Client(key, proxies={}, timeout="soon"), "compat.__init__"),
     "environment, bad text": (lambda key: handler_from_environment(
-        {"CDP_WRITE_KEY": key, "CDP_TIMEOUT": "soon"}), "config._parsed"),
+        {"CDP_WRITE_KEY": key, "CDP_TIMEOUT": "soon"}), "option_table.read_variable"),
     "environment, bad value": (lambda key: handler_from_environment(
-        {"CDP_WRITE_KEY": key, "CDP_MAX_RETRIES": "-1"}), "config.handler_from_environment"),
+        {"CDP_WRITE_KEY": key, "CDP_MAX_RETRIES": "-1"}), "option_table.read_variable"),
     "read_environment": (lambda key: read_environment({"CDP_WRITE_KEY": key, "CDP_GZIP": "maybe"}), "config._parsed"),
 }
 
