@@ -12,6 +12,7 @@ import orjson
 
 from .errors import CDPError, EventDroppedError, InvalidEventError
 from .messages import build_message, encode_message, encode_plain, substitution_error
+from .privacy import caller_origin
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -29,6 +30,9 @@ class Calls(DeliveryOutcomes):
 
     # Set by Analytics.__init__.
     enable: bool
+    #: Redaction and before_send (see cdp_logging.privacy.LeavingStep.run): the message to
+    #: encode, or None (dropped); None when neither is on.
+    _leaving: Callable[[dict[str, Any]], dict[str, Any] | None] | None
 
     def identify(
         self,
@@ -189,12 +193,16 @@ class Calls(DeliveryOutcomes):
             self._counters.add("invalid")
             raise
 
-    def send(self, message: dict[str, Any], callback: Callback | None = None) -> str:
-        """Encode a built message (see ``cdp_logging.messages.build_message``) and queue it.
+    def send(self, message: dict[str, Any], callback: Callback | None = None, *,
+             origin: str | Callable[[], str] | None = None) -> str:
+        """Redact, run ``before_send``, encode a built message (see
+        ``cdp_logging.messages.build_message``) and queue it: the way every front sends.
 
         Raises :class:`InvalidEventError` (or :class:`EventTooLargeError`) for a message the
         API would refuse; a message that cannot be queued is counted and reported, not
-        raised. Returns the messageId.
+        raised, and so is one ``before_send`` fails on (counted as failed), named by
+        ``origin`` (where the event came from, or a function saying it; default: the
+        caller's file and line). Returns the messageId.
 
         Example::
 
@@ -202,6 +210,33 @@ class Calls(DeliveryOutcomes):
 
             message = build_message("track", user_id="42", event="Signed Up")
             message_id = analytics.send(message)   # the same as analytics.track(...)
+        """
+        leaving = self._leaving
+        if leaving is not None:
+            try:
+                checked = leaving(message)
+            except InvalidEventError as err:
+                if origin is None:
+                    origin = caller_origin()
+                self.count_failed(err.with_origin(origin if isinstance(origin, str) else origin()))
+                if callback is not None:
+                    self._run_callback(callback, err, [])
+                return str(message["messageId"])
+            if checked is None:
+                if callback is not None:
+                    self._run_callback(callback, EventDroppedError(
+                        "before_send returned None", message_id=message["messageId"]), [])
+                return str(message["messageId"])
+            message = checked
+        return self.queue_checked(message, callback)
+
+    def queue_checked(self, message: dict[str, Any], callback: Callback | None = None) -> str:
+        """Encode and queue a message that went through redaction and ``before_send`` (the
+        handler's fast path did it itself); the second half of :meth:`send`.
+
+        Example::
+
+            message_id = analytics.queue_checked(build_message("track", user_id="42", event="E"))
         """
         data = encode_plain(message)
         if data is None:
@@ -248,6 +283,17 @@ class Calls(DeliveryOutcomes):
         """
         self._counters.add("dropped")
         self._reporter.report(EventDroppedError(reason, message_id=message_id))
+
+    def count_failed(self, error: InvalidEventError) -> None:
+        """Count as failed and report an event not sent because ``before_send`` failed on it
+        (or it could not be checked for secrets).
+
+        Example::
+
+            analytics.count_failed(BeforeSendError("track", "before_send raised KeyError: 'x'"))
+        """
+        self._counters.add("failed")
+        self._reporter.report(error)
 
     def count_invalid(self, error: InvalidEventError) -> None:
         """Count and report an event rejected before reaching :meth:`send` (the handler's).

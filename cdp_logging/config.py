@@ -60,6 +60,10 @@ _DESCRIPTIONS = {
     "spool_full": "when the spool is full: drop_oldest or drop_newest",
     "spool_sync_interval": "seconds an event may wait in memory before it is written to the "
                            "spool: what kill -9 can lose",
+    "redact_keys": "keys whose values are sent as [redacted], comma-separated; +key,key adds to "
+                   "the default list, none turns redaction off",
+    "before_send": "a function given each message before it is encoded, returning it (changed "
+                   "or not) or None to drop it (module.path:function)",
 }
 
 @dataclass(frozen=True)
@@ -115,6 +119,15 @@ def _callable(text: str) -> Any:
     return resolve_callable(text.strip(), "error_handler")
 
 
+def _before_send(text: str) -> Any:
+    return resolve_callable(text.strip(), "before_send")
+
+
+def _left_to_the_client(text: str) -> None:
+    """Analytics reads CDP_REDACT_KEYS itself, with one warning for a value it cannot read."""
+    return None
+
+
 _KINDS: dict[type, tuple[str, Callable[[str], Any]]] = {
     bool: ("true/false", _boolean), int: ("integer", _integer), float: ("seconds", _number),
     str: ("text", _text),
@@ -124,11 +137,15 @@ _KINDS_OF_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "write_key": ("text", _text), "host": ("URL", _text),
     "error_handler": ("module.path:function", _callable), "overflow": ("drop or wait", _text),
     "spool_path": ("path", _text), "spool_full": ("drop_oldest or drop_newest", _text),
+    "redact_keys": ("key,key,... or +key,... or none", _left_to_the_client),
+    "before_send": ("module.path:function", _before_send),
 }
 _SHOWN_DEFAULTS = {"write_key": "(none)",
                    "host": f"the write key's region's: {EU_HOST} for a pk_eu_/sk_eu_ key, else {DEFAULT_HOST}",
                    "error_handler": "(none)",
-                   "spool_path": "(none: events wait in memory only)"}
+                   "spool_path": "(none: events wait in memory only)",
+                   "redact_keys": "cdp_logging.DEFAULT_REDACT_KEYS (password, token, authorization, ...)",
+                   "before_send": "(none)"}
 
 
 def _analytics_variables() -> list[Variable]:

@@ -99,8 +99,9 @@ class CDPHandler(logging.Handler):
             owns_client = False
         else:
             _check_option_names(options)
-            if "error_handler" in options:
-                options["error_handler"] = resolve_callable(options["error_handler"], "error_handler")
+            for option in ("error_handler", "before_send"):
+                if option in options:
+                    options[option] = resolve_callable(options[option], option)
             client = Analytics(**options)
             owns_client = True
         try:
@@ -182,6 +183,16 @@ class CDPHandler(logging.Handler):
                         self.emit(record)
                         return True
                     client = self.client
+                    leaving = client._leaving
+                    if leaving is not None:
+                        # Analytics.send()'s first step: redaction, then before_send.
+                        try:
+                            message = leaving(message)
+                        except InvalidEventError as err:
+                            client.count_failed(err.with_origin(_origin(record, self.rules)))
+                            return True
+                        if message is None:
+                            return True
                     data = encode_plain(message)
                     if data is not None and client.enable and not capture_sinks:
                         # Analytics.send() without its rarer cases: queued as it would be.
@@ -190,7 +201,7 @@ class CDPHandler(logging.Handler):
                             client.count_dropped(refused, message["messageId"])
                         return True
                     try:
-                        client.send(message)
+                        client.queue_checked(message)
                     except InvalidEventError as err:
                         # Too large or not encodable: the client counted it when it refused it.
                         client.report(err.with_origin(_origin(record, self.rules)))
@@ -255,7 +266,7 @@ class CDPHandler(logging.Handler):
             self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
             return
         try:
-            self.client.send(message)
+            self.client.send(message, origin=lambda: _origin(record, self.rules))
         except InvalidEventError as err:
             # Too large or not encodable: the client counted it when it refused it.
             self.client.report(err.with_origin(_origin(record, self.rules)))

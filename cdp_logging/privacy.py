@@ -1,0 +1,395 @@
+"""What leaves the process: values under secret-named keys redacted, then the user's ``before_send``.
+
+Every message passes here once, on the calling thread, after it was built and validated and
+before it is encoded (see :meth:`cdp_logging.Analytics.send`, which every front ends in, and
+the handler's fast path, which calls the same step). The redaction walks ``properties``,
+``traits`` and ``context`` at any depth, lists included, and never changes the application's
+own objects: a dict or list holding a secret is copied, the rest is shared. A message
+without secrets costs a look-up per key and allocates nothing.
+
+Example::
+
+    from cdp_logging import Analytics, DEFAULT_REDACT_KEYS
+
+    analytics = Analytics(redact_keys=DEFAULT_REDACT_KEYS + ("ssn",))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from threading import get_ident
+from typing import Any
+
+from .constants import CALL_TYPES
+from .errors import BeforeSendError, InvalidEventError
+from .messages import LIBRARY
+from .reporting import threads_in_report, warn
+
+#: The keys whose values are never sent (compared as :func:`normalise` makes them), the default
+#: of the ``redact_keys`` option: credentials, session and CSRF tokens, payment card data.
+DEFAULT_REDACT_KEYS: tuple[str, ...] = (
+    "password", "passwd", "pwd", "passphrase", "secret", "secret_key", "client_secret", "api_secret",
+    "token", "access_token", "refresh_token", "id_token", "auth_token", "session_token", "bearer", "jwt",
+    "api_key", "x_api_key", "access_key", "aws_secret_access_key", "private_key",
+    "authorization", "proxy_authorization", "auth", "credentials",
+    "cookie", "cookies", "set_cookie", "session", "session_id", "phpsessid", "connect.sid",
+    "csrf", "csrf_token", "csrftoken", "x_csrf_token", "xsrf", "xsrf_token", "x_xsrf_token",
+    "card_number", "credit_card", "credit_card_number", "cc_number", "cvv", "cvv2", "cvc",
+    "otp", "mfa_code",
+)
+#: What a redacted value is sent as.
+REDACTED = "[redacted]"
+#: The variable that sets ``redact_keys`` for clients not given it in code.
+ENV_REDACT_KEYS = "CDP_REDACT_KEYS"
+#: The identifiers Customer.io needs (normalised): never redacted, refused in ``redact_keys``.
+IDENTIFIERS = frozenset(("email", "phone", "userid", "anonymousid", "groupid", "previousid",
+                         "objecttypeid", "messageid", "id"))
+#: Below this depth a value is not looked into but replaced whole, which also ends a cycle.
+MAX_DEPTH = 100
+#: Keys remembered with their verdict: more (keys made of ids, say) are judged each time.
+_MAX_VERDICTS = 4096
+#: Values the walk never looks into, found by one set look-up of their type.
+_LEAVES = frozenset((str, int, float, bool, type(None)))
+_SHAPE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.$")
+
+
+def normalise(key: str) -> str:
+    """A key as compared with ``redact_keys``: lower case, ``-`` and ``_`` left out, so that
+    ``Access-Token``, ``access_token`` and ``accessToken`` are one key.
+
+    Example::
+
+        >>> normalise("X-CSRF-Token")
+        'xcsrftoken'
+    """
+    return key.lower().replace("-", "").replace("_", "")
+
+
+def check_redact_keys(keys: Any, option: str = "redact_keys") -> tuple[str, ...]:
+    """The keys of the ``redact_keys`` option as a tuple; TypeError or ValueError naming
+    ``option`` for anything but an iterable of key names, or a name of an identifier.
+
+    Example::
+
+        >>> check_redact_keys(["password", "ssn"])
+        ('password', 'ssn')
+    """
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+        raise TypeError(f"cdp_logging option {option!r} must be a tuple or list of key names "
+                        f"(DEFAULT_REDACT_KEYS + ('my_key',), or () for none), got {keys!r}")
+    checked = tuple(keys)
+    for key in checked:
+        if not isinstance(key, str) or not normalise(key.strip()):
+            raise TypeError(f"cdp_logging option {option!r} must hold key names, got {key!r}")
+        if normalise(key) in IDENTIFIERS:
+            raise ValueError(
+                f"cdp_logging option {option!r}: {key!r} is an identifier Customer.io needs and is "
+                "never redacted; remove it where you mean to with before_send"
+            )
+    return checked
+
+
+_warned_environment: set[str] = set()
+
+
+def redact_keys_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``redact_keys`` as ``CDP_REDACT_KEYS`` sets it: key names separated by commas, ``+`` first
+    to add them to the default list, ``none`` for no redaction; unset or blank, the default.
+    A value it cannot read is one WARNING naming the variable, and the default.
+
+    Example::
+
+        >>> redact_keys_from_environment({"CDP_REDACT_KEYS": "+ssn"})[-1]
+        'ssn'
+    """
+    text = (os.environ if environ is None else environ).get(ENV_REDACT_KEYS, "").strip()
+    if not text:
+        return DEFAULT_REDACT_KEYS
+    if text.lower() == "none":
+        return ()
+    added = text.startswith("+")
+    names = [name.strip() for name in text.removeprefix("+").split(",")]
+    problem = ""
+    if any(not name or not set(name.lower()) <= _SHAPE for name in names):
+        problem = ("must be key names separated by commas (letters, digits, _ - . $), '+' first to "
+                   "add to the default list, or 'none'")
+    else:
+        try:
+            keys = check_redact_keys(names, ENV_REDACT_KEYS)
+        except (TypeError, ValueError) as err:
+            problem = str(err).replace(f"cdp_logging option {ENV_REDACT_KEYS!r}: ", "")
+    if problem:
+        if text not in _warned_environment:
+            _warned_environment.add(text)
+            warn("cdp-logging: ignoring %s=%r: %s; using the default list", ENV_REDACT_KEYS,
+                 text[:200], problem)
+        return DEFAULT_REDACT_KEYS
+    return DEFAULT_REDACT_KEYS + keys if added else keys
+
+
+class Redactor:
+    """Replaces the values under ``keys`` with ``"[redacted]"`` at any depth of a message's
+    ``properties``, ``traits`` and ``context``; ``on_redacted(entry, key)`` is told of each
+    (``entry``: the name in ``keys`` it matched, ``key``: the key as found).
+
+    Example::
+
+        redactor = Redactor(("password",), lambda entry, key: None)
+        redactor.redact({"type": "track", "properties": {"Password": "hunter2"}})
+        # {'type': 'track', 'properties': {'Password': '[redacted]'}}
+    """
+
+    def __init__(self, keys: Iterable[str], on_redacted: Callable[[str, Any], object]) -> None:
+        self.keys = tuple(keys)
+        self._entries = {normalise(key): key for key in self.keys}
+        #: Raw key -> the entry it matches, or "" when it names no secret.
+        self._verdicts: dict[str, str] = {}
+        self._on_redacted = on_redacted
+
+    def redact(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``message``, or a copy with the secrets' values replaced (its nested dicts and lists
+        copied only where they changed); never changes ``message`` or the objects it holds."""
+        changed = None
+        for field in ("properties", "traits"):
+            body = message.get(field)
+            if body is not None:
+                cleaned = self._clean(body, 0)
+                if cleaned is not body:
+                    changed = changed or dict(message)
+                    changed[field] = cleaned
+        context = message.get("context")
+        # The context of most messages is the library's own {"library": LIBRARY}.
+        if context is not None and (len(context) != 1 or context.get("library") is not LIBRARY):
+            cleaned = self._clean(context, 0)
+            if cleaned is not context:
+                changed = changed or dict(message)
+                changed["context"] = cleaned
+        return message if changed is None else changed
+
+    def _entry(self, key: Any) -> str:
+        """The entry of ``keys`` that ``key`` names, or ""."""
+        if not isinstance(key, str):
+            return ""
+        entry = self._entries.get(normalise(key), "")
+        if type(key) is str and len(self._verdicts) < _MAX_VERDICTS:
+            self._verdicts[key] = entry
+        return entry
+
+    def _clean(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if depth >= MAX_DEPTH:
+            return REDACTED  # too deep to look into (or a cycle): not sent unread
+        if kind is dict:
+            return self._clean_dict(value, depth)
+        if kind is list or kind is tuple:
+            return self._clean_items(value, depth)
+        if kind in _LEAVES:
+            return value
+        # Rarer containers, as the encoder writes them: any mapping, sequences, dataclasses.
+        if isinstance(value, Mapping):
+            cleaned = self._clean_dict(value, depth)
+            return value if cleaned is value else cleaned
+        if isinstance(value, (list, tuple)):
+            return self._clean_items(value, depth)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+            cleaned = self._clean_dict(fields, depth)
+            return value if cleaned is fields else cleaned
+        return value
+
+    def _clean_dict(self, value: Mapping[Any, Any], depth: int) -> Any:
+        verdicts = self._verdicts
+        copy = None
+        for key, item in value.items():
+            entry = verdicts.get(key)
+            if entry is None:
+                entry = self._entry(key)
+            if entry:
+                if copy is None:
+                    copy = dict(value)
+                copy[key] = REDACTED
+                self._on_redacted(entry, key)
+            elif type(item) not in _LEAVES:
+                cleaned = self._clean(item, depth + 1)
+                if cleaned is not item:
+                    if copy is None:
+                        copy = dict(value)
+                    copy[key] = cleaned
+        return value if copy is None else copy
+
+    def _clean_items(self, items: list[Any] | tuple[Any, ...], depth: int) -> Any:
+        copy = None
+        for index, item in enumerate(items):
+            if type(item) not in _LEAVES:
+                cleaned = self._clean(item, depth + 1)
+                if cleaned is not item:
+                    if copy is None:
+                        copy = list(items)
+                    copy[index] = cleaned
+        return items if copy is None else copy
+
+    def redacted_paths(self, message: Mapping[str, Any]) -> list[str]:
+        """Where the values :meth:`redact` replaces are (``properties.headers.Authorization``,
+        ``traits.cards[0].cvv``); slower, for showing, not for sending.
+
+        Example::
+
+            redactor.redacted_paths({"properties": {"password": "x"}})   # ['properties.password']
+        """
+        paths: list[str] = []
+
+        def visit(value: Any, path: str, depth: int) -> None:
+            if depth >= MAX_DEPTH:
+                paths.append(path)
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    inner = f"{path}.{key}"
+                    if self._entry(key):
+                        paths.append(inner)
+                    elif item is not LIBRARY:
+                        visit(item, inner, depth + 1)
+            elif isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    visit(item, f"{path}[{index}]", depth + 1)
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                visit({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, path, depth)
+
+        for field in ("properties", "traits", "context"):
+            if message.get(field) is not None:
+                visit(message[field], field, 0)
+        return paths
+
+
+#: Idents of the threads running a ``before_send`` right now: an event made inside it is refused.
+_threads_in_before_send: set[int] = set()
+
+
+class LeavingStep:
+    """The step between a built message and its encoding: redaction, then ``before_send``.
+
+    :attr:`run` returns the message to encode, or None when ``before_send`` dropped it (told to
+    ``on_dropped``); raises :class:`InvalidEventError` (:class:`BeforeSendError` when
+    ``before_send`` raised or returned something other than a message) for an event not to
+    send, which the caller counts as failed and reports with its origin.
+
+    Example::
+
+        step = LeavingStep(redactor, before_send=None, on_dropped=lambda: None)
+        message = step.run(build_message("track", user_id="42", event="Login",
+                                     properties={"password": "hunter2"}))
+    """
+
+    def __init__(self, redactor: Redactor | None, before_send: Callable[[dict[str, Any]], Any] | None,
+                 on_dropped: Callable[[], object]) -> None:
+        if before_send is not None and not callable(before_send):
+            raise TypeError(f"cdp_logging option 'before_send' must be a callable, got {before_send!r}")
+        self.redactor = redactor
+        self.before_send = before_send
+        self._on_dropped = on_dropped
+        #: The one method a message goes through, chosen once, so that no before_send costs
+        #: nothing: ``run(message)`` returns the message to encode or None (dropped).
+        self.run: Callable[[dict[str, Any]], dict[str, Any] | None] = (
+            self._redact_only if before_send is None and redactor is not None else self._both
+        )
+
+    def _both(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        if self.redactor is not None:
+            message = self._redact_only(message)
+        return self._before_send(message)
+
+    def _redact_only(self, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.redactor.redact(message)  # type: ignore[union-attr]
+        except Exception as err:  # an odd key or value (its __eq__ raised, say): not sent unread
+            raise InvalidEventError(
+                message.get("type", "?"), None,
+                f"could not be checked for secret-named keys ({type(err).__name__}: {err}); not sent",
+                message_id=message.get("messageId"),
+            ) from err
+
+    def _before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        call, message_id = message.get("type", "?"), message.get("messageId")
+        thread = get_ident()
+        if thread in _threads_in_before_send:
+            raise BeforeSendError(call, "the event was made inside before_send, which would run "
+                                  "again for it; not sent", message_id=message_id)
+        given = _own_copy(message)
+        reporting = thread in threads_in_report
+        _threads_in_before_send.add(thread)
+        threads_in_report.add(thread)  # what it logs is not fed back into a CDPHandler
+        try:
+            result = self.before_send(given)  # type: ignore[misc]
+        except Exception as err:
+            raise BeforeSendError(call, f"before_send raised {type(err).__name__}: {err}",
+                                  message_id=message_id) from err
+        finally:
+            _threads_in_before_send.discard(thread)
+            if not reporting:
+                threads_in_report.discard(thread)
+        if result is None:
+            self._on_dropped()
+            return None
+        problem = _not_a_message(result, call)
+        if problem:
+            raise BeforeSendError(call, f"before_send returned {problem}", message_id=message_id)
+        return result  # type: ignore[no-any-return]
+
+
+def _own_copy(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with its own top-level dicts: a before_send changing ``properties`` or
+    ``context`` must not change the application's dicts or the library's shared context."""
+    given = dict(message)
+    for field in ("properties", "traits", "context", "integrations"):
+        value = given.get(field)
+        if isinstance(value, Mapping):
+            given[field] = dict(value)
+    context = given.get("context")
+    if context is not None and context.get("library") is LIBRARY:
+        context["library"] = dict(LIBRARY)
+    return given
+
+
+#: The fields each call's message must keep, besides type and messageId.
+_REQUIRED = {"track": ("event",), "group": ("groupId",), "alias": ("previousId", "userId")}
+
+
+def _not_a_message(result: Any, call: str) -> str:
+    """What is wrong with what before_send returned, or "" for a message the API takes."""
+    if type(result) is not dict:
+        return f"{type(result).__name__}, not a message (a dict) or None"
+    kind = result.get("type")
+    if kind not in CALL_TYPES:
+        return f"a message whose type is {kind!r}, not one of {', '.join(CALL_TYPES)}"
+    message_id = result.get("messageId")
+    if type(message_id) is not str or not message_id:
+        return "a message without a messageId (a non-empty string)"
+    for field in _REQUIRED.get(kind, ()):
+        if not result.get(field):
+            return f"a {kind} message without {field}"
+    if kind in ("track", "identify", "page", "screen") and not (result.get("userId") or result.get("anonymousId")):
+        return f"a {kind} message without userId or anonymousId"
+    return ""
+
+
+#: Frames of these packages are not where an event came from.
+_NOT_ORIGINS = ("cdp_logging", "logging", "structlog", "loguru", "threading")
+
+
+def caller_origin() -> str:
+    """Where the application made the call now being sent: the first frame outside the library
+    and the logging packages, as ``path:line in function``; only on the error path.
+
+    Example::
+
+        error.with_origin(caller_origin())
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        package = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+        if package not in _NOT_ORIGINS:
+            return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "an unknown caller"
