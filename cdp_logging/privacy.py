@@ -25,7 +25,7 @@ from typing import Any
 
 from .constants import CALL_TYPES
 from .errors import BeforeSendError, InvalidEventError
-from .messages import LIBRARY
+from .messages import LIBRARY, build_message
 from .reporting import threads_in_report, warn
 
 #: The keys whose values are never sent (compared as :func:`normalise` makes them), the default
@@ -53,6 +53,9 @@ MAX_DEPTH = 100
 _MAX_VERDICTS = 4096
 #: Values the walk never looks into, found by one set look-up of their type.
 _LEAVES = frozenset((str, int, float, bool, type(None)))
+#: The context of nearly every message, the library's own (build_message shares one dict):
+#: nothing to look through.
+_LIBRARY_ONLY = build_message("alias", previous_id="a", user_id="b")["context"]
 _SHAPE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.$")
 
 
@@ -145,28 +148,45 @@ class Redactor:
     def __init__(self, keys: Iterable[str], on_redacted: Callable[[str, Any], object]) -> None:
         self.keys = tuple(keys)
         self._entries = {normalise(key): key for key in self.keys}
-        #: Raw key -> the entry it matches, or "" when it names no secret.
+        #: Raw key -> the entry it matches, or "" when it names no secret; and the latter keys.
         self._verdicts: dict[str, str] = {}
+        self._safe: set[str] = set()
+        self._all_safe = self._safe.issuperset
         self._on_redacted = on_redacted
 
     def redact(self, message: dict[str, Any]) -> dict[str, Any]:
         """``message``, or a copy with the secrets' values replaced (its nested dicts and lists
-        copied only where they changed); never changes ``message`` or the objects it holds."""
-        changed = None
-        for field in ("properties", "traits"):
-            body = message.get(field)
+        copied only where they changed); never changes ``message`` or the objects it holds.
+
+        Raises :class:`InvalidEventError` for a message it cannot look through (a key whose
+        ``__eq__`` raised, say): such a message is not sent unread."""
+        try:
+            changed = None
+            field = message.get
+            body = field("properties")
             if body is not None:
+                cleaned = self._clean_dict(body, 0) if type(body) is dict else self._clean(body, 0)
+                if cleaned is not body:
+                    changed = dict(message)
+                    changed["properties"] = cleaned
+            body = field("traits")
+            if body is not None:
+                cleaned = self._clean_dict(body, 0) if type(body) is dict else self._clean(body, 0)
+                if cleaned is not body:
+                    changed = changed or dict(message)
+                    changed["traits"] = cleaned
+            body = field("context")
+            if body is not None and body is not _LIBRARY_ONLY:
                 cleaned = self._clean(body, 0)
                 if cleaned is not body:
                     changed = changed or dict(message)
-                    changed[field] = cleaned
-        context = message.get("context")
-        # The context of most messages is the library's own {"library": LIBRARY}.
-        if context is not None and (len(context) != 1 or context.get("library") is not LIBRARY):
-            cleaned = self._clean(context, 0)
-            if cleaned is not context:
-                changed = changed or dict(message)
-                changed["context"] = cleaned
+                    changed["context"] = cleaned
+        except Exception as err:
+            raise InvalidEventError(
+                message.get("type", "?"), None,
+                f"could not be checked for secret-named keys ({type(err).__name__}: {err}); not sent",
+                message_id=message.get("messageId"),
+            ) from err
         return message if changed is None else changed
 
     def _entry(self, key: Any) -> str:
@@ -176,6 +196,8 @@ class Redactor:
         entry = self._entries.get(normalise(key), "")
         if type(key) is str and len(self._verdicts) < _MAX_VERDICTS:
             self._verdicts[key] = entry
+            if not entry:
+                self._safe.add(key)
         return entry
 
     def _clean(self, value: Any, depth: int) -> Any:
@@ -201,10 +223,19 @@ class Redactor:
         return value
 
     def _clean_dict(self, value: Mapping[Any, Any], depth: int) -> Any:
-        verdicts = self._verdicts
+        leaves = _LEAVES
+        if self._all_safe(value):
+            # Nearly every dict: keys seen before and found harmless (one C-level check), then
+            # a look at the values' types alone.
+            for item in value.values():
+                if type(item) not in leaves:
+                    break
+            else:
+                return value
+        verdict = self._verdicts.get
         copy = None
         for key, item in value.items():
-            entry = verdicts.get(key)
+            entry = verdict(key)
             if entry is None:
                 entry = self._entry(key)
             if entry:
@@ -212,7 +243,7 @@ class Redactor:
                     copy = dict(value)
                 copy[key] = REDACTED
                 self._on_redacted(entry, key)
-            elif type(item) not in _LEAVES:
+            elif type(item) not in leaves:
                 cleaned = self._clean(item, depth + 1)
                 if cleaned is not item:
                     if copy is None:
@@ -292,23 +323,13 @@ class LeavingStep:
         #: The one method a message goes through, chosen once, so that no before_send costs
         #: nothing: ``run(message)`` returns the message to encode or None (dropped).
         self.run: Callable[[dict[str, Any]], dict[str, Any] | None] = (
-            self._redact_only if before_send is None and redactor is not None else self._both
+            redactor.redact if before_send is None and redactor is not None else self._both
         )
 
     def _both(self, message: dict[str, Any]) -> dict[str, Any] | None:
         if self.redactor is not None:
-            message = self._redact_only(message)
+            message = self.redactor.redact(message)
         return self._before_send(message)
-
-    def _redact_only(self, message: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.redactor.redact(message)  # type: ignore[union-attr]
-        except Exception as err:  # an odd key or value (its __eq__ raised, say): not sent unread
-            raise InvalidEventError(
-                message.get("type", "?"), None,
-                f"could not be checked for secret-named keys ({type(err).__name__}: {err}); not sent",
-                message_id=message.get("messageId"),
-            ) from err
 
     def _before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
         call, message_id = message.get("type", "?"), message.get("messageId")
@@ -335,7 +356,7 @@ class LeavingStep:
         problem = _not_a_message(result, call)
         if problem:
             raise BeforeSendError(call, f"before_send returned {problem}", message_id=message_id)
-        return result  # type: ignore[no-any-return]
+        return result
 
 
 def _own_copy(message: dict[str, Any]) -> dict[str, Any]:
