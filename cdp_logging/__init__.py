@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .handler import CDPHandler
     from .lifecycle import flush_after
     from .outcomes import CallbackError, Stats
-    from .privacy import DEFAULT_REDACT_KEYS
+    from .redaction import DEFAULT_REDACT_KEYS
     from .registry import close_all_clients, flush_all_clients
     from .rules import RuleSet
 
@@ -82,7 +82,7 @@ _MODULES = {
     "flush_after": "lifecycle",
     "CDPError": "errors",
     "BeforeSendError": "errors",
-    "DEFAULT_REDACT_KEYS": "privacy",
+    "DEFAULT_REDACT_KEYS": "redaction",
     "DeliveryError": "errors",
     "EventDroppedError": "errors",
     "EventTooLargeError": "errors",

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 
 
+import logging
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 import orjson
 
-from .errors import CDPError, EventDroppedError, InvalidEventError
+from .errors import BeforeSendError, CDPError, EventDroppedError, InvalidEventError
 from .messages import build_message, encode_message, encode_plain, substitution_error
 from .privacy import caller_origin
+from .fields import SHOWN_CHARS
+from .reporting import warn
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -211,32 +214,43 @@ class Calls(DeliveryOutcomes):
             message = build_message("track", user_id="42", event="Signed Up")
             message_id = analytics.send(message)   # the same as analytics.track(...)
         """
-        leaving = self._leaving
-        if leaving is not None:
+        if self._leaving is not None:
             try:
-                checked = leaving(message)
+                checked = self.leave(message, callback)
             except InvalidEventError as err:
                 if origin is None:
                     origin = caller_origin()
-                self.count_failed(err.with_origin(origin if isinstance(origin, str) else origin()))
-                if callback is not None:
-                    self._run_callback(callback, err, [])
+                self.report(err.with_origin(origin if isinstance(origin, str) else origin()))
                 return str(message["messageId"])
             if checked is None:
-                if callback is not None:
-                    self._run_callback(callback, EventDroppedError(
-                        "before_send returned None", message_id=message["messageId"]), [])
                 return str(message["messageId"])
             message = checked
         return self.queue_checked(message, callback)
 
+    def leave(self, message: dict[str, Any], callback: Callback | None = None) -> dict[str, Any] | None:
+        """The first half of :meth:`send`: redaction and ``before_send`` (when on). Returns the
+        message to encode, or None when ``before_send`` dropped it; raises
+        :class:`InvalidEventError` (counted, and given to ``callback``) for one not to send.
+
+        Example: ``message = analytics.leave(message)`` before :meth:`queue_checked`.
+        """
+        try:
+            checked = self._leaving(message)  # type: ignore[misc]
+        except InvalidEventError as err:
+            self._counters.add("failed" if isinstance(err, BeforeSendError) else "invalid")
+            if callback is not None:
+                self._run_callback(callback, err, [])
+            raise
+        if checked is None and callback is not None:
+            self._run_callback(callback, EventDroppedError(
+                "before_send returned None", message_id=message["messageId"]), [])
+        return checked
+
     def queue_checked(self, message: dict[str, Any], callback: Callback | None = None) -> str:
-        """Encode and queue a message that went through redaction and ``before_send`` (the
-        handler's fast path did it itself); the second half of :meth:`send`.
+        """The second half of :meth:`send`: encode and queue a message that went through
+        redaction and ``before_send`` (the handler's fast path runs them itself).
 
-        Example::
-
-            message_id = analytics.queue_checked(build_message("track", user_id="42", event="E"))
+        Example: ``analytics.queue_checked(message)``, where ``message`` is the step's result.
         """
         data = encode_plain(message)
         if data is None:
@@ -284,16 +298,14 @@ class Calls(DeliveryOutcomes):
         self._counters.add("dropped")
         self._reporter.report(EventDroppedError(reason, message_id=message_id))
 
-    def count_failed(self, error: InvalidEventError) -> None:
-        """Count as failed and report an event not sent because ``before_send`` failed on it
-        (or it could not be checked for secrets).
+    def _count_redacted(self, entry: str, key: object) -> None:
+        if self._counters.add_redacted(entry):
+            warn("cdp-logging: sent the value under the key %r as \"[redacted]\" (it matches %r of "
+                 "redact_keys); values under it are counted in stats()[\"redacted\"]",
+                 str(key)[:SHOWN_CHARS], entry, level=logging.INFO)
 
-        Example::
-
-            analytics.count_failed(BeforeSendError("track", "before_send raised KeyError: 'x'"))
-        """
-        self._counters.add("failed")
-        self._reporter.report(error)
+    def _count_dropped_by_before_send(self) -> None:
+        self._counters.add("dropped_by_before_send")
 
     def count_invalid(self, error: InvalidEventError) -> None:
         """Count and report an event rejected before reaching :meth:`send` (the handler's).

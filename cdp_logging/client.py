@@ -5,7 +5,6 @@ from __future__ import annotations
 
 
 import inspect
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -31,8 +30,7 @@ from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
 from .options import _without_api_path, check_options
-from .fields import SHOWN_CHARS
-from .privacy import LeavingStep, Redactor, check_redact_keys, redact_keys_from_environment
+from .privacy import leaving_step
 
 
 class Analytics(Calls):
@@ -93,16 +91,8 @@ class Analytics(Calls):
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
       written to the spool, which bounds what a kill -9 loses.
     - ``transport``: a :class:`~cdp_logging.Transport` to send with instead of HTTP.
-    - ``redact_keys`` (the ``CDP_REDACT_KEYS`` environment variable, else
-      :data:`cdp_logging.DEFAULT_REDACT_KEYS`): values under these keys, at any depth of
-      ``properties``, ``traits`` and ``context``, are sent as ``"[redacted]"`` (compared in
-      lower case with ``-`` and ``_`` left out). ``DEFAULT_REDACT_KEYS + ("ssn",)`` extends
-      the list, ``()`` turns redaction off. Counted by key in ``stats()["redacted"]``; the
-      first of each key is logged at INFO, naming the key, never the value.
-    - ``before_send`` (None): ``before_send(message) -> message or None``, run on the calling
-      thread after redaction and before encoding, for every call. It may change the message
-      (or return another); None drops it (``stats()["dropped_by_before_send"]``); raising or
-      returning anything else counts the event as failed and reports it, and the call returns.
+    - ``redact_keys`` (``CDP_REDACT_KEYS``, else ``DEFAULT_REDACT_KEYS``; ``()``: off) and
+      ``before_send`` (None): what leaves the process, see :mod:`cdp_logging.privacy`.
 
     Example::
 
@@ -169,11 +159,7 @@ class Analytics(Calls):
             max_retry_after=float(max_retry_after),
         )
         self._reporter = Reporter(error_handler)
-        keys = redact_keys_from_environment() if redact_keys is None else check_redact_keys(redact_keys)
-        self._leaving = None if not keys and before_send is None else LeavingStep(
-            Redactor(keys, self._count_redacted) if keys else None, before_send,
-            self._count_dropped_by_before_send,
-        ).run
+        self._leaving = leaving_step(redact_keys, before_send, self._count_redacted, self._count_dropped_by_before_send)
         self._transport: Transport = transport or HTTPTransport(
             self.host, Secret(key.value or ""), timeout=timeout, gzip=gzip
         )
@@ -222,15 +208,6 @@ class Analytics(Calls):
             self._spool.own_threads = self._batcher.own_threads
             self._spool.start()
         _track_client(self)
-
-    def _count_redacted(self, entry: str, key: object) -> None:
-        if self._counters.add_redacted(entry):
-            warn("cdp-logging: sent the value under the key %r as \"[redacted]\" (it matches %r of "
-                 "redact_keys); values under it are counted in stats()[\"redacted\"]",
-                 str(key)[:SHOWN_CHARS], entry, level=logging.INFO)
-
-    def _count_dropped_by_before_send(self) -> None:
-        self._counters.add("dropped_by_before_send")
 
     def __repr__(self) -> str:
         return f"<Analytics host={self.host!r} enable={self.enable} pending={self._batcher.pending}>"

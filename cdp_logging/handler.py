@@ -99,9 +99,8 @@ class CDPHandler(logging.Handler):
             owns_client = False
         else:
             _check_option_names(options)
-            for option in ("error_handler", "before_send"):
-                if option in options:
-                    options[option] = resolve_callable(options[option], option)
+            options.update({option: resolve_callable(options[option], option)
+                            for option in ("error_handler", "before_send") if option in options})
             client = Analytics(**options)
             owns_client = True
         try:
@@ -183,27 +182,20 @@ class CDPHandler(logging.Handler):
                         self.emit(record)
                         return True
                     client = self.client
-                    leaving = client._leaving
-                    if leaving is not None:
-                        # Analytics.send()'s first step: redaction, then before_send.
-                        try:
-                            message = leaving(message)
-                        except InvalidEventError as err:
-                            client.count_failed(err.with_origin(_origin(record, self.rules)))
-                            return True
-                        if message is None:
-                            return True
-                    data = encode_plain(message)
-                    if data is not None and client.enable and not capture_sinks:
-                        # Analytics.send() without its rarer cases: queued as it would be.
-                        refused = client._batcher.put(data, len(data))
-                        if refused is not None:
-                            client.count_dropped(refused, message["messageId"])
-                        return True
                     try:
+                        # Analytics.send(): redaction and before_send (None: dropped), then
+                        # without its rarer cases, queued as it would be.
+                        if client._leaving is not None and (message := client.leave(message)) is None:
+                            return True
+                        data = encode_plain(message)
+                        if data is not None and client.enable and not capture_sinks:
+                            refused = client._batcher.put(data, len(data))
+                            if refused is not None:
+                                client.count_dropped(refused, message["messageId"])
+                            return True
                         client.queue_checked(message)
                     except InvalidEventError as err:
-                        # Too large or not encodable: the client counted it when it refused it.
+                        # Stopped before encoding, too large or not encodable: counted already.
                         client.report(err.with_origin(_origin(record, self.rules)))
                 except Exception:
                     self.handleError(record)
