@@ -33,8 +33,9 @@ class Calls(DeliveryOutcomes):
 
     # Set by Analytics.__init__.
     enable: bool
-    #: Redaction and before_send (see cdp_logging.privacy.LeavingStep.run): the message to
-    #: encode, or None (dropped); None when neither is on.
+    #: Redaction and before_send (see cdp_logging.privacy.leaving_step): the message to encode,
+    #: or None (dropped); raises InvalidEventError, counted, for one not to send. None when
+    #: neither is on.
     _leaving: Callable[[dict[str, Any]], dict[str, Any] | None] | None
 
     def identify(
@@ -214,43 +215,30 @@ class Calls(DeliveryOutcomes):
             message = build_message("track", user_id="42", event="Signed Up")
             message_id = analytics.send(message)   # the same as analytics.track(...)
         """
-        if self._leaving is not None:
+        leaving = self._leaving
+        if leaving is not None:
             try:
-                checked = self.leave(message, callback)
-            except InvalidEventError as err:
+                checked = leaving(message)
+            except InvalidEventError as err:  # counted by the step
+                if callback is not None:
+                    self._run_callback(callback, err, [])
                 if origin is None:
                     origin = caller_origin()
                 self.report(err.with_origin(origin if isinstance(origin, str) else origin()))
                 return str(message["messageId"])
             if checked is None:
+                if callback is not None:
+                    self._run_callback(callback, EventDroppedError(
+                        "before_send returned None", message_id=message["messageId"]), [])
                 return str(message["messageId"])
             message = checked
         return self.queue_checked(message, callback)
-
-    def leave(self, message: dict[str, Any], callback: Callback | None = None) -> dict[str, Any] | None:
-        """The first half of :meth:`send`: redaction and ``before_send`` (when on). Returns the
-        message to encode, or None when ``before_send`` dropped it; raises
-        :class:`InvalidEventError` (counted, and given to ``callback``) for one not to send.
-
-        Example: ``message = analytics.leave(message)`` before :meth:`queue_checked`.
-        """
-        try:
-            checked = self._leaving(message)  # type: ignore[misc]
-        except InvalidEventError as err:
-            self._counters.add("failed" if isinstance(err, BeforeSendError) else "invalid")
-            if callback is not None:
-                self._run_callback(callback, err, [])
-            raise
-        if checked is None and callback is not None:
-            self._run_callback(callback, EventDroppedError(
-                "before_send returned None", message_id=message["messageId"]), [])
-        return checked
 
     def queue_checked(self, message: dict[str, Any], callback: Callback | None = None) -> str:
         """The second half of :meth:`send`: encode and queue a message that went through
         redaction and ``before_send`` (the handler's fast path runs them itself).
 
-        Example: ``analytics.queue_checked(message)``, where ``message`` is the step's result.
+        Example: ``analytics.queue_checked(message)``, ``message`` being what the step returned.
         """
         data = encode_plain(message)
         if data is None:
@@ -306,6 +294,10 @@ class Calls(DeliveryOutcomes):
 
     def _count_dropped_by_before_send(self) -> None:
         self._counters.add("dropped_by_before_send")
+
+    def _count_not_sent(self, error: InvalidEventError) -> None:
+        """An event stopped before encoding: failed when before_send failed on it, else invalid."""
+        self._counters.add("failed" if isinstance(error, BeforeSendError) else "invalid")
 
     def count_invalid(self, error: InvalidEventError) -> None:
         """Count and report an event rejected before reaching :meth:`send` (the handler's).

@@ -159,7 +159,8 @@ class Analytics(Calls):
             max_retry_after=float(max_retry_after),
         )
         self._reporter = Reporter(error_handler)
-        self._leaving = leaving_step(redact_keys, before_send, self._count_redacted, self._count_dropped_by_before_send)
+        self._leaving = leaving_step(redact_keys, before_send, self._count_redacted, self._count_dropped_by_before_send,
+                                     self._count_not_sent)
         self._transport: Transport = transport or HTTPTransport(
             self.host, Secret(key.value or ""), timeout=timeout, gzip=gzip
         )

@@ -22,7 +22,7 @@ from threading import get_ident
 from typing import Any
 
 from .constants import CALL_TYPES
-from .errors import BeforeSendError
+from .errors import BeforeSendError, InvalidEventError
 from .messages import LIBRARY
 from .redaction import Redactor, check_redact_keys, redact_keys_from_environment
 from .reporting import threads_in_report
@@ -31,18 +31,20 @@ from .reporting import threads_in_report
 def leaving_step(
     redact_keys: Iterable[str] | None, before_send: Callable[[dict[str, Any]], Any] | None,
     on_redacted: Callable[[str, Any], object], on_dropped: Callable[[], object],
+    on_refused: Callable[[InvalidEventError], object],
 ) -> Callable[[dict[str, Any]], dict[str, Any] | None] | None:
     """The step of a client with these options (``redact_keys`` None: ``CDP_REDACT_KEYS``, else
     the default list), as :attr:`LeavingStep.run`; None when it has nothing to do.
 
     Example::
 
-        step = leaving_step((), None, on_redacted, on_dropped)   # None: nothing to do
+        step = leaving_step((), None, on_redacted, on_dropped, on_refused)   # None: nothing to do
     """
     keys = redact_keys_from_environment() if redact_keys is None else check_redact_keys(redact_keys)
     if not keys and before_send is None:
         return None
-    return LeavingStep(Redactor(keys, on_redacted) if keys else None, before_send, on_dropped).run
+    redactor = Redactor(keys, on_redacted, on_refused) if keys else None
+    return LeavingStep(redactor, before_send, on_dropped, on_refused).run
 
 
 #: Idents of the threads running a ``before_send`` right now: an event made inside it is refused.
@@ -54,24 +56,24 @@ class LeavingStep:
 
     :attr:`run` returns the message to encode, or None when ``before_send`` dropped it (told to
     ``on_dropped``); raises :class:`BeforeSendError` when ``before_send`` raised or returned
-    something other than a message (the caller counts the event as failed) and
-    :class:`InvalidEventError` for one redaction cannot look through (invalid), which the
-    caller reports with its origin.
+    something other than a message, and :class:`InvalidEventError` for one redaction cannot
+    look through, each told to ``on_refused`` first; the caller reports it with its origin.
 
     Example::
 
-        step = LeavingStep(redactor, before_send=None, on_dropped=lambda: None)
+        step = LeavingStep(redactor, None, on_dropped=lambda: None, on_refused=counters.add)
         message = step.run(build_message("track", user_id="42", event="Login",
                                      properties={"password": "hunter2"}))
     """
 
     def __init__(self, redactor: Redactor | None, before_send: Callable[[dict[str, Any]], Any] | None,
-                 on_dropped: Callable[[], object]) -> None:
+                 on_dropped: Callable[[], object], on_refused: Callable[[InvalidEventError], object]) -> None:
         if before_send is not None and not callable(before_send):
             raise TypeError(f"cdp_logging option 'before_send' must be a callable, got {before_send!r}")
         self.redactor = redactor
         self.before_send = before_send
         self._on_dropped = on_dropped
+        self._on_refused = on_refused
         #: The one method a message goes through, chosen once, so that no before_send costs
         #: nothing: ``run(message)`` returns the message to encode or None (dropped).
         self.run: Callable[[dict[str, Any]], dict[str, Any] | None] = (
@@ -84,6 +86,13 @@ class LeavingStep:
         return self._before_send(message)
 
     def _before_send(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self._before_send_or_refuse(message)
+        except BeforeSendError as err:
+            self._on_refused(err)
+            raise
+
+    def _before_send_or_refuse(self, message: dict[str, Any]) -> dict[str, Any] | None:
         call, message_id = message.get("type", "?"), message.get("messageId")
         thread = get_ident()
         if thread in _threads_in_before_send:

@@ -145,7 +145,8 @@ class Redactor:
         # {'type': 'track', 'properties': {'Password': '[redacted]'}}
     """
 
-    def __init__(self, keys: Iterable[str], on_redacted: Callable[[str, Any], object]) -> None:
+    def __init__(self, keys: Iterable[str], on_redacted: Callable[[str, Any], object],
+                 on_refused: Callable[[InvalidEventError], object] = lambda error: None) -> None:
         self.keys = tuple(keys)
         self._entries = {normalise(key): key for key in self.keys}
         #: Raw key -> the entry it matches, or "" when it names no secret; and the latter keys.
@@ -153,13 +154,14 @@ class Redactor:
         self._safe: set[str] = set()
         self._all_safe = self._safe.issuperset
         self._on_redacted = on_redacted
+        self._on_refused = on_refused
 
     def redact(self, message: dict[str, Any]) -> dict[str, Any]:
         """``message``, or a copy with the secrets' values replaced (its nested dicts and lists
         copied only where they changed); never changes ``message`` or the objects it holds.
 
-        Raises :class:`InvalidEventError` for a message it cannot look through (a key whose
-        ``__eq__`` raised, say): such a message is not sent unread."""
+        Raises :class:`InvalidEventError` (told to ``on_refused`` first) for a message it cannot
+        look through (nested too deep, a key whose ``__eq__`` raised): it is not sent unread."""
         try:
             changed = None
             field = message.get
@@ -189,18 +191,16 @@ class Redactor:
                 if cleaned is not body:
                     changed = changed or dict(message)
                     changed["context"] = cleaned
-        except _TooDeep:
-            raise InvalidEventError(
-                message.get("type", "?"), None,
-                f"nested deeper than {MAX_DEPTH} levels (or holding itself): it cannot be checked for "
-                "secret-named keys, so it is not sent", message_id=message.get("messageId"),
-            ) from None
         except Exception as err:
-            raise InvalidEventError(
+            problem = (f"nested deeper than {MAX_DEPTH} levels (or holding itself)" if isinstance(err, _TooDeep)
+                       else f"{type(err).__name__}: {err}")
+            error = InvalidEventError(
                 message.get("type", "?"), None,
-                f"could not be checked for secret-named keys ({type(err).__name__}: {err}); not sent",
+                f"could not be checked for secret-named keys ({problem}), so it is not sent",
                 message_id=message.get("messageId"),
-            ) from err
+            )
+            self._on_refused(error)
+            raise error from (None if isinstance(err, _TooDeep) else err)
         return message if changed is None else changed
 
     def _entry(self, key: Any) -> str:
