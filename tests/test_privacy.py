@@ -169,10 +169,10 @@ class Compat(Front):
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
-        self.client = compat.Client("key", host=url)
-        # compat.Client takes the official client's options; ours go to the Analytics under it.
-        self.client.analytics.close()
-        self.client.analytics = Analytics("key", host=url, **options)
+        error_handler = options.pop("error_handler", None)
+        # compat's on_error hears of each event not sent, with the batch it was in (none here).
+        self.client = compat.Client("key", host=url, **options, on_error=error_handler and (
+            lambda error, batch: error_handler(error)))
 
     def send(self, user_id: str = "42") -> None:
         self.client.track(user_id, "Logged In", PROPERTIES, CONTEXT)
