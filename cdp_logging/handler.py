@@ -182,10 +182,11 @@ class CDPHandler(logging.Handler):
                         self.emit(record)
                         return True
                     client = self.client
+                    leaving = client._leaving
                     try:
                         # Analytics.send(): redaction and before_send (None: dropped), then
                         # without its rarer cases, queued as it would be.
-                        if client._leaving is not None and (message := client._leaving(message)) is None:
+                        if leaving is not None and (message := leaving(message)) is None:
                             return True
                         data = encode_plain(message)
                         if data is not None and client.enable and not capture_sinks:
