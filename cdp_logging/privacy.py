@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from threading import get_ident
@@ -49,6 +50,8 @@ def leaving_step(
 
 #: Idents of the threads running a ``before_send`` right now: an event made inside it is refused.
 _threads_in_before_send: set[int] = set()
+# A forked child has one thread: the others' idents could be reused by its new threads.
+os.register_at_fork(after_in_child=_threads_in_before_send.clear)
 
 
 class LeavingStep:
