@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .client import Analytics
     from .constants import DEFAULT_HOST, EU_HOST
     from .errors import (
+        BeforeSendError,
         CDPError,
         ConfigurationError,
         DeliveryError,
@@ -34,13 +35,16 @@ if TYPE_CHECKING:
     from .handler import CDPHandler
     from .lifecycle import flush_after
     from .outcomes import CallbackError, Stats
+    from .redaction import DEFAULT_REDACT_KEYS
     from .registry import close_all_clients, flush_all_clients
     from .rules import RuleSet
 
 __all__ = [
     "DEFAULT_HOST",
+    "DEFAULT_REDACT_KEYS",
     "EU_HOST",
     "Analytics",
+    "BeforeSendError",
     "CDPError",
     "CDPHandler",
     "CallbackError",
@@ -77,6 +81,8 @@ _MODULES = {
     "CDPHandler": "handler",
     "flush_after": "lifecycle",
     "CDPError": "errors",
+    "BeforeSendError": "errors",
+    "DEFAULT_REDACT_KEYS": "redaction",
     "DeliveryError": "errors",
     "EventDroppedError": "errors",
     "EventTooLargeError": "errors",

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 
 
+import logging
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 import orjson
 
-from .errors import CDPError, EventDroppedError, InvalidEventError
+from .errors import BeforeSendError, CDPError, EventDroppedError, InvalidEventError
 from .messages import build_message, encode_message, encode_plain, substitution_error
+from .privacy import caller_origin
+from .fields import SHOWN_CHARS
+from .reporting import warn
 
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
@@ -29,6 +33,10 @@ class Calls(DeliveryOutcomes):
 
     # Set by Analytics.__init__.
     enable: bool
+    #: Redaction and before_send (see cdp_logging.privacy.leaving_step): the message to encode,
+    #: or None (dropped); raises InvalidEventError, counted, for one not to send. None when
+    #: neither is on.
+    _leaving: Callable[[dict[str, Any]], dict[str, Any] | None] | None
 
     def identify(
         self,
@@ -189,12 +197,16 @@ class Calls(DeliveryOutcomes):
             self._counters.add("invalid")
             raise
 
-    def send(self, message: dict[str, Any], callback: Callback | None = None) -> str:
-        """Encode a built message (see ``cdp_logging.messages.build_message``) and queue it.
+    def send(self, message: dict[str, Any], callback: Callback | None = None, *,
+             origin: str | Callable[[], str] | None = None) -> str:
+        """Redact, run ``before_send``, encode a built message (see
+        ``cdp_logging.messages.build_message``) and queue it: the way every front sends.
 
         Raises :class:`InvalidEventError` (or :class:`EventTooLargeError`) for a message the
         API would refuse; a message that cannot be queued is counted and reported, not
-        raised. Returns the messageId.
+        raised, and so is one ``before_send`` fails on (counted as failed), named by
+        ``origin`` (where the event came from, or a function saying it; default: the
+        caller's file and line). Returns the messageId.
 
         Example::
 
@@ -202,6 +214,31 @@ class Calls(DeliveryOutcomes):
 
             message = build_message("track", user_id="42", event="Signed Up")
             message_id = analytics.send(message)   # the same as analytics.track(...)
+        """
+        leaving = self._leaving
+        if leaving is not None:
+            try:
+                checked = leaving(message)
+            except InvalidEventError as err:  # counted by the step
+                if callback is not None:
+                    self._run_callback(callback, err, [])
+                if origin is None:
+                    origin = caller_origin()
+                self.report(err.with_origin(origin if isinstance(origin, str) else origin()))
+                return str(message["messageId"])
+            if checked is None:
+                if callback is not None:
+                    self._run_callback(callback, EventDroppedError(
+                        "before_send returned None", message_id=message["messageId"]), [])
+                return str(message["messageId"])
+            message = checked
+        return self.queue_checked(message, callback)
+
+    def queue_checked(self, message: dict[str, Any], callback: Callback | None = None) -> str:
+        """The second half of :meth:`send`: encode and queue a message that went through
+        redaction and ``before_send`` (the handler's fast path runs them itself).
+
+        Example: ``analytics.queue_checked(message)``, ``message`` being what the step returned.
         """
         data = encode_plain(message)
         if data is None:
@@ -248,6 +285,19 @@ class Calls(DeliveryOutcomes):
         """
         self._counters.add("dropped")
         self._reporter.report(EventDroppedError(reason, message_id=message_id))
+
+    def _count_redacted(self, entry: str, key: object) -> None:
+        if self._counters.add_redacted(entry):
+            warn("cdp-logging: sent the value under the key %r as \"[redacted]\" (it matches %r of "
+                 "redact_keys); values under it are counted in stats()[\"redacted\"]",
+                 str(key)[:SHOWN_CHARS], entry, level=logging.INFO)
+
+    def _count_dropped_by_before_send(self) -> None:
+        self._counters.add("dropped_by_before_send")
+
+    def _count_not_sent(self, error: InvalidEventError) -> None:
+        """An event stopped before encoding: failed when before_send failed on it, else invalid."""
+        self._counters.add("failed" if isinstance(error, BeforeSendError) else "invalid")
 
     def count_invalid(self, error: InvalidEventError) -> None:
         """Count and report an event rejected before reaching :meth:`send` (the handler's).

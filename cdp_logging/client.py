@@ -7,7 +7,8 @@ from __future__ import annotations
 import inspect
 import os
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 
 from .delivery.connection import Timeout
@@ -30,6 +31,7 @@ from .registry import _track_client
 from .calls import Calls
 from .options import _without_api_path, check_options
 from .option_sources import from_environment
+from .privacy import leaving_step
 
 
 class Analytics(Calls):
@@ -90,6 +92,8 @@ class Analytics(Calls):
     - ``spool_sync_interval`` (0.2 s): the longest an event waits in memory before it is
       written to the spool, which bounds what a kill -9 loses.
     - ``transport``: a :class:`~cdp_logging.Transport` to send with instead of HTTP.
+    - ``redact_keys`` (``CDP_REDACT_KEYS``, else ``DEFAULT_REDACT_KEYS``; ``()``: off) and
+      ``before_send`` (None): what leaves the process, see :mod:`cdp_logging.privacy`.
     Options not given take their ``CDP_*`` variable (docs/configuration.md: ranges, sources);
     ``option_sources`` maps each to ``"code"``, its variable, or ``"default"``.
 
@@ -131,6 +135,8 @@ class Analytics(Calls):
         spool_full: SpoolFull = "drop_oldest",
         spool_sync_interval: float = 0.2,
         transport: Transport | None = None,
+        redact_keys: Iterable[str] | None = None,
+        before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     ) -> None:
         # Hidden before anything can raise: a traceback recorded with its locals (as Sentry
         # records them) shows this frame's. CDPHandler and compat.Client pass it hidden.
@@ -159,6 +165,8 @@ class Analytics(Calls):
             max_retry_after=float(max_retry_after),
         )
         self._reporter = Reporter(error_handler)
+        self._leaving = leaving_step(redact_keys, before_send, self._count_redacted, self._count_dropped_by_before_send,
+                                     self._count_not_sent)
         self._transport: Transport = transport or HTTPTransport(
             self.host, Secret(key.value or ""), timeout=timeout, gzip=gzip
         )

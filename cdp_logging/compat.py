@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .client import Analytics
@@ -88,7 +88,8 @@ class Client:
     False checks calls and sends nothing), ``on_error`` (None), ``gzip`` (False),
     ``max_retries`` (10), ``sync_mode`` (False: True delivers each call before it returns),
     ``timeout`` (15 s), ``proxies`` (None: requests' dict, e.g. ``{"https": "http://proxy:3128"}``),
-    ``thread`` (1), ``upload_size`` (100 events), ``upload_interval`` (0.5 s).
+    ``thread`` (1), ``upload_size`` (100 events), ``upload_interval`` (0.5 s); and ours,
+    keyword-only: ``redact_keys`` and ``before_send`` (see :class:`cdp_logging.Analytics`).
 
     Each call returns ``(success, message)``: False when the queue was full (or, in sync
     mode, when the message was not delivered). The client underneath is ``.analytics``.
@@ -136,6 +137,9 @@ class Client:
         thread: int = DefaultConfig.thread,
         upload_size: int = DefaultConfig.upload_size,
         upload_interval: float = DefaultConfig.upload_interval,
+        *,
+        redact_keys: Iterable[str] | None = None,
+        before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     ) -> None:
         key = Secret.of(write_key)  # hidden before anything can raise, as in Analytics
         del write_key
@@ -162,6 +166,7 @@ class Client:
             key.value, host=host, enable=send, max_queue_size=max_queue_size, gzip=gzip,
             max_retries=max_retries, timeout=float(timeout), max_events_in_batch=upload_size,
             flush_interval=float(upload_interval), transport=transport,
+            redact_keys=redact_keys, before_send=before_send,
         )
         self.host = self.analytics.host
         self._dropped = threading.local()

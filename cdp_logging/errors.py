@@ -1,7 +1,8 @@
 """The exceptions of cdp_logging: what a user can catch, or receives in ``error_handler``.
 
 Everything derives from :class:`CDPError`. Errors about the event itself
-(:class:`InvalidEventError`, :class:`EventTooLargeError`) are raised by the client's calls;
+(:class:`InvalidEventError`, :class:`EventTooLargeError`) are raised by the client's calls
+(:class:`BeforeSendError`, an InvalidEventError, only reported);
 errors about delivery (:class:`DeliveryError`, :class:`EventDroppedError`, :class:`SpoolError`)
 are never raised in the application: they go to ``error_handler`` or, without one, to the
 ``cdp_logging`` logger.
@@ -101,6 +102,25 @@ class EventTooLargeError(InvalidEventError):
             origin=origin,
         )
 
+
+
+class BeforeSendError(InvalidEventError):
+    """The ``before_send`` option raised, or returned something other than a message or None.
+
+    The event is not sent: it is counted in ``stats()["failed"]`` and reported (to
+    ``error_handler``, else logged) once, with where it came from; the application's call
+    returns as usual. The exception ``before_send`` raised is ``__cause__``.
+
+    Example::
+
+        def on_error(err: cdp_logging.CDPError) -> None:
+            if isinstance(err, cdp_logging.BeforeSendError):
+                sentry_sdk.capture_exception(err.__cause__ or err)
+    """
+
+    def __init__(self, call: str, problem: str, *, message_id: str | None = None,
+                 origin: str | None = None) -> None:
+        super().__init__(call, None, problem, message_id=message_id, origin=origin)
 
 class DeliveryError(CDPError):
     """A batch could not be delivered; given to ``error_handler`` and to per-call callbacks.

@@ -81,8 +81,8 @@ class CDPHandler(logging.Handler):
             owns_client = False
         else:
             _check_option_names(options)
-            if "error_handler" in options:
-                options["error_handler"] = resolve_callable(options["error_handler"], "error_handler")
+            options.update({option: resolve_callable(options[option], option)
+                            for option in ("error_handler", "before_send") if option in options})
             client = Analytics(**options)
             owns_client = True
         try:
@@ -164,17 +164,21 @@ class CDPHandler(logging.Handler):
                         self.emit(record)
                         return True
                     client = self.client
-                    data = encode_plain(message)
-                    if data is not None and client.enable and not capture_sinks:
-                        # Analytics.send() without its rarer cases: queued as it would be.
-                        refused = client._batcher.put(data, len(data))
-                        if refused is not None:
-                            client.count_dropped(refused, message["messageId"])
-                        return True
+                    leaving = client._leaving
                     try:
-                        client.send(message)
+                        # Analytics.send(): redaction and before_send (None: dropped), then
+                        # without its rarer cases, queued as it would be.
+                        if leaving is not None and (message := leaving(message)) is None:
+                            return True
+                        data = encode_plain(message)
+                        if data is not None and client.enable and not capture_sinks:
+                            refused = client._batcher.put(data, len(data))
+                            if refused is not None:
+                                client.count_dropped(refused, message["messageId"])
+                            return True
+                        client.queue_checked(message)
                     except InvalidEventError as err:
-                        # Too large or not encodable: the client counted it when it refused it.
+                        # Stopped before encoding, too large or not encodable: counted already.
                         client.report(err.with_origin(_origin(record, self.rules)))
                 except Exception:
                     self.handleError(record)
@@ -237,7 +241,7 @@ class CDPHandler(logging.Handler):
             self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
             return
         try:
-            self.client.send(message)
+            self.client.send(message, origin=lambda: _origin(record, self.rules))
         except InvalidEventError as err:
             # Too large or not encodable: the client counted it when it refused it.
             self.client.report(err.with_origin(_origin(record, self.rules)))

@@ -56,7 +56,9 @@ def _fill_from_environment(options: dict[str, Any]) -> dict[str, str]:
     sources: dict[str, str] = {}
     for option in CLIENT_OPTIONS:
         name, variable = option.name, option.variable
-        given = name in options and not (name in ("write_key", "host") and _unset(options[name]))
+        # None given for these is "not set" (compat.Client and CDPHandler pass every option on).
+        given = name in options and not (
+            name in ("write_key", "host", "redact_keys", "before_send") and _unset(options[name]))
         if name == "write_key":  # read by the client itself, where the key stays hidden
             set_in_environment = bool(os.environ.get(ENV_WRITE_KEY, "").strip())
             sources[name] = CODE if given else (ENV_WRITE_KEY if set_in_environment else DEFAULT)

@@ -26,15 +26,17 @@ from .constants import (
 )
 from .environment import once_per_process_tree, pytest_plugin_active
 from .errors import ConfigurationError
+from .redaction import parse_redact_keys
 from .reporting import warn
 
 #: What an option holds, and so how its variable is read and its value checked.
-Kind = Literal["key", "url", "int", "float", "bool", "choice", "path", "callable", "timeout", "level", "object"]
+Kind = Literal["key", "url", "int", "float", "bool", "choice", "path", "callable", "timeout", "level", "object", "keys"]
 #: Each kind in words, for ``--help`` and the docs.
 KINDS: dict[Kind, str] = {
     "key": "text", "url": "URL", "int": "integer", "float": "seconds",
     "bool": "true/false", "choice": "one of", "path": "path", "callable": "module.path:function",
     "timeout": "seconds, or connect,read seconds", "level": "level", "object": "object",
+    "keys": "key,key,... (+key,...: added to the default list; none: off)",
 }
 
 
@@ -82,7 +84,8 @@ class Option:
             return " or ".join(repr(choice) for choice in self.choices)
         return {"key": "text", "url": "an http(s) URL", "bool": "true or false",
                 "path": "a path", "callable": "a callable or its dotted path",
-                "level": "a level name or number", "object": "an object"}[self.kind]
+                "level": "a level name or number", "object": "an object",
+                "keys": "key names"}[self.kind]
 
     @property
     def default_text(self) -> str:
@@ -144,6 +147,11 @@ OPTIONS: tuple[Option, ...] = (
            "written to the spool: what kill -9 can lose", minimum=0.001, maximum=60),
     Option("transport", "object", None, "a cdp_logging.Transport to send with instead of HTTP "
            "(tests, custom delivery)", shown_default="(none: HTTP)", from_environment=False),
+    Option("redact_keys", "keys", None, "keys whose values are sent as [redacted], at any depth of "
+           "properties, traits and context (docs/privacy.md)",
+           shown_default="cdp_logging.DEFAULT_REDACT_KEYS (password, token, authorization, ...)"),
+    Option("before_send", "callable", None, "a function given each message before it is encoded, "
+           "returning it (changed or not) or None to drop it", shown_default="(none)"),
     Option("rules", "path", None, "the rules file (.json or .toml) that makes log lines calls",
            shown_default="(none: only records with a payload in extra)", scope="handler"),
     Option("level", "level", "NOTSET", "the lowest level of record considered (DEBUG, INFO, ...)",
@@ -234,6 +242,8 @@ def parse_text(name: str, text: str) -> Any:
         value = resolve_callable(text, name)
     elif option.kind == "level":
         value = _level(text)
+    elif option.kind == "keys":
+        value = parse_redact_keys(text)
     return check_value(name, value)
 
 

@@ -45,7 +45,10 @@ class Stats(TypedDict):
     ``str()`` raised (each reported, naming the field); ``skipped``:
     accepted while ``enable=False``; ``batches``: requests that succeeded; ``retries``: extra
     attempts; ``pending``: queued or in flight right now; ``spooled``: events in the spool
-    file (those of every process sharing it) when the sender last looked, 0 without a spool.
+    file (those of every process sharing it) when the sender last looked, 0 without a spool;
+    ``dropped_by_before_send``: events the ``before_send`` option dropped (returned None);
+    ``redacted``: how many values were sent as ``"[redacted]"``, by the ``redact_keys`` entry
+    their key matched (``{"password": 3}``). An event ``before_send`` failed on is ``failed``.
 
     With a spool, a batch given up is not ``failed``: its events stay in the spool and are
     sent again later; only events the API refuses for good (400, 413, 422) are.
@@ -68,9 +71,12 @@ class Stats(TypedDict):
     retries: int
     pending: int
     spooled: int
+    dropped_by_before_send: int
+    redacted: dict[str, int]
 
 
-_COUNTERS = ("delivered", "failed", "dropped", "invalid", "substituted", "skipped", "batches", "retries")
+_COUNTERS = ("delivered", "failed", "dropped", "invalid", "substituted", "skipped", "batches", "retries",
+             "dropped_by_before_send")
 
 
 class _Counters:
@@ -79,6 +85,18 @@ class _Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.values = dict.fromkeys(_COUNTERS, 0)
+        self.redacted: dict[str, int] = {}
+
+    def add_redacted(self, entry: str) -> bool:
+        """One value redacted under ``entry``; True for the first under it."""
+        with self._lock:
+            count = self.redacted.get(entry, 0)
+            self.redacted[entry] = count + 1
+            return count == 0
+
+    def redacted_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.redacted)
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -174,6 +192,8 @@ class DeliveryOutcomes:
             retries=values["retries"],
             pending=self._batcher.pending + (self._spool.in_flight if self._spool else 0),
             spooled=self._spool.spooled if self._spool else 0,
+            dropped_by_before_send=values["dropped_by_before_send"],
+            redacted=self._counters.redacted_counts(),
         )
 
     def _deliver(self, items: list[Item]) -> None:

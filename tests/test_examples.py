@@ -128,6 +128,15 @@ def check_lambda(collector: LocalCollector, result: Any) -> None:
     assert sorted(order["properties"]["order_id"] for order in paid) == [1, 2]
 
 
+def check_privacy(collector: LocalCollector, completed: subprocess.CompletedProcess[str]) -> None:
+    [message] = collector.messages
+    assert message["userId"] not in ("ada@example.com", "ops@staff.example.com")
+    assert message["properties"] == {
+        "method": "password", "password": "[redacted]", "headers": {"Authorization": "[redacted]"},
+        "internal_note": "[redacted]",
+    }
+
+
 RUNS: dict[str, Run] = {
     "quickstart.py": Run(events=0, prints=("received 6 events",)),
     "flask_app.py": Run(needs=("flask",), events=4, check=check_flask),
@@ -138,6 +147,7 @@ RUNS: dict[str, Run] = {
     "eu_region.py": Run(events=2, prints=("sending to http://127.0.0.1:",)),
     "integrations_and_backfill.py": Run(events=8, check=check_integrations_and_backfill),
     "error_handling.py": Run(events=1, check=check_error_handling),
+    "privacy.py": Run(events=1, check=check_privacy, prints=("dropped by before_send: 1",)),
     # A user's test module: it runs pytest on itself, with its own collector.
     "testing_example_test.py": Run(events=0, prints=("4 passed",)),
 }

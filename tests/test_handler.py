@@ -698,7 +698,7 @@ BAD_PAYLOADS = {
     "over 32 KB": ({"track": {"user_id": "1", "event": "Big", "properties": {"blob": "x" * 40_000}}},
                    "over the API's limit of 32768 bytes"),
     "not encodable": ({"track": {"user_id": "1", "event": "Deep", "properties": {"v": _deeply_nested(20_000)}}},
-                      "cannot encode as JSON"),
+                      "nested deeper than 100 levels (or holding itself)"),
     "short form without user": ({"event": "Order Completed", "total": 9.5},
                                 "track.user_id: user_id or anonymous_id is required"),
     "short form event not text": ({"event": 42, "user_id": "1"}, "track.event: must be a non-empty string"),

@@ -19,6 +19,8 @@ from ..constants import ENV_WRITE_KEY
 from ..errors import ConfigurationError, InvalidEventError
 from ..handler import CDPHandler
 from ..messages import build_message, encode_message
+from ..privacy import leaving_step
+from ..redaction import Redactor, redact_keys_from_environment
 from ..rules import LinearPattern, faults_of, linear_pattern
 from .common import EXIT_CONFIGURATION, EXIT_REJECTED, _error, environment_help
 from .run import _quiet_without_write_key
@@ -90,7 +92,7 @@ def check(arguments: argparse.Namespace) -> int:
                 out.write("\nNo sample lines: pipe log lines to standard input (or name a file) "
                           "to see what they would send.\n")
             return 0
-        sample = Sample(handler, line_pattern, arguments, out)
+        sample = Sample(handler, line_pattern, arguments, out, leaving=_leaving(environ))
         for number, line in enumerate(lines, 1):
             sample.try_line(number, line.rstrip("\r\n"))
         sample.summarise()
@@ -149,11 +151,22 @@ def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
         out.write(f"  {'CDP_HOST':<22} {client.host} (default)\n")
 
 
+def _leaving(environ: dict[str, str]) -> tuple[Redactor | None, Any]:
+    """The redaction and the step before encoding that ``run`` would use, from the environment."""
+    keys = redact_keys_from_environment(environ)
+    step = leaving_step(keys, read_environment(environ).get("before_send"),
+                        lambda entry, key: None, lambda: None, lambda error: None)
+    return (Redactor(keys, lambda entry, key: None) if keys else None), step
+
+
 class Sample:
     """Sample lines tried against the rules; counts what they would do."""
 
     def __init__(self, handler: CDPHandler, line_pattern: LinearPattern,
-                 arguments: argparse.Namespace, out: TextIO) -> None:
+                 arguments: argparse.Namespace, out: TextIO,
+                 leaving: tuple[Redactor | None, Any] = (None, None)) -> None:
+        self.redactor, self.step = leaving
+        self.dropped = 0
         self.rules = handler.rules
         self.level = handler.level
         self.line_pattern = line_pattern
@@ -196,20 +209,31 @@ class Sample:
         rule = f"rule {matched.rule.number} ({matched.rule.describe()})"
         try:
             call, fields = matched.call(record)
-            message = build_message(call, **fields)
-            encode_message(message)
+            built = build_message(call, **fields)
+            # What leaves the process: redacted, then before_send, as when running.
+            redacted = [] if self.redactor is None else self.redactor.redacted_paths(built)
+            message = built if self.step is None else self.step(built)
+            if message is not None:
+                encode_message(message)
         except InvalidEventError as err:
             self.rejected += 1
             self._show(number, line, {"outcome": "rejected", "rule": matched.rule.number,
                                       "error": str(err)},
                        f"{rule} makes an event the API would refuse: {err}")
             return
+        if message is None:
+            self.dropped += 1
+            self._show(number, line, {"outcome": "dropped", "rule": matched.rule.number, "call": call,
+                                      "redacted": redacted},
+                       f"{rule} makes {call}, which before_send drops: nothing is sent")
+            return
         self.sent += 1
         shown = {key: value for key, value in message.items()
                  if key not in ("type", "messageId", "timestamp", "context")}
+        marked = f" ({', '.join(redacted)} redacted)" if redacted else ""
         self._show(number, line, {"outcome": "sent", "rule": matched.rule.number, "call": call,
-                                  "message": message},
-                   f"{rule} sends {call} {json.dumps(shown, default=str)}")
+                                  "message": message, "redacted": redacted},
+                   f"{rule} sends {call} {json.dumps(shown, default=str)}{marked}")
 
     def _show(self, number: int, line: str, result: dict[str, Any], text: str) -> None:
         if self.json:
@@ -222,7 +246,8 @@ class Sample:
             return
         self.out.write(
             f"\n{self.lines} lines: {self.sent} would send an event, {self.rejected} would be "
-            f"refused, {self.unmatched} match no rule, {self.unreadable} could not be read.\n"
+            f"refused, {self.unmatched} match no rule, {self.unreadable} could not be read"
+            + (f", {self.dropped} dropped by before_send" if self.dropped else "") + ".\n"
             "Each event sent also carries a messageId, a timestamp and context.library.\n"
         )
         if self.by_template:
