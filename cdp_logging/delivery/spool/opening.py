@@ -18,6 +18,8 @@ from ...errors import SpoolError
 from .common import (
     _is_busy,
     _is_corrupt,
+    _is_disk_full,
+    SpoolDiskFull,
     APPLICATION_ID,
     BUSY_TIMEOUT,
     FORK_WAIT,
@@ -32,6 +34,7 @@ from .common import (
     _SCHEMA,
     holder_identity,
     logger,
+    trim_quarantine,
 )
 
 
@@ -61,6 +64,8 @@ class OpenedFile:
         self.on_replaced: Callable[[SpoolError], None] | None = None
         self._replaced: list[SpoolError] = []
         self._fresh_spools = 0
+        #: Since when (time.time()) writes fail for a full disk; None while they work.
+        self.disk_full_since: float | None = None
         #: Rows claim() set aside as unreadable since the last call of :meth:`take_quarantined`.
         self._quarantined: list[tuple[int, str]] = []
         self._init_state()
@@ -146,13 +151,21 @@ class OpenedFile:
                 db.execute("COMMIT")
             except (sqlite3.Error, OSError) as err:
                 raise self._failure(err) from err
+            if write and self.disk_full_since is not None:
+                logger.warning("cdp-logging: spool %s has room again after %.0fs; events are "
+                               "written to it again", self.path, time.time() - self.disk_full_since)
+                self.disk_full_since = None
 
     def _open(self) -> sqlite3.Connection:
         """With the lock held: make sure the file (and its WAL and shared-memory files) are
         this user's own and no one else's to write, connect, check that it is a spool, then
         switch it to WAL and create the tables. A file that is not a SQLite database is moved
         aside and a fresh spool made in its place."""
-        _make_private_directory(os.path.dirname(self.path))
+        folder = os.path.dirname(self.path)
+        _make_private_directory(folder)
+        problem = _folder_problem(folder)
+        if problem is not None:
+            raise self._give_up(problem)
         try:
             self._opened = self._claim(self.path)
         except _Garbage as garbage:
@@ -251,6 +264,7 @@ class OpenedFile:
             application_id = self._check_is_spool(db)
             for statement in _SCHEMA:
                 db.execute(statement)
+            trim_quarantine(db)
             if application_id == 0:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -282,6 +296,15 @@ class OpenedFile:
         """With the lock held: what an error of SQLite or the file system means for the spool."""
         if _is_busy(err):
             return SpoolBusy(str(err))
+        if _is_disk_full(err):
+            # For now: the next write tries again, so the spool recovers when the disk does.
+            if self.disk_full_since is None:
+                self.disk_full_since = time.time()
+                self._replaced.append(SpoolError(
+                    f"cannot be written: the disk is full ({err}). Events are sent from memory "
+                    "meanwhile; the spool is used again as soon as there is room", path=self.path,
+                    paused=True))
+            return SpoolDiskFull(str(err))
         if _is_corrupt(err):
             self._close_connection()
             moved_to = self._move_aside(self._opened)
@@ -375,6 +398,31 @@ def _header_problem(header: bytes) -> str | None:
 def _open_here(file_id: tuple[int, int]) -> bool:
     """Whether a spool of this process has a connection to the file ``file_id``."""
     return any(file._db is not None and file._opened == file_id for file in list(_files))
+
+
+def _folder_problem(folder: str) -> str | None:
+    """Why the spool's folder is not safe to keep it in, None when it is: a link (whoever may
+    change it decides where the spool is), or a folder that a user other than this one (or
+    root) owns, or that others may write without the sticky bit (as /tmp has): its owner, or
+    they, could delete or replace the spool."""
+    try:
+        status = os.lstat(folder)
+    except OSError as err:
+        return f"cannot be used: its folder {folder} cannot be read ({err.strerror or err})"
+    if stat.S_ISLNK(status.st_mode):
+        return (f"has a symbolic link for its folder {folder}; left as it is. Give the folder's "
+                "real path")
+    if not stat.S_ISDIR(status.st_mode):
+        return f"cannot be used: {folder} is not a folder; left as it is"
+    if status.st_uid not in (os.geteuid(), 0):
+        return (f"is in a folder {folder} owned by another user (uid {status.st_uid}; this process "
+                f"runs as uid {os.geteuid()}), who could delete or replace it; left as it is. Put "
+                "the spool in a folder of this user's own")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not status.st_mode & stat.S_ISVTX:
+        return (f"is in a folder {folder} that other users may write (mode "
+                f"{stat.S_IMODE(status.st_mode):o}, no sticky bit), who could delete or replace it; "
+                "left as it is. Put the spool in a folder of this user's own")
+    return None
 
 
 def _make_private_directory(path: str) -> None:
