@@ -65,11 +65,12 @@ IDS_PER_STATEMENT = 500
 
 
 #: The quarantine keeps the newest this many rows set aside, each cut to its first
-#: QUARANTINE_ROW_BYTES: at most about 1 MB, which ``spool_max_bytes`` does not count (it
-#: bounds the events waiting to be sent). Rows the spool never wrote (a damaged disk, another
-#: program) must not crowd out the events.
+#: QUARANTINE_ROW_BYTES (enough to see what they were; small enough to stay in their page, so
+#: that what they take of the file is known): about 100 KB at most, which ``spool_max_bytes``
+#: does not count (it bounds the events waiting to be sent). Rows the spool never wrote (a
+#: damaged disk, another program) must not crowd out the events.
 QUARANTINE_ROWS = 100
-QUARANTINE_ROW_BYTES = 10_000
+QUARANTINE_ROW_BYTES = 1_000
 
 
 #: HTTP statuses by which the API refuses the content: a batch is split to find the event at

@@ -52,8 +52,10 @@ class SpoolFile(OpenedFile):
             quarantined = db.execute("SELECT total(length(data)) + count(*) * ? FROM quarantine",
                                      (ROW_OVERHEAD,)).fetchone()[0]
             used = pages * self._page_size - quarantined
-            # Pages are never quite full: a byte counted takes this much of the file.
-            spread = max(1.0, used / counted) if counted else 1.0
+            # Pages are never quite full: a byte counted takes this much of the file. Measured
+            # over a tenth of the bound at least: a few events in pages left sparse by rows
+            # deleted (set aside, sent) would otherwise seem to take the whole file.
+            spread = max(1.0, used / max(counted, self.max_bytes / 10)) if counted else 1.0
             limit = self.max_bytes / spread
             room = limit - counted
             start, end = 0, len(messages)

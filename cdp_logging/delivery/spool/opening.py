@@ -44,6 +44,10 @@ from .common import (
 _inherited_connections: list[sqlite3.Connection] = []
 
 
+#: A full disk is reported at most once in this many seconds.
+DISK_FULL_REPORT_INTERVAL = 60.0
+
+
 #: Every SpoolFile, so that each closes its connection before a fork.
 _files: weakref.WeakSet[OpenedFile] = weakref.WeakSet()
 
@@ -66,6 +70,7 @@ class OpenedFile:
         self._fresh_spools = 0
         #: Since when (time.time()) writes fail for a full disk; None while they work.
         self.disk_full_since: float | None = None
+        self._disk_full_reported: float | None = None
         #: Rows claim() set aside as unreadable since the last call of :meth:`take_quarantined`.
         self._quarantined: list[tuple[int, str]] = []
         self._init_state()
@@ -152,8 +157,8 @@ class OpenedFile:
             except (sqlite3.Error, OSError) as err:
                 raise self._failure(err) from err
             if write and self.disk_full_since is not None:
-                logger.warning("cdp-logging: spool %s has room again after %.0fs; events are "
-                               "written to it again", self.path, time.time() - self.disk_full_since)
+                logger.info("cdp-logging: spool %s has room again after %.0fs; events are "
+                            "written to it again", self.path, time.time() - self.disk_full_since)
                 self.disk_full_since = None
 
     def _open(self) -> sqlite3.Connection:
@@ -298,8 +303,12 @@ class OpenedFile:
             return SpoolBusy(str(err))
         if _is_disk_full(err):
             # For now: the next write tries again, so the spool recovers when the disk does.
+            now = time.time()
             if self.disk_full_since is None:
-                self.disk_full_since = time.time()
+                self.disk_full_since = now
+            # Reported once a minute at most: a disk at the edge fills and frees by turns.
+            if self._disk_full_reported is None or now - self._disk_full_reported >= DISK_FULL_REPORT_INTERVAL:
+                self._disk_full_reported = now
                 self._replaced.append(SpoolError(
                     f"cannot be written: the disk is full ({err}). Events are sent from memory "
                     "meanwhile; the spool is used again as soon as there is room", path=self.path,
