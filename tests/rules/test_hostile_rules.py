@@ -189,3 +189,41 @@ def test_text_made_by_a_rule_stops_at_the_api_event_limit(logged: Any) -> None:
     assert time.perf_counter() - started < 2
     assert app.sent() == []
     assert "more than the API takes in a whole event" in str(app.errors[0])
+
+
+# -- a rules file others may write --------------------------------------------------------------
+
+RULES = '[{"regex": "paid (?P<u>\\\\w+)", "track": {"event": "Paid", "user_id": "{groups[u]}"}}]'
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("owner, mode", [(65534, 0o666), (os.geteuid(), 0o646), (65534, 0o664)],
+                         ids=["other-users-0666", "own-0646", "other-users-0664"])
+def test_a_rules_file_others_may_write_is_refused_as_the_spool_refuses_its_file(
+        tmp_path: Path, monkeypatch: Any, capsys: Any, owner: int, mode: int) -> None:
+    # On main it was used without a word.
+    path = tmp_path / "rules.json"
+    path.write_text(RULES)
+    os.chown(path, owner, owner)
+    path.chmod(mode)
+    rules = RuleSet.from_file(path, strict=False)
+    assert len(rules) == 0
+    assert "refused" in str(rules.skipped[0]) and f"mode {mode:o}" in str(rules.skipped[0])
+    for name in [name for name in os.environ if name.startswith("CDP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CDP_ENABLE", "false")
+    monkeypatch.setenv("CDP_RULES", str(path))
+    assert main(["check"]) == 2
+    assert f"CDP_RULES={path}: refused: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("owner, mode", [(os.geteuid(), 0o644), (os.geteuid(), 0o664), (0, 0o644)])
+def test_a_rules_file_only_trusted_users_write_is_used(tmp_path: Path, owner: int, mode: int) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text(RULES)
+    if owner != os.geteuid():
+        if os.geteuid() != 0:
+            pytest.skip("giving a file to root needs root")
+        os.chown(path, owner, owner)
+    path.chmod(mode)
+    assert len(RuleSet.from_file(path, strict=False)) == 1
