@@ -224,14 +224,18 @@ class _Group:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
         patterns = [(rule, rule.regex.pattern) for rule in rules if rule.regex is not None]
-        self.regex_rules = tuple(rule for rule, _ in patterns)
+        regex_rules = tuple(rule for rule, _ in patterns)
         self.patterns = PatternSets([pattern for _, pattern in patterns]) if patterns else None
+        #: Each RE2 set and the rules of its patterns, by index; the rules matched one by one.
+        self.sets: list[tuple[Any, tuple[Rule, ...]]] = []
+        self.alone: list[tuple[Rule, Any]] = []
+        if self.patterns is not None:
+            self.sets = [(searched, tuple(regex_rules[i] for i in indices))
+                         for searched, indices in self.patterns.sets]
+            self.alone = [(regex_rules[i], regex) for i, regex in self.patterns.alone]
 
-    def search(self, text: str) -> set[Rule]:
-        if self.patterns is None:
-            return set()
-        regex_rules = self.regex_rules
-        return {regex_rules[index] for index in self.patterns.search(text)}
+
+_NOTHING: frozenset[Rule] = frozenset()
 
 
 class _Scanned:
@@ -239,26 +243,38 @@ class _Scanned:
     message is searched once per RE2 set however many rules, in time linear in its length."""
 
     def __init__(self, groups: list[_Group]) -> None:
-        self.groups = groups
         self.rules = sorted((rule for group in groups for rule in group.rules),
                             key=lambda rule: rule.number)
         self.only_regexes = all(rule.regex is not None for rule in self.rules)
+        self.sets = [entry for group in groups for entry in group.sets]
+        self.alone = [entry for group in groups for entry in group.alone]
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def search(self, text: str) -> set[Rule]:
-        found: set[Rule] = set()
-        for group in self.groups:
-            found |= group.search(text)
-        return found
+    def search(self, text: str) -> frozenset[Rule] | set[Rule]:
+        """The rules whose regex ``text`` (as :func:`matched_text` gives it) holds."""
+        found: set[Rule] | None = None
+        for searched, rules in self.sets:
+            hits = searched.Match(text)  # None when nothing matched
+            if hits:
+                if found is None:
+                    found = set()
+                for index in hits:
+                    found.add(rules[index])
+        for rule, regex in self.alone:
+            if regex.search(text) is not None:
+                if found is None:
+                    found = set()
+                found.add(rule)
+        return _NOTHING if found is None else found
 
 
 def _scan(scanned: _Scanned, record: logging.LogRecord, levelno: int, before: int
           ) -> RuleMatch | None:
     """The first of the logger's regex (or any-message) rules numbered below ``before``."""
     message: str | None = None
-    found_in: set[Rule] = set()
+    found_in: frozenset[Rule] | set[Rule] = _NOTHING
     for rule in scanned.rules:
         if rule.number >= before:
             return None
