@@ -36,16 +36,13 @@ from .common import (
     logger,
     trim_quarantine,
 )
+from .hazards import DiskFull, private_folder
 
 
 #: Connections a forked child inherited from a fork that skipped Python's fork handlers:
 #: never used, never closed (SQLite's state for them belongs to the parent), only kept from
 #: the garbage collector.
 _inherited_connections: list[sqlite3.Connection] = []
-
-
-#: A full disk is reported at most once in this many seconds.
-DISK_FULL_REPORT_INTERVAL = 60.0
 
 
 #: Every SpoolFile, so that each closes its connection before a fork.
@@ -68,9 +65,7 @@ class OpenedFile:
         self.on_replaced: Callable[[SpoolError], None] | None = None
         self._replaced: list[SpoolError] = []
         self._fresh_spools = 0
-        #: Since when (time.time()) writes fail for a full disk; None while they work.
-        self.disk_full_since: float | None = None
-        self._disk_full_reported: float | None = None
+        self.disk_full = DiskFull()
         #: Rows claim() set aside as unreadable since the last call of :meth:`take_quarantined`.
         self._quarantined: list[tuple[int, str]] = []
         self._init_state()
@@ -156,19 +151,15 @@ class OpenedFile:
                 db.execute("COMMIT")
             except (sqlite3.Error, OSError) as err:
                 raise self._failure(err) from err
-            if write and self.disk_full_since is not None:
-                logger.info("cdp-logging: spool %s has room again after %.0fs; events are "
-                            "written to it again", self.path, time.time() - self.disk_full_since)
-                self.disk_full_since = None
+            if write:
+                self.disk_full.written(self.path)
 
     def _open(self) -> sqlite3.Connection:
         """With the lock held: make sure the file (and its WAL and shared-memory files) are
         this user's own and no one else's to write, connect, check that it is a spool, then
         switch it to WAL and create the tables. A file that is not a SQLite database is moved
         aside and a fresh spool made in its place."""
-        folder = os.path.dirname(self.path)
-        _make_private_directory(folder)
-        problem = _folder_problem(folder)
+        problem = private_folder(os.path.dirname(self.path))
         if problem is not None:
             raise self._give_up(problem)
         try:
@@ -301,18 +292,10 @@ class OpenedFile:
         """With the lock held: what an error of SQLite or the file system means for the spool."""
         if _is_busy(err):
             return SpoolBusy(str(err))
-        if _is_disk_full(err):
-            # For now: the next write tries again, so the spool recovers when the disk does.
-            now = time.time()
-            if self.disk_full_since is None:
-                self.disk_full_since = now
-            # Reported once a minute at most: a disk at the edge fills and frees by turns.
-            if self._disk_full_reported is None or now - self._disk_full_reported >= DISK_FULL_REPORT_INTERVAL:
-                self._disk_full_reported = now
-                self._replaced.append(SpoolError(
-                    f"cannot be written: the disk is full ({err}). Events are sent from memory "
-                    "meanwhile; the spool is used again as soon as there is room", path=self.path,
-                    paused=True))
+        if _is_disk_full(err):  # for now: the next write tries again
+            report = self.disk_full.failed(self.path, err)
+            if report is not None:
+                self._replaced.append(report)
             return SpoolDiskFull(str(err))
         if _is_corrupt(err):
             self._close_connection()
@@ -407,43 +390,3 @@ def _header_problem(header: bytes) -> str | None:
 def _open_here(file_id: tuple[int, int]) -> bool:
     """Whether a spool of this process has a connection to the file ``file_id``."""
     return any(file._db is not None and file._opened == file_id for file in list(_files))
-
-
-def _folder_problem(folder: str) -> str | None:
-    """Why the spool's folder is not safe to keep it in, None when it is: a link (whoever may
-    change it decides where the spool is), or a folder that a user other than this one (or
-    root) owns, or that others may write without the sticky bit (as /tmp has): its owner, or
-    they, could delete or replace the spool."""
-    try:
-        status = os.lstat(folder)
-    except OSError as err:
-        return f"cannot be used: its folder {folder} cannot be read ({err.strerror or err})"
-    if stat.S_ISLNK(status.st_mode):
-        return (f"has a symbolic link for its folder {folder}; left as it is. Give the folder's "
-                "real path")
-    if not stat.S_ISDIR(status.st_mode):
-        return f"cannot be used: {folder} is not a folder; left as it is"
-    if status.st_uid not in (os.geteuid(), 0):
-        return (f"is in a folder {folder} owned by another user (uid {status.st_uid}; this process "
-                f"runs as uid {os.geteuid()}), who could delete or replace it; left as it is. Put "
-                "the spool in a folder of this user's own")
-    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not status.st_mode & stat.S_ISVTX:
-        return (f"is in a folder {folder} that other users may write (mode "
-                f"{stat.S_IMODE(status.st_mode):o}, no sticky bit), who could delete or replace it; "
-                "left as it is. Put the spool in a folder of this user's own")
-    return None
-
-
-def _make_private_directory(path: str) -> None:
-    """Create ``path`` and any missing parents, each 0700 whatever the umask."""
-    missing: list[str] = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(folder, 0o700)
-            os.chmod(folder, 0o700)
