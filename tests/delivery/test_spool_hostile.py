@@ -172,7 +172,7 @@ def test_a_brief_disk_full_pauses_the_spool_which_recovers_when_the_disk_does(
     (small_disk / "filler").unlink()
     switch.down = True                                 # an outage after the space came back
     after = track(client, 30, "after")
-    wait_until(lambda: rows(spool) == 30, message="the outage's events kept in the spool again")
+    wait_until(lambda: rows(spool) == 30, message=lambda: f"the outage's events kept in the spool again: {rows(spool)} {client.stats()}")
     switch.down = False
     assert client.flush(timeout=30)
     assert set(after) <= set(switch.recorder.accepted)
