@@ -17,6 +17,7 @@ import functools
 import json
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -59,11 +60,15 @@ def _default(value: Any, substituted: list[Any] | None = None) -> Any:
 
 def _text(value: Any, substituted: list[Any] | None) -> str:
     try:
-        return str(value)
+        text = str(value)
     except Exception:  # a broken __str__ must not lose the event; the caller reports it
         if substituted is not None:
             substituted.append(value)
         return f"<unprintable {type(value).__qualname__}>"
+    valid = valid_unicode(text)  # a Path of an undecodable file name
+    if valid is not text and substituted is not None:
+        substituted.append(value)
+    return valid
 
 
 def encode(value: Any, substituted: list[Any] | None = None) -> bytes:
@@ -95,8 +100,9 @@ def encode(value: Any, substituted: list[Any] | None = None) -> bytes:
     except (orjson.JSONEncodeError, TypeError):
         # Integers beyond 64 bits, nesting deeper than orjson allows, circular references,
         # keys orjson cannot stringify, lone surrogates (undecodable file names): rebuild
-        # the value as plain data and use json. A lone surrogate is written as its \uXXXX
-        # escape, as surrogatepass would make the body invalid UTF-8 and lose the batch.
+        # the value as plain data and use json. A lone surrogate is made U+FFFD, the text
+        # added to ``substituted``: its \uXXXX escape is JSON no strict decoder (orjson, the
+        # spool's, the API's) reads, which lost the whole batch's callbacks.
         if substituted:
             del substituted[:]
         try:
@@ -106,8 +112,32 @@ def encode(value: Any, substituted: list[Any] | None = None) -> bytes:
             raise EncodingError(f"cannot encode as JSON: {err}") from err
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str, substituted: list[Any] | None = None) -> str:
+    """``text`` with each lone surrogate (a byte of an undecodable file name, as
+    ``os.listdir`` returns it) made U+FFFD; ``text`` itself is added to ``substituted`` when
+    it held any. Never raises.
+
+    Example::
+
+        >>> valid_unicode("caf\udce9")
+        'caf\ufffd'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        if substituted is not None:
+            substituted.append(text)
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def _plain(value: Any, seen: set[int], substituted: list[Any] | None) -> Any:
     """A JSON-ready copy of ``value``; the slow path behind :func:`encode`."""
+    if type(value) is str:
+        return valid_unicode(value, substituted)
     if value is None or isinstance(value, (str, bool, int)):
         return value if type(value) in (str, bool, int) or value is None else _scalar(value)
     if isinstance(value, float):
@@ -153,12 +183,12 @@ def _scalar(value: Any) -> Any:
         return bool(value)
     if isinstance(value, int):
         return int(value)
-    return str(value)
+    return valid_unicode(str(value))
 
 
 def _key(key: Any, substituted: list[Any] | None) -> str:
     if isinstance(key, str):
-        return str(key)
+        return valid_unicode(key if type(key) is str else str(key), substituted)
     if isinstance(key, enum.Enum):
         key = key.value
     if isinstance(key, (_dt.datetime, _dt.date, _dt.time)):

@@ -234,10 +234,12 @@ class SpoolError(CDPError):
 
     Reported once, when the problem is found: at start or at any later read or write.
     ``path`` is the spool; ``moved_to`` is where a corrupt file was moved aside (None when it
-    was left in place: a directory that cannot be written, a full disk, another program's
+    was left in place: a directory that cannot be written, another program's
     database, a file of another user's or one others may write, a symbolic link). Events
     already in a moved file are not sent; rename it back to recover them. With ``fresh``, the
-    corrupt file was replaced by a new, empty spool and the client goes on using it.
+    corrupt file was replaced by a new, empty spool and the client goes on using it. With
+    ``paused``, the spool could not be written for now (a full disk): events are sent from
+    memory meanwhile, and the spool is used again once a write works.
 
     Example::
 
@@ -247,16 +249,20 @@ class SpoolError(CDPError):
     """
 
     def __init__(self, problem: str, *, path: str, moved_to: str | None = None,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, paused: bool = False) -> None:
         self.problem = problem
         self.path = path
         self.moved_to = moved_to
         #: A fresh spool was made in place of the file moved aside: durability goes on.
         self.fresh = fresh
+        #: The spool cannot be written for now (a full disk): it is used again once it can.
+        self.paused = paused
         text = f"spool {path} {problem}"
         if moved_to is not None:
             text += f"; moved aside to {moved_to}"
-        if fresh:
+        if paused:
+            super().__init__(text)
+        elif fresh:
             super().__init__(text + "; a fresh spool was made in its place")
         else:
             super().__init__(text + "; events are kept in memory only until the process restarts")

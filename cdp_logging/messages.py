@@ -217,8 +217,10 @@ def encode_message(
 
 
 def substitution_error(message: dict[str, Any], values: list[Any]) -> InvalidEventError:
-    """The error reporting that ``values`` of ``message`` were sent as ``"<unprintable TYPE>"``
-    (their ``str()`` raised), naming the fields that held them.
+    """The error reporting that ``values`` of ``message`` were sent changed: as
+    ``"<unprintable TYPE>"`` (their ``str()`` raised), or with U+FFFD for each lone surrogate
+    (text that is not valid Unicode, as an undecodable file name), naming the fields that held
+    them.
 
     Example::
 
@@ -235,11 +237,24 @@ def substitution_error(message: dict[str, Any], values: list[Any]) -> InvalidEve
             path = None
         if path and path not in paths:
             paths.append(path)
-    kinds = sorted({type(value).__qualname__ for value in values})
+    unprintable, surrogates = [], False
+    for value in values:
+        try:
+            if not isinstance(value, str):
+                str(value)
+            surrogates = True
+        except Exception:  # the __str__ that raised before: its type is all there is to say
+            unprintable.append(type(value).__qualname__)
+    reasons = []
+    if unprintable:
+        reasons.append(f"str() raised for {', '.join(sorted(set(unprintable)))}; sent as "
+                       "\"<unprintable ...>\"")
+    if surrogates:
+        reasons.append("text that is not valid Unicode (lone surrogates, as an undecodable "
+                       "file name gives) was sent with U+FFFD in their place")
     fields = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
     return InvalidEventError(
-        message.get("type", "?"), fields or None,
-        f"str() raised for {', '.join(kinds)}; sent as \"<unprintable ...>\"",
+        message.get("type", "?"), fields or None, "; ".join(reasons),
         message_id=message.get("messageId"),
     )
 

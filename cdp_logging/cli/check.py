@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import http
+import io
 import json
 import logging
 import os
@@ -51,7 +52,10 @@ def add_check(subcommands: Any) -> None:
                     "configuration cannot work.",
         epilog=environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", nargs="?", type=argparse.FileType("r"), default=None,
+    # Lines are read as UTF-8, each byte that is not (0xff, a file name in Latin-1) read as
+    # U+FFFD, as rules match a message in the application.
+    parser.add_argument("file", nargs="?", default=None,
+                        type=argparse.FileType("r", encoding="utf-8", errors="replace"),
                         metavar="FILE", help="log lines to try (default: standard input)")
     parser.add_argument("--format", default=DEFAULT_LINE_FORMAT, metavar="FORMAT",
                         help="the %%-style logging format of the lines (default: %(default)r, "
@@ -127,7 +131,10 @@ def _sample_lines(file: TextIO | None) -> Iterable[str] | None:
         return file
     if sys.stdin is None or sys.stdin.isatty():
         return None
-    return sys.stdin
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:
+        return sys.stdin
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
 
 
 def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
@@ -147,6 +154,9 @@ def _describe_configuration(handler: CDPHandler, out: TextIO) -> None:
         else:
             continue
         out.write(f"  {variable.name:<22} {shown}\n")
+        if variable.name == ENV_RULES and handler.rules is not None:
+            for line in handler.rules.matching_limits():
+                out.write(f"  {'':<22} {line}\n")
     if not os.environ.get("CDP_HOST", "").strip():
         out.write(f"  {'CDP_HOST':<22} {client.host} (default)\n")
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -30,6 +31,9 @@ def _read_file(source: str) -> list[Any]:
         raise RulesError("a rules file must end in .json or .toml", source=source)
     try:
         with open(source, "rb") as file:
+            problem = _writable_by_others(os.fstat(file.fileno()))
+            if problem is not None:
+                raise RulesError(problem, source=source)
             data = file.read()
     except OSError as err:
         raise RulesError(f"cannot read the rules file: {err.strerror or err}", source=source) from None
@@ -53,6 +57,21 @@ def _read_file(source: str) -> list[Any]:
     if not isinstance(loaded, list):
         raise RulesError(f"'rules' must be a list, got {type(loaded).__name__}", source=source)
     return loaded
+
+
+def _writable_by_others(status: os.stat_result) -> str | None:
+    """Why a rules file is refused, as the spool refuses its file: any user may write it
+    (``o+w``), or a user other than this one and root owns it and its group may write it.
+    Whoever can write the rules decides what the application sends, and where (a rule can
+    copy any ``extra`` attribute into an event). None for a file only trusted users write."""
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & stat.S_IWOTH:
+        return (f"refused: any user may write the rules file (mode {mode:o}), and so decide "
+                "what the application sends; make it writable by its owner only (chmod o-w)")
+    if status.st_uid not in (os.geteuid(), 0) and mode & stat.S_IWGRP:
+        return (f"refused: the rules file belongs to another user (uid {status.st_uid}) and its "
+                f"group may write it (mode {mode:o}); make it writable by its owner only (chmod g-w)")
+    return None
 
 
 def _compile(rules: Iterable[Mapping[str, Any]], source: str | None

@@ -53,9 +53,97 @@ def linear_pattern(pattern: str) -> LinearPattern:
         ) from None
 
 
+#: Patterns in one RE2 set at most. A set is one automaton for all its patterns: past a dozen
+#: or so ordinary access-log patterns (bounded repeats, ``[^"]{0,256}``) it outgrows RE2's
+#: memory bound and fails to compile; such a set is halved until each half compiles.
+SET_MAX_PATTERNS = 64
+
+#: The characters of a message that rules match: its first 32 KiB (the API's limit for a
+#: whole event). A longer message is matched on this prefix, so a 10 MB line costs what a
+#: 32 KiB one does; a rule anchored at the end (``$``) does not match such a message.
+MATCHED_CHARS = 32 * 1024
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def matched_text(message: str) -> str:
+    """What rules match of ``message``: its first :data:`MATCHED_CHARS` characters, with each
+    lone surrogate (an undecodable file name, as ``os.listdir`` gives it) made U+FFFD, as RE2
+    matches UTF-8 text only. Never raises.
+
+    Example::
+
+        matched_text("file \udcff.txt")   # "file \ufffd.txt"
+    """
+    if len(message) > MATCHED_CHARS:
+        message = message[:MATCHED_CHARS]
+    return valid_text(message)
+
+
+def valid_text(text: str) -> str:
+    """``text`` with each lone surrogate made U+FFFD: text RE2 can match. Never raises.
+
+    Example::
+
+        valid_text("caf\udce9")   # "caf\ufffd"
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+class PatternSets:
+    """Patterns searched together: RE2 sets of at most :data:`SET_MAX_PATTERNS` patterns,
+    each split again until it compiles, and the patterns no set can hold (each compiles
+    alone, but not within RE2's memory bound for a set) searched one by one. All decided
+    here, at configuration: :meth:`search` compiles nothing.
+
+    Example::
+
+        sets = PatternSets(["order (?P<id>\\d+)", "refund (?P<id>\\d+)"])
+        sets.search("refund 7")   # {1}
+    """
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.sets: list[tuple[Any, tuple[int, ...]]] = []
+        #: Indices of the patterns matched one by one, with their compiled regex.
+        self.alone: list[tuple[int, LinearPattern]] = []
+        for start in range(0, len(patterns), SET_MAX_PATTERNS):
+            self._add(patterns, tuple(range(start, min(start + SET_MAX_PATTERNS, len(patterns)))))
+
+    def _add(self, patterns: Sequence[str], indices: tuple[int, ...]) -> None:
+        try:
+            self.sets.append((_set_of([patterns[i] for i in indices]), indices))
+            return
+        except re2.error:
+            pass
+        if len(indices) == 1:
+            self.alone.append((indices[0], linear_pattern(patterns[indices[0]])))
+            return
+        half = len(indices) // 2
+        self._add(patterns, indices[:half])
+        self._add(patterns, indices[half:])
+
+    def search(self, text: str) -> set[int]:
+        """The indices of the patterns found in ``text`` (as :func:`matched_text` gives it)."""
+        found: set[int] = set()
+        for searched, indices in self.sets:
+            for index in searched.Match(text) or ():  # None when nothing matched
+                found.add(indices[index])
+        for index, pattern in self.alone:
+            if pattern.search(text) is not None:
+                found.add(index)
+        return found
+
+
 def _set_of(patterns: Sequence[str]) -> Any:
     """One RE2 set searching for all ``patterns`` in a single pass; ``Match`` gives the
-    indices of those found."""
+    indices of those found. Raises ``re2.error`` when the set outgrows RE2's memory bound."""
     searched = re2.Set.SearchSet(_RE2_OPTIONS)
     for pattern in patterns:
         searched.Add(pattern)

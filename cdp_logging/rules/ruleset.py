@@ -11,7 +11,7 @@ from typing import Any, Union
 
 from .. import events
 from ..errors import RulesError
-from .patterns import LinearPattern, _set_of
+from .patterns import PatternSets, matched_text, valid_text
 from .rule import Rule, RuleMatch
 from .loading import _compile, _read_file, _report
 
@@ -67,7 +67,13 @@ class RuleSet:
         #: Rules without a message template: tried in order for the loggers they cover.
         self._scanned = tuple(rule for rule in compiled if rule.message is None)
         self._scanned_by_logger: dict[str, _Scanned] = {}
-        self._scanned_by_rules: dict[tuple[Rule, ...], _Scanned] = {}
+        # Every regex is put in its RE2 sets here, at configuration, grouped by the rule's
+        # logger: a log call never compiles anything, so never fails to.
+        by_logger: dict[str, list[Rule]] = {}
+        for rule in self._scanned:
+            by_logger.setdefault(rule.logger, []).append(rule)
+        self._groups = {logger: _Group(tuple(rules)) for logger, rules in by_logger.items()}
+        self._scanned_by_groups: dict[tuple[int, ...], _Scanned] = {}
         self._lowest_level = min((rule.level for rule in compiled), default=logging.CRITICAL + 1)
 
     @classmethod
@@ -133,15 +139,37 @@ class RuleSet:
         return None if found is None else RuleMatch(found, None)
 
     def _scanned_for(self, name: str) -> _Scanned:
-        rules = tuple(rule for rule in self._scanned if rule.covers(name))
-        # Loggers covered by the same rules share one RE2 set.
-        scanned = self._scanned_by_rules.get(rules)
-        if scanned is None:
-            scanned = self._scanned_by_rules[rules] = _Scanned(rules)
+        # The groups of the logger and of its ancestors, the root's ("") first.
+        groups = [group for logger, group in self._groups.items()
+                  if not logger or logger == name or name.startswith(logger + ".")]
+        key = tuple(id(group) for group in groups)
+        scanned = self._scanned_by_groups.get(key)
+        if scanned is None:  # loggers covered by the same groups share their _Scanned
+            scanned = self._scanned_by_groups[key] = _Scanned(groups)
         if len(self._scanned_by_logger) >= _LOGGER_CACHE_LIMIT:
             self._scanned_by_logger.clear()
         self._scanned_by_logger[name] = scanned
         return scanned
+
+    def matching_limits(self) -> list[str]:
+        """How the regex rules are searched, one line per rule logger whose rules RE2 could
+        not put in one set (for ``cdp-logging check``): decided at configuration, as the
+        application does. Empty when every logger's regexes share one set.
+
+        Example::
+
+            for line in rules.matching_limits():
+                print(line)   # logger 'web': 40 regex rules in 2 RE2 sets, 0 matched one by one
+        """
+        lines = []
+        for logger, group in self._groups.items():
+            sets = group.patterns
+            if sets is None or (len(sets.sets) <= 1 and not sets.alone):
+                continue
+            count = sum(len(indices) for _, indices in sets.sets) + len(sets.alone)
+            lines.append(f"logger {logger or '(any)'!r}: {count} regex rules in "
+                         f"{len(sets.sets)} RE2 sets, {len(sets.alone)} matched one by one")
+        return lines
 
     def calls(self, record: logging.LogRecord) -> list[tuple[str, dict[str, Any]]]:
         """``[(call, fields)]`` for the first rule ``record`` matches; ``[]`` for none.
@@ -176,64 +204,95 @@ class RuleSet:
             if levelno < rule.level or not rule.covers(logger_name):
                 continue
             if rule.message is not None:
-                args = rule.args_from_text(message)
+                args = rule.args_from_text(valid_text(message))
                 if args is None:
                     continue
                 record.msg, record.args = rule.message, args
                 return RuleMatch(rule, None), record
             if rule.regex is None:
                 return RuleMatch(rule, None), record
-            found = rule.regex.search(message)
+            found = rule.regex.search(matched_text(message))
             if found is not None:
                 return RuleMatch(rule, found.groupdict()), record
         return None
 
 
-class _Scanned:
-    """A logger's regex (and any-message) rules, in order, and one RE2 set of their regexes:
-    a message is searched once however many rules, in time linear in its length."""
+class _Group:
+    """The regex (and any-message) rules of one rule logger, in order, and their regexes in
+    RE2 sets (:class:`PatternSets`), compiled once at configuration."""
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
-        #: Each rule, its index in the set and its regex (None, None for an any-message rule).
-        self.steps: list[tuple[Rule, int | None, LinearPattern]] = []
-        patterns: list[str] = []
-        for rule in rules:
-            if rule.regex is None:
-                self.steps.append((rule, None, None))
-            else:
-                self.steps.append((rule, len(patterns), rule.regex))
-                patterns.append(rule.regex.pattern)
-        self.only_regexes = len(patterns) == len(rules)
-        self.set: Any = _set_of(patterns) if patterns else None
+        patterns = [(rule, rule.regex.pattern) for rule in rules if rule.regex is not None]
+        regex_rules = tuple(rule for rule, _ in patterns)
+        self.patterns = PatternSets([pattern for _, pattern in patterns]) if patterns else None
+        #: Each RE2 set and the rules of its patterns, by index; the rules matched one by one.
+        self.sets: list[tuple[Any, tuple[Rule, ...]]] = []
+        self.alone: list[tuple[Rule, Any]] = []
+        if self.patterns is not None:
+            self.sets = [(searched, tuple(regex_rules[i] for i in indices))
+                         for searched, indices in self.patterns.sets]
+            self.alone = [(regex_rules[i], regex) for i, regex in self.patterns.alone]
+
+
+_NOTHING: frozenset[Rule] = frozenset()
+
+
+class _Scanned:
+    """A logger's regex (and any-message) rules, in order, from the groups covering it: a
+    message is searched once per RE2 set however many rules, in time linear in its length."""
+
+    def __init__(self, groups: list[_Group]) -> None:
+        self.rules = sorted((rule for group in groups for rule in group.rules),
+                            key=lambda rule: rule.number)
+        self.only_regexes = all(rule.regex is not None for rule in self.rules)
+        self.sets = [entry for group in groups for entry in group.sets]
+        self.alone = [entry for group in groups for entry in group.alone]
 
     def __bool__(self) -> bool:
         return bool(self.rules)
+
+    def search(self, text: str) -> frozenset[Rule] | set[Rule]:
+        """The rules whose regex ``text`` (as :func:`matched_text` gives it) holds."""
+        found: set[Rule] | None = None
+        for searched, rules in self.sets:
+            hits = searched.Match(text)  # None when nothing matched
+            if hits:
+                if found is None:
+                    found = set()
+                for index in hits:
+                    found.add(rules[index])
+        for rule, regex in self.alone:
+            if regex.search(text) is not None:
+                if found is None:
+                    found = set()
+                found.add(rule)
+        return _NOTHING if found is None else found
 
 
 def _scan(scanned: _Scanned, record: logging.LogRecord, levelno: int, before: int
           ) -> RuleMatch | None:
     """The first of the logger's regex (or any-message) rules numbered below ``before``."""
     message: str | None = None
-    found_in: frozenset[int] = frozenset()
-    for rule, index, regex in scanned.steps:
+    found_in: frozenset[Rule] | set[Rule] = _NOTHING
+    for rule in scanned.rules:
         if rule.number >= before:
             return None
         if levelno < rule.level:
             continue
-        if index is None:
+        if rule.regex is None:
             return RuleMatch(rule, None)
         if message is None:
             try:
-                message = record.getMessage()
+                message = matched_text(record.getMessage())
             except Exception:
                 # The application's own handlers report a record that cannot be formatted.
                 message = ""
-            found_in = frozenset(scanned.set.Match(message) or ())  # None when nothing matched
+            found_in = scanned.search(message)
             if not found_in and scanned.only_regexes:
                 return None
-        if index in found_in:
-            found = regex.search(message)
+        if rule in found_in:
+            found = rule.regex.search(message)
             if found is not None:
                 return RuleMatch(rule, found.groupdict())
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import errno
 import logging
 import os
 import secrets
@@ -61,6 +62,15 @@ WAL_SIZE_LIMIT = 4_000_000
 
 #: At most this many ids in one ``IN (...)`` list (SQLite's oldest limit is 999 variables).
 IDS_PER_STATEMENT = 500
+
+
+#: The quarantine keeps the newest this many rows set aside, each cut to its first
+#: QUARANTINE_ROW_BYTES (enough to see what they were; small enough to stay in their page, so
+#: that what they take of the file is known): about 100 KB at most, which ``spool_max_bytes``
+#: does not count (it bounds the events waiting to be sent). Rows the spool never wrote (a
+#: damaged disk, another program) must not crowd out the events.
+QUARANTINE_ROWS = 100
+QUARANTINE_ROW_BYTES = 1_000
 
 
 #: HTTP statuses by which the API refuses the content: a batch is split to find the event at
@@ -239,9 +249,34 @@ def _is_busy(err: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+class SpoolDiskFull(SpoolBusy):
+    """The disk (or the file system's quota) is full: nothing can be written for now. The
+    events are sent from memory meanwhile, and the spool is used again once a write works."""
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if not isinstance(err, sqlite3.Error):
+        return False
+    code = _error_code(err)
+    if code is not None:
+        return code == 13  # SQLITE_FULL
+    return "disk is full" in str(err)
+
+
 def _is_corrupt(err: BaseException) -> bool:
     code = _error_code(err)
     if code is not None:
         return code in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
     # Python 3.10 raises both as the base DatabaseError, which nothing else maps to.
     return type(err) is sqlite3.DatabaseError
+
+
+def trim_quarantine(db: sqlite3.Connection) -> None:
+    """Keep the newest QUARANTINE_ROWS rows of the quarantine, each its first
+    QUARANTINE_ROW_BYTES (a spool of an earlier release kept every row whole, for ever)."""
+    db.execute("DELETE FROM quarantine WHERE id NOT IN "
+               "(SELECT id FROM quarantine ORDER BY at DESC, id DESC LIMIT ?)", (QUARANTINE_ROWS,))
+    db.execute("UPDATE quarantine SET data = substr(data, 1, ?) WHERE length(data) > ?",
+               (QUARANTINE_ROW_BYTES, QUARANTINE_ROW_BYTES))

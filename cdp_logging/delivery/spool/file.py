@@ -7,7 +7,10 @@ import sqlite3
 import time
 
 
-from .common import Appended, EMPTY_PAGES, Quarantined, ROW_OVERHEAD, _chunks, _lease_over, _unreadable, holder_is_gone
+from .common import (
+    Appended, EMPTY_PAGES, QUARANTINE_ROW_BYTES, Quarantined, ROW_OVERHEAD, _chunks,
+    _lease_over, _unreadable, holder_is_gone, trim_quarantine,
+)
 from .opening import OpenedFile
 
 
@@ -45,8 +48,14 @@ class SpoolFile(OpenedFile):
             counted = db.execute("SELECT bytes FROM totals").fetchone()[0]
             pages = (db.execute("PRAGMA page_count").fetchone()[0]
                      - db.execute("PRAGMA freelist_count").fetchone()[0] - EMPTY_PAGES)
-            # Pages are never quite full: a byte counted takes this much of the file.
-            spread = max(1.0, pages * self._page_size / counted) if counted else 1.0
+            # The quarantine (bounded, QUARANTINE_ROWS) is not the events' room: left out.
+            quarantined = db.execute("SELECT total(length(data)) + count(*) * ? FROM quarantine",
+                                     (ROW_OVERHEAD,)).fetchone()[0]
+            used = pages * self._page_size - quarantined
+            # Pages are never quite full: a byte counted takes this much of the file. Measured
+            # over a tenth of the bound at least: a few events in pages left sparse by rows
+            # deleted (set aside, sent) would otherwise seem to take the whole file.
+            spread = max(1.0, used / max(counted, self.max_bytes / 10)) if counted else 1.0
             limit = self.max_bytes / spread
             room = limit - counted
             start, end = 0, len(messages)
@@ -141,9 +150,14 @@ class SpoolFile(OpenedFile):
     def _quarantine(self, db: sqlite3.Connection, unreadable: list[tuple[int, str]]) -> None:
         """Move rows that are not an event's JSON to the quarantine table, never to be sent."""
         now = time.time()
-        db.executemany("INSERT OR REPLACE INTO quarantine SELECT id, data, ?, ? FROM events WHERE id = ?",
-                       [(problem, now, row_id) for row_id, problem in unreadable])
+        # Kept for someone to look at, bounded: each row's first QUARANTINE_ROW_BYTES, the
+        # newest QUARANTINE_ROWS rows.
+        db.executemany("INSERT OR REPLACE INTO quarantine "
+                       "SELECT id, CASE WHEN length(data) > ?1 THEN substr(data, 1, ?1) ELSE data END, ?2, ?3 "
+                       "FROM events WHERE id = ?4",
+                       [(QUARANTINE_ROW_BYTES, problem, now, row_id) for row_id, problem in unreadable])
         self._delete(db, [row_id for row_id, _ in unreadable], 0)
+        trim_quarantine(db)
         self._quarantined.extend(unreadable)
 
     def take_quarantined(self) -> Quarantined | None:
@@ -242,3 +256,4 @@ class SpoolFile(OpenedFile):
             db.execute(f"DELETE FROM events WHERE id IN ({','.join('?' * len(chunk))})", chunk)  # noqa: S608 - only "?" placeholders
         db.execute("UPDATE totals SET events = max(0, events - ?), bytes = max(0, bytes - ?)",
                    (len(ids) if count is None else count, size))
+

@@ -18,6 +18,8 @@ from ...errors import SpoolError
 from .common import (
     _is_busy,
     _is_corrupt,
+    _is_disk_full,
+    SpoolDiskFull,
     APPLICATION_ID,
     BUSY_TIMEOUT,
     FORK_WAIT,
@@ -32,7 +34,9 @@ from .common import (
     _SCHEMA,
     holder_identity,
     logger,
+    trim_quarantine,
 )
+from .hazards import DiskFull, private_folder
 
 
 #: Connections a forked child inherited from a fork that skipped Python's fork handlers:
@@ -61,6 +65,7 @@ class OpenedFile:
         self.on_replaced: Callable[[SpoolError], None] | None = None
         self._replaced: list[SpoolError] = []
         self._fresh_spools = 0
+        self.disk_full = DiskFull()
         #: Rows claim() set aside as unreadable since the last call of :meth:`take_quarantined`.
         self._quarantined: list[tuple[int, str]] = []
         self._init_state()
@@ -146,13 +151,17 @@ class OpenedFile:
                 db.execute("COMMIT")
             except (sqlite3.Error, OSError) as err:
                 raise self._failure(err) from err
+            if write:
+                self.disk_full.written(self.path)
 
     def _open(self) -> sqlite3.Connection:
         """With the lock held: make sure the file (and its WAL and shared-memory files) are
         this user's own and no one else's to write, connect, check that it is a spool, then
         switch it to WAL and create the tables. A file that is not a SQLite database is moved
         aside and a fresh spool made in its place."""
-        _make_private_directory(os.path.dirname(self.path))
+        problem = private_folder(os.path.dirname(self.path))
+        if problem is not None:
+            raise self._give_up(problem)
         try:
             self._opened = self._claim(self.path)
         except _Garbage as garbage:
@@ -251,6 +260,7 @@ class OpenedFile:
             application_id = self._check_is_spool(db)
             for statement in _SCHEMA:
                 db.execute(statement)
+            trim_quarantine(db)
             if application_id == 0:
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -282,6 +292,11 @@ class OpenedFile:
         """With the lock held: what an error of SQLite or the file system means for the spool."""
         if _is_busy(err):
             return SpoolBusy(str(err))
+        if _is_disk_full(err):  # for now: the next write tries again
+            report = self.disk_full.failed(self.path, err)
+            if report is not None:
+                self._replaced.append(report)
+            return SpoolDiskFull(str(err))
         if _is_corrupt(err):
             self._close_connection()
             moved_to = self._move_aside(self._opened)
@@ -375,18 +390,3 @@ def _header_problem(header: bytes) -> str | None:
 def _open_here(file_id: tuple[int, int]) -> bool:
     """Whether a spool of this process has a connection to the file ``file_id``."""
     return any(file._db is not None and file._opened == file_id for file in list(_files))
-
-
-def _make_private_directory(path: str) -> None:
-    """Create ``path`` and any missing parents, each 0700 whatever the umask."""
-    missing: list[str] = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(folder, 0o700)
-            os.chmod(folder, 0o700)
