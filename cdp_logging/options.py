@@ -17,6 +17,7 @@ from .constants import (
 )
 from . import environment
 from .reporting import ErrorHandler, warn
+from .delivery.endpoint import check_host, check_write_key, hide_passwords
 from .delivery.transport import (
     default_host,
 )
@@ -114,6 +115,8 @@ def check_options(
     if key.value is not None:
         # A key read from a mounted secret file, or $(cat file), ends in a newline.
         key.value = key.value.strip() or None
+        if key.value:
+            check_write_key(key.value)
     _check_environment(options)
     if not isinstance(require_write_key, bool):
         raise _option_error("require_write_key", "True or False", require_write_key)
@@ -131,7 +134,8 @@ def check_options(
     if host is None:
         host = os.environ.get(ENV_HOST) or default_host(key.value)
     if not isinstance(host, str) or not host.startswith(("http://", "https://")):
-        raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {host!r}")
+        raise ValueError(f"cdp_logging option 'host' must be an http(s) URL, got {hide_passwords(str(host))!r}")
+    host = check_host(host)
     if error_handler is not None and not callable(error_handler):
         raise _option_error("error_handler", "a callable", error_handler)
     if overflow not in ("drop", "wait"):
