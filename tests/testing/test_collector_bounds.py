@@ -4,6 +4,7 @@ memory (VmRSS) and thread count are read from /proc while the test posts to it."
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -133,7 +134,7 @@ def test_what_is_kept_is_a_ring_of_the_newest_with_a_count_of_what_was_let_go(ch
 
 
 def test_idle_connections_time_out_and_give_their_threads_back(children: list[Child]) -> None:
-    child = start(children, idle_timeout=5.0)
+    child = start(children, idle_timeout=5.0, max_connections=400)
     baseline = child.status("Threads")
     connections = [socket.create_connection(("127.0.0.1", int(child.url.rsplit(":", 1)[1])))
                    for _ in range(300)]
@@ -160,7 +161,8 @@ def test_json_nested_beyond_the_bound_is_a_400_that_says_so(children: list[Child
     response = child.post(body)
 
     assert response.status_code == 400
-    assert response.json() == {"meta": {"errors": ["body is JSON nested more than 64 levels deep"]}}
+    assert response.json() == {"code": "invalid_request", "message": "body is JSON nested more than 64 levels deep",
+                               "meta": {"errors": ["body is JSON nested more than 64 levels deep"]}}
     assert child.post(batch(0, 1)).status_code == 200, "still serving"
     assert child.status("Threads") < 10
 
@@ -170,7 +172,10 @@ def test_a_client_that_stalls_mid_body_is_cut_off_after_the_idle_timeout(childre
     baseline = child.status("Threads")
     stalled = socket.create_connection(("127.0.0.1", int(child.url.rsplit(":", 1)[1])))
     try:
-        stalled.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"batch\": [")
+        # With the right key: a wrong one is answered before the body is read.
+        auth = base64.b64encode(f"{WRITE_KEY}:".encode())
+        stalled.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + auth
+                        + b"\r\nContent-Length: 1000\r\n\r\n{\"batch\": [")
         stalled.settimeout(20)
         assert stalled.recv(1) == b"", "the server closed the stalled connection"
     finally:
