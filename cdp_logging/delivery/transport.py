@@ -21,7 +21,7 @@ import requests.sessions
 import requests.utils
 
 from .connection import Answer, Connection, Timeout, describe_failure, port_of
-from .endpoint import check_host, scrubbed
+from .endpoint import check_host, check_write_key, scrubbed
 from ..secret import Secret
 from .answer import MAX_BODY_BYTES
 from ..constants import DEFAULT_HOST, EU_HOST
@@ -107,6 +107,8 @@ class HTTPTransport:
     ) -> None:
         self._write_key: Secret[str] = Secret.of(write_key)
         del write_key  # before anything can raise: a recorded traceback shows this frame's locals
+        if self._write_key.value:
+            check_write_key(self._write_key.value)  # a CR/LF would inject headers or requests
         self.host = check_host(host)
         self.timeout = timeout
         self.gzip = gzip

@@ -188,3 +188,13 @@ def test_an_error_page_echoing_the_request_head_is_quoted_without_the_key(
     for text in texts_reachable_from(error):
         for form in _forms(key):
             assert form not in text, text
+
+
+def test_a_transport_made_directly_checks_its_key_and_host_too() -> None:
+    from cdp_logging.delivery.transport import HTTPTransport
+
+    with pytest.raises(ValueError, match="control character"):
+        HTTPTransport("https://cdp.example.test", BEARER_KEY + "\r\nX: y")
+    with pytest.raises(ValueError, match="user name or password"):
+        HTTPTransport("https://user:PASSWORD@cdp.example.test", WRITE_KEY)
+    assert HTTPTransport("https://B\u00fccher.example/", WRITE_KEY).host == "https://xn--bcher-kva.example"
