@@ -4,9 +4,6 @@ what it answers."""
 from __future__ import annotations
 
 
-import base64
-import binascii
-import hmac
 import threading
 import time
 from collections import deque
@@ -33,6 +30,7 @@ from .wire import (
     _message_count,
     logger,
 )
+from .credentials import credentials_refused
 from .server import _CollectorServer
 
 
@@ -297,7 +295,7 @@ class Receiver:
         if method != "POST" or (path != BATCH_PATH and path not in _SINGLE_CALL_PATHS):
             endpoints = ", ".join([BATCH_PATH, *_SINGLE_CALL_PATHS])
             return _error(404, f"no endpoint {method} {path}; POST to one of {endpoints}")
-        auth_error = self._check_auth(headers)
+        auth_error = credentials_refused(headers, self._write_key)
         if auth_error is not None:
             return _error(401, auth_error, (("WWW-Authenticate", 'Basic realm="cdp"'),))
         return None
@@ -315,44 +313,6 @@ class Receiver:
         limit = self.max_batch_bytes if path == BATCH_PATH else self.max_message_bytes
         if length > limit:
             return _error(413, f"body is {length} bytes, over the {limit} byte limit")
-        return None
-
-    def _check_auth(self, headers: dict[str, str]) -> str | None:
-        """Why the request's credentials are refused, or None when they are accepted."""
-        authorization = _header(headers, "Authorization", "")
-        if not authorization:
-            return "missing Authorization: use Basic auth, the write key as user name, no password"
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer":
-            # Region API keys go as Bearer tokens (transport.authorization), as the API takes
-            # them. Imported here: the collector alone does not load requests.
-            from ..delivery.transport import key_region
-
-            if key_region(token.strip()) is None:
-                return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "
-                        "send other keys as Basic auth")
-            return self._check_key(token.strip())
-        if scheme.lower() != "basic":
-            # Not echoed: a client that sends its bare write key would see it in the answer.
-            return "Authorization is neither of the Basic nor the Bearer scheme"
-        try:
-            credentials = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return "Basic credentials are not valid base64 of UTF-8 'user:password'"
-        user, colon, password = credentials.partition(":")
-        if not colon:
-            return "Basic credentials lack the ':' between user name and password"
-        if not user:
-            return "the user name (the write key) is empty"
-        if password:
-            return "the password must be empty: the write key goes in the user name"
-        return self._check_key(user)
-
-    def _check_key(self, key: str) -> str | None:
-        if self._write_key is not None and not hmac.compare_digest(
-            key.encode("utf-8"), self._write_key.encode("utf-8")
-        ):
-            return "the write key is not the one this collector expects"
         return None
 
     def _notify(self, accepted: list[Message]) -> None:
