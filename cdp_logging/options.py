@@ -77,6 +77,22 @@ def _without_api_path(host: str) -> str:
     return host
 
 
+def _unusable_environment_key(key: Secret) -> bool:
+    """Refuse a key holding a control character (ValueError, the key not shown); but one read
+    from CDP_WRITE_KEY is a bad environment variable, which never stops an application: one
+    warning, and no key (True)."""
+    try:
+        check_write_key(key.value)
+    except ValueError as err:
+        if key.value != os.environ.get(ENV_WRITE_KEY, "").strip():
+            raise
+        key.value = None
+        warn("cdp-logging: %s; sending nothing", str(err).replace("cdp_logging option 'write_key' (or CDP_WRITE_KEY)",
+                                                                  ENV_WRITE_KEY))
+        return True
+    return False
+
+
 def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
@@ -115,8 +131,7 @@ def check_options(
     if key.value is not None:
         # A key read from a mounted secret file, or $(cat file), ends in a newline.
         key.value = key.value.strip() or None
-        if key.value:
-            check_write_key(key.value)
+    unusable_environment_key = key.value is not None and _unusable_environment_key(key)
     _check_environment(options)
     if not isinstance(require_write_key, bool):
         raise _option_error("require_write_key", "True or False", require_write_key)
@@ -129,7 +144,8 @@ def check_options(
                 f"variable {ENV_WRITE_KEY}."
             )
         # Analytics must never be what stops an application starting: send nothing.
-        _missing_write_key()
+        if not unusable_environment_key:  # else said already, naming the variable
+            _missing_write_key()
         enable = False
     if host is None:
         host = os.environ.get(ENV_HOST) or default_host(key.value)

@@ -54,18 +54,31 @@ def test_a_key_with_a_control_character_is_refused_at_configuration_unshown(
     caplog.set_level(logging.DEBUG)
     if source == "environment" and "\x00" in key:
         pytest.skip("an environment variable cannot hold NUL")
-    if source == "environment":
-        monkeypatch.setenv("CDP_WRITE_KEY", key)
-    client = None
-    with pytest.raises(ValueError, match="control character") as caught:
-        client = cdp_logging.Analytics(key if source == "code" else None, host=server.url, max_retries=0)
-        # Had it been accepted: what went on the wire.
-        client.track(user_id="u1", event="E")
-        client.flush(timeout=5)
-    if client is not None:
-        client.close(timeout=1)
     secret_part = key.split("\r")[0].split("\n")[0][:12]
-    for text in [*texts_reachable_from(caught.value, []), caplog.text]:
+    if source == "environment":
+        # A bad environment variable never stops the application: one warning naming it, no key.
+        monkeypatch.setenv("CDP_WRITE_KEY", key)
+        client = cdp_logging.Analytics(host=server.url, max_retries=0)
+        try:
+            client.track(user_id="u1", event="E")
+            client.flush(timeout=5)
+        finally:
+            client.close(timeout=1)
+        [warning] = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+        assert warning.startswith("cdp-logging: CDP_WRITE_KEY holds a control character") and "sending nothing" in warning
+        assert client.enable is False
+        texts = [caplog.text, repr(client)]
+    else:
+        client = None
+        with pytest.raises(ValueError, match="option 'write_key' .* holds a control character") as caught:
+            client = cdp_logging.Analytics(key, host=server.url, max_retries=0)
+            # Had it been accepted: what went on the wire.
+            client.track(user_id="u1", event="E")
+            client.flush(timeout=5)
+        if client is not None:
+            client.close(timeout=1)
+        texts = [*texts_reachable_from(caught.value, []), caplog.text]
+    for text in texts:
         assert secret_part not in text
     assert server.requests == []
 
