@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import socket
 import socketserver
 import threading
@@ -45,6 +46,8 @@ class _CollectorServer(ThreadingHTTPServer):
         self.collector = collector
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        #: Whether the last connection was refused for the cap (warned once a spell).
+        self._said_full = False
         super().__init__(address, _CollectorRequestHandler)
 
     def server_bind(self) -> None:
@@ -58,10 +61,13 @@ class _CollectorServer(ThreadingHTTPServer):
             full = len(self._connections) >= self.collector.max_connections
             if not full:
                 self._connections.add(request)
+            said, self._said_full = self._said_full, full
         if full:
             # Each connection holds a thread: past the cap a new one is answered 503 and closed.
-            logger.warning("%d connections open (max_connections): refusing one from %s",
-                           self.collector.max_connections, client_address)
+            # Said once while the cap holds, not once per connection refused.
+            logger.log(logging.DEBUG if said else logging.WARNING,
+                       "%d connections open (max_connections): refusing new ones (%s)",
+                       self.collector.max_connections, client_address)
             busy = _error(503, f"the collector has {self.collector.max_connections} connections open; "
                                "try again")
             with contextlib.suppress(OSError):
