@@ -53,7 +53,7 @@ def paired(baseline_source: str | None, requests: int, events: int) -> dict[str,
     kinds: dict[str, Any] = {"this checkout": HTTPTransport}
     if baseline_source is not None:
         load_baseline(baseline_source)
-        kinds["baseline"] = importlib.import_module("cdp_logging_baseline.transport").HTTPTransport
+        kinds["baseline"] = importlib.import_module("cdp_logging_baseline.delivery.transport").HTTPTransport
     body = sample_batch_body(events)
     cpu: dict[str, list[float]] = {name: [] for name in kinds}
     wall: dict[str, list[float]] = {name: [] for name in kinds}

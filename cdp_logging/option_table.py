@@ -25,6 +25,7 @@ from .constants import (
     TRUE_WORDS,
 )
 from .environment import once_per_process_tree, pytest_plugin_active
+from .delivery.endpoint import check_host
 from .errors import ConfigurationError
 from .redaction import parse_redact_keys
 from .reporting import warn
@@ -195,8 +196,10 @@ def check_value(name: str, value: Any) -> Any:
         raise option_error(name, "True or False", value)
     if option.kind == "choice" and value not in option.choices:
         raise ValueError(f"cdp_logging option {name!r} must be {option.allowed}, got {value!r}")
-    if option.kind == "url" and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-        raise ValueError(f"cdp_logging option {name!r} must be an http(s) URL, got {value!r}")
+    if option.kind == "url":
+        if not isinstance(value, str):
+            raise ValueError(f"cdp_logging option {name!r} must be an http(s) URL, got {value!r}")
+        return check_host(value)  # one parse for every part of the library; no password shown
     return value
 
 

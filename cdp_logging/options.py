@@ -18,6 +18,7 @@ from .constants import (
 from . import environment
 from .option_table import CLIENT_OPTIONS, check_value, option_error
 from .reporting import ErrorHandler, warn
+from .delivery.endpoint import check_write_key
 from .delivery.transport import (
     default_host,
 )
@@ -77,6 +78,22 @@ def _without_api_path(host: str) -> str:
     return host
 
 
+def _unusable_environment_key(key: Secret) -> bool:
+    """Refuse a key holding a control character (ValueError, the key not shown); but one read
+    from CDP_WRITE_KEY is a bad environment variable, which never stops an application: one
+    warning, and no key (True)."""
+    try:
+        check_write_key(key.value)
+    except ValueError as err:
+        if key.value != os.environ.get(ENV_WRITE_KEY, "").strip():
+            raise
+        key.value = None
+        warn("cdp-logging: %s; sending nothing", str(err).replace("cdp_logging option 'write_key' (or CDP_WRITE_KEY)",
+                                                                  ENV_WRITE_KEY))
+        return True
+    return False
+
+
 def check_options(
     key: Secret, options: Iterable[str], *, host: str | None, enable: bool, require_write_key: bool,
     error_handler: ErrorHandler | None, overflow: str, spool_path: object, spool_full: str, gzip: bool,
@@ -96,6 +113,7 @@ def check_options(
     if key.value is not None:
         # A key read from a mounted secret file, or $(cat file), ends in a newline.
         key.value = key.value.strip() or None
+    unusable_environment_key = key.value is not None and _unusable_environment_key(key)
     _check_environment(options)
     if not isinstance(require_write_key, bool):
         raise option_error("require_write_key", "True or False", require_write_key)
@@ -108,11 +126,12 @@ def check_options(
                 f"variable {ENV_WRITE_KEY}."
             )
         # Analytics must never be what stops an application starting: send nothing.
-        _missing_write_key()
+        if not unusable_environment_key:  # else said already, naming the variable
+            _missing_write_key()
         enable = False
     if host is None:
         host = default_host(key.value)  # CDP_HOST, when set and good, was read with the others
-    check_value("host", host)
+    host = check_value("host", host)  # checked, IDNA-encoded (delivery.endpoint.check_host)
     if error_handler is not None and not callable(error_handler):
         raise option_error("error_handler", "a callable", error_handler)
     if spool_path is not None and not isinstance(spool_path, (str, os.PathLike)):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from typing import Any
 
+from ..constants import ENV_WRITE_KEY
 from .common import EXIT_CONFIGURATION, _error
 
 
@@ -26,7 +28,9 @@ def add_collect(subcommands: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="the address to listen on (default: %(default)s)")
     parser.add_argument("--write-key", default=None, metavar="KEY",
-                        help="accept only this write key (default: any non-empty key)")
+                        help="accept only this write key; prefer the CDP_WRITE_KEY environment "
+                             "variable, which other users cannot read in the process list "
+                             "(default: CDP_WRITE_KEY if set, else any non-empty key)")
     parser.add_argument("--strict", action="store_true",
                         help="answer 400 to requests with invalid events, as the API's strict "
                              "mode does (default: keep the valid ones and list the rest)")
@@ -39,22 +43,40 @@ def collect(arguments: argparse.Namespace) -> int:
     """Serve until interrupted, printing every event received."""
     from ..testing.collector import LocalCollector, ReceivedRequest, RejectedMessage, format_event_line
 
+    from ..delivery.endpoint import check_write_key
+    from ..testing.lines import printable
+
+    write_key = arguments.write_key
+    if write_key is not None:
+        sys.stderr.write("cdp-logging collect: warning: --write-key shows the key to every user of this "
+                         f"machine (in the process list); set {ENV_WRITE_KEY} instead.\n")
+    else:
+        write_key = os.environ.get(ENV_WRITE_KEY, "").strip() or None
+    try:
+        if write_key is not None:
+            check_write_key(write_key)
+    except ValueError as err:
+        _error(str(err))
+        return EXIT_CONFIGURATION
     out = sys.stdout
     lock = threading.Lock()
 
     def show(message: dict[str, Any]) -> None:
-        line = json.dumps(message, default=str) if arguments.json else format_event_line(message)
+        # Escaped: what a client sends must not drive the terminal.
+        line = json.dumps(message, default=str) if arguments.json else printable(format_event_line(message))
         with lock:
             out.write(line + "\n")
             out.flush()
 
     def refused(request: ReceivedRequest, rejected: list[RejectedMessage]) -> None:
+        text = "".join(printable(line) + "\n" for line in describe_refusal(request, rejected).splitlines())
         with lock:
-            sys.stderr.write(describe_refusal(request, rejected))
+            sys.stderr.write(text)
             sys.stderr.flush()
 
-    collector = LocalCollector(arguments.port, host=arguments.host, write_key=arguments.write_key,
+    collector = LocalCollector(arguments.port, host=arguments.host, write_key=write_key,
                                strict=arguments.strict, on_message=show, on_refused=refused)
+    del write_key
     try:
         collector.start()
     except OSError as err:
@@ -75,8 +97,9 @@ def collect(arguments: argparse.Namespace) -> int:
     let_go = collector.let_go  # the collector keeps only the newest: count those it let go too
     received = len(collector.messages) + let_go["messages"]
     rejected = len(collector.rejected) + let_go["rejected"]
-    sys.stderr.write(f"cdp-logging collect: received {received} events"
-                     + (f", rejected {rejected} invalid ones" if rejected else "") + ".\n")
+    sys.stderr.write(f"cdp-logging collect: received {_count(received, 'event', 'events')}"
+                     + (f", rejected {_count(rejected, 'invalid one', 'invalid ones')}" if rejected else "")
+                     + ".\n")
     return 0
 
 
@@ -98,6 +121,10 @@ def describe_refusal(request: Any, rejected: list[Any]) -> str:
         + "; ".join(str(error) for error in message.errors) + "\n"
         for message in rejected
     )
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def _call_type(message: Any) -> str:

@@ -119,7 +119,12 @@ class Answer:
 
 class _Reader:
     """One answer as httptools parses it: the callbacks keep the final answer's status,
-    headers and (bounded) body; interim 1xx answers are passed over."""
+    headers and (bounded) body; interim 1xx answers are passed over.
+
+    The answer is the first complete one: bytes past it (a second answer in the same read, a
+    body after a 304) only mark the connection out of step (``extra``), so that it is closed;
+    they never change the status, headers or body already taken, and a malformed tail is not
+    an error once the answer is complete."""
 
     __slots__ = ("body", "body_kept", "complete", "content_encoding", "content_type", "eof_framed",
                  "extra", "head_bytes", "headers", "headers_done", "keep_alive", "parser", "status",
@@ -147,9 +152,12 @@ class _Reader:
             self.extra = True  # bytes past the answer: the connection is out of step
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        if not self.complete:
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
         parser = self.parser
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
@@ -172,6 +180,8 @@ class _Reader:
         self.eof_framed = not length and not chunked and status not in (204, 304)
 
     def on_body(self, data: bytes) -> None:
+        if self.complete:
+            return
         room = MAX_BODY_BYTES - self.body_kept
         if len(data) > room:
             data = data[:room]
@@ -189,9 +199,12 @@ class _Reader:
         HTTP/1.x or heads longer than MAX_HEAD_BYTES."""
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            raise ProtocolError("the server switched protocols (101)") from None
-        except httptools.HttpParserError as err:
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError) as err:
+            if self.complete:  # what follows a complete answer: it stands, the connection goes
+                self.extra = True
+                return
+            if isinstance(err, httptools.HttpParserUpgrade):
+                raise ProtocolError("the server switched protocols (101)") from None
             raise ProtocolError(f"malformed answer: {err}") from None
         if not self.headers_done:
             self.head_bytes += len(data)

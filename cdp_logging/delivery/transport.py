@@ -21,6 +21,7 @@ import requests.sessions
 import requests.utils
 
 from .connection import Answer, Connection, Timeout, describe_failure, port_of
+from .endpoint import check_host, check_write_key, scrubbed
 from ..secret import Secret
 from .answer import MAX_BODY_BYTES
 from ..constants import DEFAULT_HOST, EU_HOST
@@ -107,7 +108,9 @@ class HTTPTransport:
     ) -> None:
         self._write_key: Secret[str] = Secret.of(write_key)
         del write_key  # before anything can raise: a recorded traceback shows this frame's locals
-        self.host = host.rstrip("/")
+        if self._write_key.value:
+            check_write_key(self._write_key.value)  # a CR/LF would inject headers or requests
+        self.host = check_host(host)
         self.timeout = timeout
         self.gzip = gzip
         _warn_if_unencrypted(self.host)
@@ -184,7 +187,7 @@ class HTTPTransport:
             if watchdog.fired:  # what was read before the socket was shut is not the answer
                 raise TimeoutError("the request's deadline passed")
             answer = Answer(reply.status_code, reply.headers, data)
-            return Response(answer.status, answer.text[:RESPONSE_TEXT_LIMIT], answer.headers)
+            return Response(answer.status, self._quoted(answer), answer.headers)
         except Exception as err:  # whatever requests raises, the batch is retried and reported
             url = urlsplit(self.host)
             where = f"{url.hostname}:{port_of(url)}"
@@ -194,7 +197,8 @@ class HTTPTransport:
             if watchdog.fired:
                 raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
                                      _scrubbed(err)) from None
-            raise TransportError(f"{type(err).__name__}: {describe_failure(err, where)}", _scrubbed(err)) from None
+            message = scrubbed(f"{type(err).__name__}: {describe_failure(err, where)}", self._write_key.value)
+            raise TransportError(message, _scrubbed(err)) from None
         finally:
             watchdog.disarm()
 
@@ -205,11 +209,20 @@ class HTTPTransport:
             connection = Connection(route.url, tls=route.tls())
         try:
             answer = connection.post(route.request(path, body, gzip=self.gzip), timeout=self.timeout, limit=limit)
-            return Response(answer.status, answer.text[:RESPONSE_TEXT_LIMIT], answer.headers)
+            return Response(answer.status, self._quoted(answer), answer.headers)
         except requests.RequestException as err:
             raise TransportError(f"{type(err).__name__}: {err}", err) from None
         finally:
             self._idle.append(connection)
+
+    def _quoted(self, answer: Answer) -> str:
+        """The start of the answer's text, kept for an error report: without the key (an error
+        page may echo the request's headers), scrubbed before it is cut so no part shows."""
+        if not answer.body:
+            return ""
+        if answer.status < 300:  # an accepted batch's answer is quoted nowhere
+            return answer.text[:RESPONSE_TEXT_LIMIT]
+        return scrubbed(answer.text, self._write_key.value)[:RESPONSE_TEXT_LIMIT]
 
     def reset(self) -> None:
         """Forget pooled connections (after fork they belong to the parent)."""

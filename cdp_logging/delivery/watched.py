@@ -21,6 +21,7 @@ import requests.sessions
 import requests.utils
 
 from .connection import causes, httptools, port_of, tls_context
+from .endpoint import hide_passwords
 from ..secret import Secret
 from .protocol import USER_AGENT, authorization, logger
 
@@ -239,6 +240,12 @@ def _scrubbed(err: BaseException) -> BaseException:
             error.response = None
         if isinstance(error, UnicodeError) and hasattr(error, "object"):
             error.object = type(error.object)()  # the text that would not encode may be the key
+        # A proxy URL's password shows in urllib3's "Failed to parse: http://user:PASSWORD@..."
+        # (and urllib3 keeps the URL on the exception too, as ``location`` or ``url``).
+        error.args = tuple(hide_passwords(arg) if isinstance(arg, str) else arg for arg in error.args)
+        for name, value in list(getattr(error, "__dict__", {}).items()):
+            if isinstance(value, str):
+                setattr(error, name, hide_passwords(value))
         error.__traceback__ = None
     err.__context__ = None
     return err

@@ -57,9 +57,15 @@ class LocalCollector(Receiver):
     What it keeps is bounded: the newest ``max_kept`` accepted messages and rejected messages,
     and the newest requests holding at most ``max_kept`` messages between them (each a ring;
     `let_go` counts what made room); a request refused before its messages were read (wrong
-    key, wrong path, a body too large or not JSON) is recorded without its body. A connection
-    silent for ``idle_timeout`` seconds is closed, so idle clients do not hold threads; JSON
-    nested deeper than `MAX_DEPTH` is answered 400.
+    key, wrong path, a body too large or not JSON) is recorded without its body. The key, the
+    path and the length are checked before a byte of the body is read: a body over the API's
+    limits (``max_batch_bytes``, ``max_message_bytes``) is answered 413 and never read into
+    memory. A connection silent for ``idle_timeout`` seconds is closed, and each request must
+    arrive whole within ``idle_timeout`` (a client trickling a byte at a time is cut off), so
+    idle or slow clients do not hold threads; at most ``max_connections`` (default 128) are
+    open at once, a new one past it answered 503. JSON nested deeper than `MAX_DEPTH` is
+    answered 400. A refusal's body is JSON with ``code`` and ``message`` (what clients read)
+    and the API's ``meta.errors`` list.
 
     Example::
 

@@ -66,6 +66,17 @@ def _quote(text: str) -> str:
     return _escape_unprintable(json.dumps(text, ensure_ascii=False))
 
 
+def printable(text: str) -> str:
+    """``text`` safe to write to a terminal: control characters (C0, C1, DEL), bidirectional
+    overrides and everything else unprintable escaped as ``\\uXXXX``, so that nothing a
+    client sends can move the cursor, retitle the window or hide a line.
+
+    >>> printable("track \x1b[2Jhi")
+    'track \\u001b[2Jhi'
+    """
+    return _escape_unprintable(text)
+
+
 def _escape_unprintable(text: str) -> str:
     # json.dumps escapes only C0 controls; C1 controls and the like could still drive a terminal.
     if text.isprintable():

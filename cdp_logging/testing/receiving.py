@@ -4,9 +4,6 @@ what it answers."""
 from __future__ import annotations
 
 
-import base64
-import binascii
-import hmac
 import threading
 import time
 from collections import deque
@@ -27,12 +24,13 @@ from .wire import (
     _TRUE_HEADER_VALUES,
     _TooLarge,
     _error,
+    _error_body,
     _gunzip,
     _header,
-    _json_bytes,
     _message_count,
     logger,
 )
+from .credentials import credentials_refused
 from .server import _CollectorServer
 
 
@@ -40,8 +38,13 @@ from .server import _CollectorServer
 DEFAULT_MAX_KEPT = 10_000
 
 
-#: Seconds a connection may stay silent (between requests, or within one) before it is closed.
+#: Seconds a connection may stay silent before it is closed, and the most one request may take
+#: to arrive whole (counted from the connection's opening or the previous answer).
 DEFAULT_IDLE_TIMEOUT = 30.0
+
+
+#: Connections open at once (each holds a thread) before new ones are answered 503.
+DEFAULT_MAX_CONNECTIONS = 128
 
 
 class Receiver:
@@ -60,12 +63,16 @@ class Receiver:
         max_kept: int = DEFAULT_MAX_KEPT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         on_refused: Callable[[ReceivedRequest, list[RejectedMessage]], object] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if isinstance(max_kept, bool) or not isinstance(max_kept, int) or max_kept < 1:
             raise ValueError(f"max_kept must be a whole number of at least 1, not {max_kept!r}")
         if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be a number of seconds over 0, not {idle_timeout!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be a whole number of at least 1, not {max_connections!r}")
         self.max_kept = max_kept
+        self.max_connections = max_connections
         self.idle_timeout = float(idle_timeout)
         self.host = host
         self.strict = strict
@@ -244,12 +251,9 @@ class Receiver:
     ) -> _Response:
         """Check the request and its messages, sorting them into accepted and rejected."""
         default_type = _SINGLE_CALL_PATHS.get(path)
-        if method != "POST" or (path != BATCH_PATH and default_type is None):
-            endpoints = ", ".join([BATCH_PATH, *_SINGLE_CALL_PATHS])
-            return _error(404, f"no endpoint {method} {path}; POST to one of {endpoints}")
-        auth_error = self._check_auth(headers)
-        if auth_error is not None:
-            return _error(401, auth_error, (("WWW-Authenticate", 'Basic realm="cdp"'),))
+        refusal = self._refusal(method, path, headers)
+        if refusal is not None:
+            return refusal
         if decoded.error is not None:
             return decoded.error
 
@@ -280,51 +284,35 @@ class Receiver:
                 valid.append(message)
         error_lines = tuple(str(error) for error in message_errors)
         if strict and message_errors:
-            body = {
-                "meta": {"errors": list(error_lines)},
-                "errors": [error.as_json() for error in message_errors],
-            }
-            return _Response(400, _json_bytes(body), errors=error_lines)
+            body = _error_body(400, list(error_lines), errors=[error.as_json() for error in message_errors])
+            return _Response(400, body, errors=error_lines)
         accepted += valid
         # The documented answer: "A successful request returns an empty object response."
         return _Response(200, b"{}", errors=error_lines)
 
-    def _check_auth(self, headers: dict[str, str]) -> str | None:
-        """Why the request's credentials are refused, or None when they are accepted."""
-        authorization = _header(headers, "Authorization", "")
-        if not authorization:
-            return "missing Authorization: use Basic auth, the write key as user name, no password"
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer":
-            # Region API keys go as Bearer tokens (transport.authorization), as the API takes
-            # them. Imported here: the collector alone does not load requests.
-            from ..delivery.transport import key_region
+    def _refusal(self, method: str, path: str, headers: dict[str, str]) -> _Response | None:
+        """The answer to a request refused for its method, path or credentials, else None."""
+        if method != "POST" or (path != BATCH_PATH and path not in _SINGLE_CALL_PATHS):
+            endpoints = ", ".join([BATCH_PATH, *_SINGLE_CALL_PATHS])
+            return _error(404, f"no endpoint {method} {path}; POST to one of {endpoints}")
+        auth_error = credentials_refused(headers, self._write_key)
+        if auth_error is not None:
+            return _error(401, auth_error, (("WWW-Authenticate", 'Basic realm="cdp"'),))
+        return None
 
-            if key_region(token.strip()) is None:
-                return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "
-                        "send other keys as Basic auth")
-            return self._check_key(token.strip())
-        if scheme.lower() != "basic":
-            # Not echoed: a client that sends its bare write key would see it in the answer.
-            return "Authorization is neither of the Basic nor the Bearer scheme"
-        try:
-            credentials = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return "Basic credentials are not valid base64 of UTF-8 'user:password'"
-        user, colon, password = credentials.partition(":")
-        if not colon:
-            return "Basic credentials lack the ':' between user name and password"
-        if not user:
-            return "the user name (the write key) is empty"
-        if password:
-            return "the password must be empty: the write key goes in the user name"
-        return self._check_key(user)
-
-    def _check_key(self, key: str) -> str | None:
-        if self._write_key is not None and not hmac.compare_digest(
-            key.encode("utf-8"), self._write_key.encode("utf-8")
-        ):
-            return "the write key is not the one this collector expects"
+    def _refuse_unread(self, method: str, target: str, headers: dict[str, str], length: int) -> _Response | None:
+        """The answer to a request refused from its head alone (method, path, key, a body of
+        ``length`` bytes over the API's limit), before a byte of its body is read; else None."""
+        path = target.partition("?")[0]
+        with self._condition:
+            # A planned failure comes before authentication (as a proxy's would): it needs the body.
+            planned = bool(self._planned_failures) or self._failure_rule is not None
+        refusal = None if planned else self._refusal(method, path, headers)
+        if refusal is not None:
+            return refusal
+        limit = self.max_batch_bytes if path == BATCH_PATH else self.max_message_bytes
+        if length > limit:
+            return _error(413, f"body is {length} bytes, over the {limit} byte limit")
         return None
 
     def _notify(self, accepted: list[Message]) -> None:

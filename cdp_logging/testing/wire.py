@@ -29,9 +29,27 @@ _STRICT_MODE_HEADER = "X-Strict-Mode"
 _TRUE_HEADER_VALUES = frozenset({"1", "true", "yes"})
 
 
-# Past this a body is refused unread and the connection closed: reading it only to answer 413
-# would let one bad request tie up memory.
-_MAX_READ_BYTES = 64 * 1024 * 1024
+# The most of a refused body read (and thrown away) after the answer, so that a client still
+# sending sees the answer rather than a reset connection; past it the connection is closed.
+_MAX_DISCARD_BYTES = 64 * 1024 * 1024
+
+
+#: The ``code`` of an error answer, by status (the official Python client reads ``code`` and
+#: ``message`` from every error answer, and retries one it cannot parse).
+_ERROR_CODES = {
+    400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 408: "request_timeout", 411: "length_required",
+    413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests",
+    500: "internal_error", 502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout",
+}
+
+
+def _error_body(status: int, lines: list[str], **more: Any) -> bytes:
+    """An error answer's JSON: ``code`` and ``message`` (what clients read), and the API's
+    documented ``{"meta": {"errors": [...]}}``."""
+    code = _ERROR_CODES.get(status, "client_error" if status < 500 else "server_error")
+    message = lines[0] if len(lines) == 1 else f"{len(lines)} errors; the first: {lines[0]}" if lines else code
+    return _json_bytes({"code": code, "message": message, "meta": {"errors": lines}, **more})
 
 
 @dataclass(frozen=True)
@@ -132,8 +150,9 @@ def _json_bytes(value: Any) -> bytes:
 
 def _error(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
     """A refusal of the request as a whole; its body is not kept."""
-    # The API documents its error answers as {"meta": {"errors": ["..."]}}.
-    body = _json_bytes({"meta": {"errors": [text]}})
+    # The API documents its error answers as {"meta": {"errors": ["..."]}}; clients read
+    # "code" and "message".
+    body = _error_body(status, [text])
     return _Response(status, body, headers=headers, errors=(text,), refused=True)
 
 
@@ -166,7 +185,7 @@ def _planned_failure(
 ) -> _PlannedFailure:
     if body is None:
         encoded, content_type = (
-            _json_bytes({"meta": {"errors": [f"failure planned by the test: status {status}"]}}),
+            _error_body(status, [f"failure planned by the test: status {status}"]),
             "application/json",
         )
     elif isinstance(body, bytes):

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 import tracemalloc
-import types
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterator
@@ -26,9 +25,9 @@ import cdp_logging
 from cdp_logging import compat
 from cdp_logging.config import handler_from_environment, read_environment
 from cdp_logging.delivery.connection import describe_failure
-from cdp_logging.secret import Secret
 from cdp_logging.delivery.transport import RESPONSE_TEXT_LIMIT, HTTPTransport, Response, TransportError
 from support.helpers import WRITE_KEY, wait_until
+from support.leaks import describe_object as _describe_object, texts_reachable_from as _texts_reachable_from
 from support.raw_server import OK, Behaviour, RawServer, make_certificate, server_context
 
 #: The client's timeout in these tests, and what the worker may take beyond it on a loaded
@@ -542,61 +541,6 @@ def test_a_deliver_function_that_raises_fails_its_batch_loudly(caplog: pytest.Lo
 
 
 # -- the key stays hidden ----------------------------------------------------------------------
-
-
-def _texts_reachable_from(error: BaseException, frames: list[str] | None = None) -> Iterator[str]:
-    """What a traceback recorder (as Sentry's) would show of ``error``: every exception in its
-    chain, every frame's locals and their attributes one level down. With ``frames``, only
-    cdp_logging's frames, whose names are added to it (the caller's own hold the key)."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield repr(current)
-        yield str(current)
-        yield from _describe_object(current)
-        pending.extend(item for item in (current.__cause__, current.__context__, getattr(current, "cause", None),
-                                         *current.args) if isinstance(item, BaseException))
-        traceback = current.__traceback__
-        while traceback is not None:
-            frame = traceback.tb_frame
-            traceback = traceback.tb_next
-            if frames is not None:
-                if not frame.f_code.co_filename.startswith(_PACKAGE):
-                    continue
-                frames.append(f"{Path(frame.f_code.co_filename).stem}.{frame.f_code.co_name}")
-            for value in frame.f_locals.values():
-                yield _safe_repr(value)
-                yield from _describe_object(value)
-
-
-def _safe_repr(value: Any) -> str:
-    # As recorders do: an object half made when its constructor raised may have no repr.
-    try:
-        return repr(value)
-    except Exception as err:
-        return f"<repr raised {err!r}>"
-
-
-_PACKAGE = str(Path(cdp_logging.__file__).parent)
-
-
-def _describe_object(value: Any) -> Iterator[str]:
-    # A Secret is the one holder of the key, by design: what shows of it is its repr.
-    if isinstance(value, (str, bytes, int, float, types.ModuleType, type, Secret)) or value is None:
-        return
-    names = list(getattr(value, "__dict__", {}))
-    for klass in type(value).__mro__:
-        names += list(getattr(klass, "__slots__", ()))
-    for name in names:
-        try:
-            attribute = getattr(value, name)
-        except Exception:  # an unset slot
-            continue
-        yield _safe_repr(attribute)
 
 
 @pytest.mark.parametrize("key", [WRITE_KEY, "pk_us_5e3b9d71c0a4b8f2"], ids=["Basic", "Bearer"])
