@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import uuid
 import logging.config
 import os
 import re
@@ -167,16 +168,29 @@ def test_one_debug_line_names_where_each_option_given_came_from(
     lenient: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     lenient.setenv("CDP_FLUSH_INTERVAL", "2.5")
-    lenient.setenv("CDP_HOST", "https://user:hunter2@cdp.example.test")
+    lenient.setenv("CDP_HOST", "https://cdp.example.test")
     with caplog.at_level(logging.DEBUG, logger="cdp_logging"):
         client = Analytics("secret-key-1234", enable=False, max_retries=2)
     client.close_and_flush(timeout=0)
     lines = [r.getMessage() for r in caplog.records if "client options" in r.getMessage()]
     assert lines == ["cdp-logging: client options: write_key='(set)' (code), "
-                     "host='https://***@cdp.example.test' (CDP_HOST), "
+                     "host='https://cdp.example.test' (CDP_HOST), "
                      "flush_interval=2.5 (CDP_FLUSH_INTERVAL), enable=False (code), max_retries=2 (code); "
                      "the rest are defaults"]
-    assert "secret-key-1234" not in caplog.text and "hunter2" not in caplog.text
+    assert "secret-key-1234" not in caplog.text
+
+
+def test_a_password_in_cdp_host_is_one_warning_that_never_shows_it(
+    lenient: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    lenient.setenv("CDP_HOST", f"https://user:hunter2-{uuid.uuid4().hex[:6]}@cdp.example.test")
+    with caplog.at_level(logging.DEBUG, logger="cdp_logging"):
+        client = Analytics("secret-key-1234", enable=False)
+    client.close_and_flush(timeout=0)
+    assert client.host == "https://cdp.customer.io" and client.option_sources["host"] == "default"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("cdp-logging: CDP_HOST='https://***@cdp.example.test': must not hold a user name")
+    assert "hunter2" not in caplog.text
 
 
 # -- a bad variable is one warning and the default -------------------------------------------
