@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .outcomes import CallbackError, Stats
     from .registry import close_all_clients, flush_all_clients
     from .rules import RuleSet
+    from .scoping import scope
 
 __all__ = [
     "DEFAULT_HOST",
@@ -60,6 +61,7 @@ __all__ = [
     "events",
     "flush_after",
     "flush_all_clients",
+    "scope",
 ]
 
 # The module each public name comes from. They are imported on first use rather than here, so
@@ -88,6 +90,7 @@ _MODULES = {
     "Response": "delivery.protocol",
     "Transport": "delivery.protocol",
     "events": "events",
+    "scope": "scoping",
 }
 
 
