@@ -30,10 +30,11 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
 
     The common kinds: identify, track, page or screen; non-empty string ids; a non-empty
     string event; string names and categories; plain dicts of traits, properties or context;
-    no other field. Inside a :class:`cdp_logging.scope`, its fields fill those left unset. This runs for nearly every record a handler sends, where calling
-    :func:`build_message` with keyword arguments and its general checks would cost more
-    than all the rest of the application's share. It never raises: whatever it declines,
-    :func:`build_message` accepts or rejects as usual.
+    no other field. Inside a :class:`cdp_logging.scope`, its fields fill those left unset.
+    This runs for nearly every record a handler sends, where calling :func:`build_message`
+    with keyword arguments and its general checks would cost more than all the rest of the
+    application's share. It never raises: whatever it declines, :func:`build_message` accepts
+    or rejects as usual.
 
     Example::
 

@@ -109,7 +109,7 @@ def merged_context(outer: Mapping[str, Any], inner: Mapping[str, Any]) -> dict[s
     return merged
 
 
-class scope:  # noqa: N801 - used like a function (``with cdp_logging.scope(...)``), as contextlib's are
+class scope:
     """Who the events of a block of code are about: every call made inside it gets these
     fields where it leaves them unset.
 

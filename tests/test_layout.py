@@ -18,7 +18,7 @@ BASE = {"cdp_logging._version", "cdp_logging._lazy", "cdp_logging.constants", "c
 ENGINE = {"cdp_logging.client", "cdp_logging.fields", "cdp_logging.calls", "cdp_logging.options", "cdp_logging.outcomes", "cdp_logging.registry", "cdp_logging.messages", "cdp_logging.encoding", "cdp_logging.reporting",
           "cdp_logging.environment", "cdp_logging.lifecycle", "cdp_logging.scoping"}
 FRONT = {"cdp_logging.handler", "cdp_logging.fast", "cdp_logging.mapping", "cdp_logging.events", "cdp_logging.config",
-         "cdp_logging.structlog", "cdp_logging.loguru", "cdp_logging.nested"}
+         "cdp_logging.structlog", "cdp_logging.loguru", "cdp_logging.nested", "cdp_logging.route"}
 TOOLS = ("cdp_logging.testing", "cdp_logging.cli", "cdp_logging.autoinstall", "cdp_logging.compat",
          "cdp_logging.__main__")
 

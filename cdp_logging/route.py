@@ -1,0 +1,35 @@
+"""One call's way in for every logging front (the handler's general path, the structlog and
+loguru fronts): the message built and checked by :func:`~cdp_logging.messages.build_message`
+(where :class:`cdp_logging.scope` fills unset fields), then :meth:`Analytics.send
+<cdp_logging.Analytics.send>`, which encodes and queues it; what is refused is counted and
+reported with where it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .client import Analytics
+from .errors import InvalidEventError
+from .messages import build_message
+
+
+def send_call(client: Analytics, call: str, fields: dict[str, Any], origin: Callable[[], str]) -> None:
+    """Build, check and queue one call through ``client``; never raises for a bad call: it is
+    counted (``stats()["invalid"]``) and reported with ``origin()`` (the log call it came
+    from), as every front reports.
+
+    Example::
+
+        send_call(analytics, "track", {"user_id": "42", "event": "Added"}, lambda: "shop.py:12")
+    """
+    try:
+        message = build_message(call, **fields)
+    except InvalidEventError as err:
+        client.count_invalid(err.with_origin(origin()))
+        return
+    try:
+        client.send(message)
+    except InvalidEventError as err:
+        # Too large or not encodable: the client counted it when it refused it.
+        client.report(err.with_origin(origin()))
