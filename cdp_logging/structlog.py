@@ -33,7 +33,7 @@ from typing import Any
 
 from .client import Analytics
 from .nested import calls_from_values, has_calls
-from .reporting import logger, threads_in_report
+from .reporting import threads_in_report, warn
 from .route import send_call
 from .errors import InvalidEventError
 
@@ -155,7 +155,7 @@ def warn_if_rendered() -> bool:
     problem = rendering_problem()
     if problem and not _warned:
         _warned = True
-        logger.warning(problem)
+        warn("cdp-logging: %s", problem)
     return True
 
 

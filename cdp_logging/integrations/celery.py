@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from celery import signals
 
-from ..reporting import logger
+from ..reporting import warn
 from ..scoping import active_scope, scope
 
 __all__ = ["HEADER", "carry_scope"]
@@ -54,7 +54,7 @@ def _put_scope_in_headers(headers: dict[str, Any] | None = None, **_: Any) -> No
     try:
         context = orjson.loads(orjson.dumps(fields.context, default=str)) if fields.context else None
     except (TypeError, ValueError) as err:  # a key JSON cannot hold: the ids still travel
-        logger.warning("cdp_logging: the scope's context cannot go with the task: %s", err)
+        warn("cdp-logging: the scope's context cannot go with the task: %s", err)
         context = None
     headers[HEADER] = {"user_id": fields.user_id, "anonymous_id": fields.anonymous_id, "context": context}
 
@@ -70,7 +70,7 @@ def _open_scope(task_id: str | None = None, task: Any = None, **_: Any) -> None:
         opened = scope(user_id=carried.get("user_id"), anonymous_id=carried.get("anonymous_id"),
                        context=carried.get("context"))
     except TypeError as err:
-        logger.warning("cdp_logging: task %s carries a scope that cannot be opened: %s", task_id, err)
+        warn("cdp-logging: task %s carries a scope that cannot be opened: %s", task_id, err)
         return
     opened.__enter__()
     _open[task_id] = opened

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..reporting import logger
+from ..reporting import warn
 from ..scoping import scope
 
 
@@ -33,7 +33,7 @@ def request_scope(user_id: Any, anonymous_id: Any, *, ip: str | None, user_agent
     try:
         return scope(user_id=user_id, anonymous_id=anonymous_id, context=context or None)
     except TypeError as err:
-        logger.warning("cdp_logging: the request's scope leaves out an id: %s", err)
+        warn("cdp-logging: the request's scope leaves out an id: %s", err)
         return scope(context=context or None)
 
 
@@ -48,6 +48,13 @@ def call_user_id(function: Callable[[Any], Any], request: Any) -> Any:
     try:
         return function(request)
     except Exception as err:  # the application's code: its failure must not fail the request
-        logger.warning("cdp_logging: user_id(request) raised %s: %s; the request's events carry no user id",
+        if type(err) in _warned:
+            return None
+        _warned.add(type(err))
+        warn("cdp-logging: user_id(request) raised %s: %s; the request's events carry no user id",
                        type(err).__name__, err)
         return None
+
+
+#: The kinds of failure of the application's user_id function warned about so far.
+_warned: set[type[BaseException]] = set()
