@@ -84,7 +84,8 @@ class CDPSink:
             return f"loguru {record['name']} at {record['file'].path}:{record['line']}"
 
         try:
-            calls = calls_from_values(extra, record["time"].timestamp())
+            timestamp = record["time"].timestamp()
+            calls = calls_from_values(extra, None)
         except InvalidEventError as err:
             client.count_invalid(err.with_origin(origin()))
             return
@@ -93,7 +94,7 @@ class CDPSink:
             return
         for call, fields in calls:
             try:
-                send_call(client, call, fields, origin)
+                send_call(client, call, fields, origin, timestamp)
             except Exception as err:
                 client.count_invalid(_failure(err, origin(), call))
 

@@ -85,9 +85,10 @@ _CALL_KEYS = frozenset(CALL_TYPES)
 
 
 
-def call_fields(call: str, payload: Any, timestamp: float) -> dict[str, Any]:
-    """A copy of a call key's payload as the call's fields in snake_case, ``timestamp`` (epoch
-    seconds, the moment of the log call) where it gives none. Raises
+def call_fields(call: str, payload: Any, timestamp: float | None) -> dict[str, Any]:
+    """A call key's payload as the call's fields in snake_case, ``timestamp`` (epoch seconds,
+    the moment of the log call) where it gives none: a copy, or with ``timestamp`` None the
+    payload itself when it needs no change (never to be modified). Raises
     :class:`InvalidEventError` for a payload that is not a dict or names unknown fields.
 
     Example::
@@ -97,8 +98,9 @@ def call_fields(call: str, payload: Any, timestamp: float) -> dict[str, Any]:
     """
     allowed = FIELDS[call]
     if type(payload) is dict and payload.keys() <= allowed:
-        # The common case, snake_case names only: one C-level subset check.
-        fields = dict(payload)
+        # The common case, snake_case names only: one C-level subset check. Without a
+        # timestamp to add, the payload itself serves: nothing downstream changes it.
+        fields = dict(payload) if timestamp is not None else payload
     elif isinstance(payload, Mapping):
         fields = {}
         for key, value in payload.items():
@@ -114,7 +116,7 @@ def call_fields(call: str, payload: Any, timestamp: float) -> dict[str, Any]:
             call, None, f"extra[{call!r}] must be a dict of the call's fields, "
             f"got {type(payload).__name__}"
         )
-    if fields.get("timestamp") is None:
+    if timestamp is not None and fields.get("timestamp") is None:
         fields["timestamp"] = timestamp
     return fields
 
@@ -127,18 +129,24 @@ def fill_unset(fields: dict[str, Any], values: Mapping[str, Any]) -> dict[str, A
     """``fields`` (a call's, in snake_case) with ``user_id``, ``anonymous_id`` and ``context``
     (a dict, merged under the call's own: its keys win) from ``values`` where the call leaves
     them unset: what ``extra``, a structlog event dict or loguru's ``extra`` holds beside the
-    call key (``structlog.contextvars``, ``logger.bind``). Returns ``fields``.
+    call key (``structlog.contextvars``, ``logger.bind``): ``fields`` itself when there is
+    nothing to fill, else a copy.
 
     Example::
 
         >>> fill_unset({"event": "Added"}, {"user_id": "42", "track": {"event": "Added"}})
         {'event': 'Added', 'user_id': '42'}
     """
-    if values.get("user_id") is not None and fields.get("user_id") is None:
-        fields["user_id"] = values["user_id"]
-    if values.get("anonymous_id") is not None and fields.get("anonymous_id") is None:
-        fields["anonymous_id"] = values["anonymous_id"]
+    user_id = values.get("user_id")
+    anonymous_id = values.get("anonymous_id")
     context = values.get("context")
+    if user_id is None and anonymous_id is None and context is None:
+        return fields
+    fields = dict(fields)  # the payload may be the caller's own dict (see call_fields)
+    if user_id is not None and fields.get("user_id") is None:
+        fields["user_id"] = user_id
+    if anonymous_id is not None and fields.get("anonymous_id") is None:
+        fields["anonymous_id"] = anonymous_id
     if isinstance(context, Mapping):
         own = fields.get("context")
         if own is None:

@@ -53,9 +53,10 @@ def nested_values(record: logging.LogRecord) -> dict[str, Any] | None:
     return None
 
 
-def calls_from_values(values: Mapping[str, Any], timestamp: float) -> list[tuple[str, dict[str, Any]]]:
+def calls_from_values(values: Mapping[str, Any],
+                      timestamp: float | None) -> list[tuple[str, dict[str, Any]]]:
     """``(call, fields)`` for each call key of ``values``, in the order of CALL_TYPES; the
-    timestamp of the log call where the call gives none. Raises
+    timestamp of the log call (None: none) where the call gives none. Raises
     :class:`~cdp_logging.InvalidEventError` for a payload that is not a dict of the call's fields.
 
     Example::
@@ -63,12 +64,10 @@ def calls_from_values(values: Mapping[str, Any], timestamp: float) -> list[tuple
         >>> calls_from_values({"user_id": "42", "track": {"event": "Added"}}, 0.0)
         [('track', {'event': 'Added', 'timestamp': 0.0, 'user_id': '42'})]
     """
+    present = values.keys() & CALL_KEYS
     calls = []
-    for call in CALL_TYPES:
-        payload = values.get(call)
-        if payload is None:
-            continue
-        fields = fill_unset(call_fields(call, payload, timestamp), values)
-        calls.append((call, fields))
+    for call in present if len(present) == 1 else [call for call in CALL_TYPES if call in present]:
+        payload = values[call]
+        if payload is not None:
+            calls.append((call, fill_unset(call_fields(call, payload, timestamp), values)))
     return calls
-

@@ -11,20 +11,30 @@ from typing import Any
 
 from .client import Analytics
 from .errors import InvalidEventError
+from .fast import fast_message
+from .mapping import call_fields
 from .messages import build_message
 
 
-def send_call(client: Analytics, call: str, fields: dict[str, Any], origin: Callable[[], str]) -> None:
+def send_call(client: Analytics, call: str, fields: dict[str, Any], origin: Callable[[], str],
+              timestamp: float | None = None) -> None:
     """Build, check and queue one call through ``client``; never raises for a bad call: it is
     counted (``stats()["invalid"]``) and reported with ``origin()`` (the log call it came
-    from), as every front reports.
+    from), as every front reports. With ``timestamp`` (epoch seconds, the moment of the log
+    call), ``fields`` may be a payload as logged (camelCase names too; see
+    :func:`~cdp_logging.mapping.call_fields`), and the common shapes take the handler's
+    one-step build (:func:`~cdp_logging.fast.fast_message`).
 
     Example::
 
         send_call(analytics, "track", {"user_id": "42", "event": "Added"}, lambda: "shop.py:12")
     """
     try:
-        message = build_message(call, **fields)
+        message = fast_message(call, fields, timestamp) if type(timestamp) is float and type(fields) is dict else None
+        if message is None:
+            if timestamp is not None:  # a payload as logged: checked, in snake_case, timestamped
+                fields = call_fields(call, fields, timestamp)
+            message = build_message(call, **fields)
     except InvalidEventError as err:
         client.count_invalid(err.with_origin(origin()))
         return

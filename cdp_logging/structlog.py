@@ -32,7 +32,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from .client import Analytics
-from .nested import calls_from_values, has_calls
+from .nested import CALL_KEYS, calls_from_values
 from .reporting import threads_in_report, warn
 from .route import send_call
 from .errors import InvalidEventError
@@ -86,21 +86,31 @@ class CDPProcessor:
     def __call__(self, logger: Any, method_name: str,
                  event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """Send what ``event_dict`` asks for; return it as it came."""
-        if not has_calls(event_dict) or (threads_in_report and threading.get_ident() in threads_in_report):
+        if event_dict.keys().isdisjoint(CALL_KEYS) or (
+                threads_in_report and threading.get_ident() in threads_in_report):
             return event_dict
-        client = self.client
+        client = self._client if self._client is not None else self.client
         timestamp = time.time()
-        try:
-            calls = calls_from_values(event_dict, timestamp)
-        except InvalidEventError as err:
-            client.count_invalid(err.with_origin(_origin(event_dict)))
-            return event_dict
-        except Exception as err:  # whatever the event dict holds, the log call goes on
-            client.count_invalid(_failure(err, event_dict))
-            return event_dict
+        present = event_dict.keys() & CALL_KEYS
+        if len(present) == 1 and "user_id" not in event_dict and "anonymous_id" not in event_dict \
+                and "context" not in event_dict:
+            # The commonest event: one call, nothing bound to fill it; send_call checks the
+            # payload as logged (calls_from_values below is the general case).
+            call = present.pop()
+            payload = event_dict[call]
+            calls = [] if payload is None else [(call, payload)]
+        else:
+            try:
+                calls = calls_from_values(event_dict, None)
+            except InvalidEventError as err:
+                client.count_invalid(err.with_origin(_origin(event_dict)))
+                return event_dict
+            except Exception as err:  # whatever the event dict holds, the log call goes on
+                client.count_invalid(_failure(err, event_dict))
+                return event_dict
         for call, fields in calls:
             try:
-                send_call(client, call, fields, lambda: _origin(event_dict))
+                send_call(client, call, fields, lambda: _origin(event_dict), timestamp)
             except Exception as err:
                 client.count_invalid(_failure(err, event_dict, call))
         return event_dict

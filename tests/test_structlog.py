@@ -107,9 +107,16 @@ def test_the_native_processor_sends_and_passes_the_event_dict_on_unchanged(
     track = {"event": "Added To Cart", "properties": {"sku": "s1"}}
     line = structlog.get_logger().info("added", track=track, order_id=3)
     assert json.loads(line) == {"event": "added", "track": track, "order_id": 3, "anonymous_id": "visitor-1"}
-    assert arrived(collector, client, 1) == [
-        {"type": "track", "anonymousId": "visitor-1", "event": "Added To Cart", "properties": {"sku": "s1"},
-         "context": context()}]
+    assert track == {"event": "Added To Cart", "properties": {"sku": "s1"}}
+    structlog.contextvars.clear_contextvars()
+    camel = {"userId": 42, "event": "Signed Up", "messageId": "m-1", "timestamp": "2024-05-01T00:00:00Z"}
+    assert json.loads(structlog.get_logger().info("in the API's spelling", track=camel))["track"] == camel
+    messages = arrived(collector, client, 2)
+    assert messages[0] == {"type": "track", "anonymousId": "visitor-1", "event": "Added To Cart",
+                           "properties": {"sku": "s1"}, "context": context()}
+    assert messages[1] == {"type": "track", "userId": "42", "event": "Signed Up", "context": context()}
+    assert collector.messages[1]["messageId"] == "m-1"
+    assert collector.messages[1]["timestamp"] == "2024-05-01T00:00:00.000Z"
 
 
 def test_the_scope_fills_what_neither_the_call_nor_structlogs_context_sets(
