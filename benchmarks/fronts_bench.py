@@ -7,8 +7,8 @@ thread's CPU time), as ``pair`` does for the handler.
 - ``scope``: ``logger.info(msg, extra={"track": {user_id, event, 6 properties}})`` into a
   CDPHandler inside ``cdp_logging.scope`` (a request's: user_id, anonymous_id and context with
   ip, userAgent, page; and a bare one: user_id only) against the same record with no scope open.
-- ``plain``: a record without payload into a CDPHandler without rules, against the same into
-  the CDPHandler of another checkout (``--baseline-src``, a folder holding its ``cdp_logging``
+- ``no payload, no rules``: a record without payload into a CDPHandler without rules (and a
+  track record with no scope open), against the same into the CDPHandler of another checkout (``--baseline-src``, a folder holding its ``cdp_logging``
   package, e.g. ``git archive 7ce1686 cdp_logging | tar -x -C /tmp/main``), loaded beside
   this one under another name.
 - ``structlog``: ``log.info("added to cart", track={...})`` through structlog's chain
@@ -38,6 +38,7 @@ from .common import silence_library_loggers
 from .server import ServerProcess
 
 PROPERTIES = {"product": "shoes", "revenue": 39.95, "qty": 1, "currency": "EUR", "coupon": None, "gift": False}
+TRACK = {"track": {"user_id": "019mr8mf4r", "event": "Added To Cart", "properties": PROPERTIES}}
 REQUEST = {"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0",
            "page": {"url": "https://shop.example/cart?ref=mail", "path": "/cart"}}
 
@@ -103,7 +104,7 @@ def scope_rows(url: str, calls: int, chunks: int) -> dict[str, dict[str, float]]
     }
 
 
-def plain_row(url: str, calls: int, chunks: int, baseline_src: Path) -> dict[str, float]:
+def plain_rows(url: str, calls: int, chunks: int, baseline_src: Path) -> dict[str, dict[str, float]]:
     spec = importlib.util.spec_from_file_location(
         "cdp_logging_baseline", baseline_src / "cdp_logging" / "__init__.py",
         submodule_search_locations=[str(baseline_src / "cdp_logging")])
@@ -112,9 +113,19 @@ def plain_row(url: str, calls: int, chunks: int, baseline_src: Path) -> dict[str
     sys.modules["cdp_logging_baseline"] = baseline
     spec.loader.exec_module(baseline)
     ours = logger_with(cdp_logging.CDPHandler(client=client(url)), "bench.plain.ours")
+    again = logger_with(cdp_logging.CDPHandler(client=client(url)), "bench.plain.again")
     theirs = logger_with(baseline.CDPHandler(write_key="bench-key", host=url), "bench.plain.baseline")
-    return paired(repeat(lambda: ours.info("an ordinary line %s", 7)),
-                  repeat(lambda: theirs.info("an ordinary line %s", 7)), calls, chunks)
+    return {
+        "this checkout over --baseline-src": paired(
+            repeat(lambda: ours.info("an ordinary line %s", 7)),
+            repeat(lambda: theirs.info("an ordinary line %s", 7)), calls, chunks),
+        "track record, no scope: this checkout over --baseline-src": paired(
+            repeat(lambda: ours.info("added to cart", extra=TRACK)),
+            repeat(lambda: theirs.info("added to cart", extra=TRACK)), calls, chunks),
+        "A/A control: this checkout over itself": paired(
+            repeat(lambda: ours.info("an ordinary line %s", 7)),
+            repeat(lambda: again.info("an ordinary line %s", 7)), calls, chunks),
+    }
 
 
 def structlog_row(url: str, calls: int, chunks: int) -> dict[str, float]:
@@ -141,8 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     with ServerProcess() as server:
         results["scope"] = scope_rows(server.url, args.calls, args.chunks)
         if args.baseline_src:
-            results["no payload, no rules: this checkout over --baseline-src"] = plain_row(
-                server.url, args.calls, args.chunks, args.baseline_src)
+            results["no payload, no rules"] = plain_rows(server.url, args.calls, args.chunks, args.baseline_src)
         results["structlog: [send_to_cdp, JSONRenderer] over [JSONRenderer]"] = structlog_row(
             server.url, args.calls, args.chunks)
     print(json.dumps(results, indent=2))

@@ -177,15 +177,18 @@ CHECKED_WITHIN = 1000
 
 
 def watch_structlog(handler: logging.Handler) -> None:
-    """Check structlog's configuration now, or (structlog may be configured after logging) at
-    each of the handler's next :data:`CHECKED_WITHIN` records until it is: ``handler.handle``
-    is wrapped meanwhile, then the class's own takes over again and the check costs nothing.
+    """Check structlog's configuration now, or, when structlog is imported but not configured
+    yet (it may be configured after logging), at each of the handler's next
+    :data:`CHECKED_WITHIN` records until it is: ``handler.handle`` is wrapped meanwhile, then
+    the class's own takes over again.
 
     Example::
 
         watch_structlog(handler)   # CDPHandler.__init__ does this
     """
-    if warn_if_rendered():
+    if "structlog" not in sys.modules or warn_if_rendered():
+        # Without structlog imported, nothing to watch: the handler's attributes stay as made
+        # (removing an instance attribute later would slow down every record's look-ups).
         return
     handle = type(handler).handle
     left = [CHECKED_WITHIN]
