@@ -37,9 +37,16 @@ def worker(client: cdp_logging.Analytics) -> Iterator[None]:
     cdp = cdp_logging.CDPHandler(client=client)
     log.addHandler(cdp)
     log.setLevel(logging.INFO)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=DEADLINE):
-        yield
-    log.removeHandler(cdp)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=DEADLINE):
+            yield
+    finally:
+        log.removeHandler(cdp)
+        # The test worker sets the root logger's level (to ERROR): later tests need it back.
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def test_a_task_runs_inside_the_scope_it_was_queued_in(
