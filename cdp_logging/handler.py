@@ -157,16 +157,12 @@ class CDPHandler(logging.Handler):
                 and "group" not in attributes and "alias" not in attributes):
             # Most records: the seven payload keys (PAYLOAD_KEYS), looked up one by one:
             # cheaper than any set operation, which would first make a view of the keys.
-            if "extra" not in attributes and "_logger" not in attributes:
-                # Nor loguru's values under extra, nor structlog's event dict as the message
-                # (ProcessorFormatter.wrap_for_formatter's records carry _logger).
-                rules = self.rules
-                if rules is None or rules.find(record) is None:
-                    return False
-            elif nested_values(record) is None:
-                rules = self.rules
-                if rules is None or rules.find(record) is None:
-                    return False
+            rules = self.rules
+            if (rules is None or rules.find(record) is None) and (
+                    # Nor loguru's values under extra, nor structlog's event dict as the message
+                    # (ProcessorFormatter.wrap_for_formatter's records carry _logger).
+                    ("extra" not in attributes and "_logger" not in attributes) or nested_values(record) is None):
+                return False
         if self._reopen:
             self._open_new_client()
         thread = get_ident()
