@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .redaction import DEFAULT_REDACT_KEYS
     from .registry import close_all_clients, flush_all_clients
     from .rules import RuleSet
+    from .scoping import scope
 
 __all__ = [
     "DEFAULT_HOST",
@@ -64,6 +65,7 @@ __all__ = [
     "events",
     "flush_after",
     "flush_all_clients",
+    "scope",
 ]
 
 # The module each public name comes from. They are imported on first use rather than here, so
@@ -94,6 +96,7 @@ _MODULES = {
     "Response": "delivery.protocol",
     "Transport": "delivery.protocol",
     "events": "events",
+    "scope": "scoping",
 }
 
 

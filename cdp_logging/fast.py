@@ -9,16 +9,18 @@ from typing import Any
 
 from . import encoding as _encoding
 from .encoding import _take_spare_id, iso_from_epoch, new_message_id
-from .messages import _DEFAULT_CONTEXT
+from .messages import _DEFAULT_CONTEXT, LIBRARY
+from .scoping import active_scope
 
 
 #: The fields :func:`fast_message` takes, per call: ids, names and dicts, the fields a
-#: logging payload nearly always holds. Any other field takes the general path.
+#: logging payload nearly always holds (and ``context``, which a scope adds). Any other field
+#: takes the general path.
 _FAST_FIELDS: dict[str, frozenset[str]] = {
-    "identify": frozenset(("user_id", "anonymous_id", "traits")),
-    "track": frozenset(("user_id", "anonymous_id", "event", "properties")),
-    "page": frozenset(("user_id", "anonymous_id", "name", "category", "properties")),
-    "screen": frozenset(("user_id", "anonymous_id", "name", "category", "properties")),
+    "identify": frozenset(("user_id", "anonymous_id", "traits", "context")),
+    "track": frozenset(("user_id", "anonymous_id", "event", "properties", "context")),
+    "page": frozenset(("user_id", "anonymous_id", "name", "category", "properties", "context")),
+    "screen": frozenset(("user_id", "anonymous_id", "name", "category", "properties", "context")),
 }
 
 
@@ -27,17 +29,22 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
     when the fields are of the common kinds; None for anything else.
 
     The common kinds: identify, track, page or screen; non-empty string ids; a non-empty
-    string event; string names and categories; plain dicts of traits or properties; no
-    other field. This runs for nearly every record a handler sends, where calling
-    :func:`build_message` with keyword arguments and its general checks would cost more
-    than all the rest of the application's share. It never raises: whatever it declines,
-    :func:`build_message` accepts or rejects as usual.
+    string event; string names and categories; plain dicts of traits, properties or context;
+    no other field. Inside a :class:`cdp_logging.scope`, its fields fill those left unset.
+    This runs for nearly every record a handler sends, where calling :func:`build_message`
+    with keyword arguments and its general checks would cost more than all the rest of the
+    application's share. It never raises: whatever it declines, :func:`build_message` accepts
+    or rejects as usual.
 
     Example::
 
         >>> fast_message("track", {"user_id": "42", "event": "Added"}, 0.0)["timestamp"]
         '1970-01-01T00:00:00.000Z'
     """
+    scope = active_scope()
+    if scope is not None:
+        # cdp_logging.scope fills what the call leaves unset, as in build_message.
+        fields = scope.fill(fields)
     if call == "track" and len(fields) == 3 and type(timestamp) is float:
         # The commonest shape of all, {"user_id", "event", "properties"}, in the fewest
         # steps: three valid values among three keys are exactly those three.
@@ -58,6 +65,9 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
                     "userId": user_id, "event": event, "properties": body, "context": _DEFAULT_CONTEXT}
     allowed = _FAST_FIELDS.get(call)
     if allowed is None or not fields.keys() <= allowed or type(timestamp) is not float:
+        return None
+    context = fields.get("context")
+    if context is not None and type(context) is not dict:
         return None
     user_id = fields.get("user_id")
     anonymous_id = fields.get("anonymous_id")
@@ -112,5 +122,5 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
                 message["category"] = category
             if body is not None:
                 message["properties"] = body
-    message["context"] = _DEFAULT_CONTEXT
+    message["context"] = _DEFAULT_CONTEXT if context is None else {"library": LIBRARY, **context}
     return message

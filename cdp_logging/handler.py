@@ -19,7 +19,10 @@ from .secret import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
-from .messages import build_message, encode_plain
+from .messages import encode_plain
+from .nested import calls_from_values, nested_values
+from .route import send_call
+from .structlog import watch_structlog
 from .fast import fast_message
 from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
@@ -100,6 +103,7 @@ class CDPHandler(logging.Handler):
         self._reopen_lock = threading.Lock()
         # Read for every record: an instance attribute is the quickest to read.
         self._fast_path = self._overrides_no_step
+        watch_structlog(self)
 
     #: False in a subclass that overrides :meth:`emit`, :meth:`calls`, :meth:`send` or
     #: :meth:`filter`: its records then take every step, so the overrides see each of them.
@@ -136,7 +140,10 @@ class CDPHandler(logging.Handler):
             # Most records: the seven payload keys (PAYLOAD_KEYS), looked up one by one:
             # cheaper than any set operation, which would first make a view of the keys.
             rules = self.rules
-            if rules is None or rules.find(record) is None:
+            if (rules is None or rules.find(record) is None) and (
+                    # Nor loguru's values under extra, nor structlog's event dict as the message
+                    # (ProcessorFormatter.wrap_for_formatter's records carry _logger).
+                    ("extra" not in attributes and "_logger" not in attributes) or nested_values(record) is None):
                 return False
         if self._reopen:
             self._open_new_client()
@@ -158,6 +165,8 @@ class CDPHandler(logging.Handler):
                 # calls_from_record would. Its message is built and queued here, in one
                 # step; anything else takes emit(), calls() and send().
                 payload = attributes[call]
+                if "user_id" in attributes or "anonymous_id" in attributes or "context" in attributes:
+                    payload = None  # values beside the call key fill it: see mapping.fill_unset
                 try:
                     message = fast_message(call, payload, record.created) if type(payload) is dict else None
                     if message is None:
@@ -221,8 +230,13 @@ class CDPHandler(logging.Handler):
                                               "traits": {"email": record.signup.email}})]
                     return super().calls(record)
         """
-        if self.rules is None or has_payload(record):
+        if has_payload(record):
             return calls_from_record(record)
+        nested = nested_values(record)
+        if nested is not None:
+            return calls_from_values(nested, record.created)
+        if self.rules is None:
+            return []
         return self.rules.calls(record)
 
     def send(self, call: str, fields: dict[str, Any], record: logging.LogRecord) -> None:
@@ -235,16 +249,7 @@ class CDPHandler(logging.Handler):
                     fields.setdefault("context", {})["region"] = "eu-west-1"
                     super().send(call, fields, record)
         """
-        try:
-            message = build_message(call, **fields)
-        except InvalidEventError as err:
-            self.client.count_invalid(err.with_origin(_origin(record, self.rules)))
-            return
-        try:
-            self.client.send(message, origin=lambda: _origin(record, self.rules))
-        except InvalidEventError as err:
-            # Too large or not encodable: the client counted it when it refused it.
-            self.client.report(err.with_origin(_origin(record, self.rules)))
+        send_call(self.client, call, fields, lambda: _origin(record, self.rules))
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count and report an unforeseen failure in emit as an invalid event, then let

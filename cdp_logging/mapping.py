@@ -24,6 +24,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .messages import CAMEL_CASE, FIELDS
+from .scoping import merged_context
 
 #: The ``extra`` keys that mark a record as carrying a payload.
 PAYLOAD_KEYS = frozenset((*CALL_TYPES, "event"))
@@ -67,10 +68,10 @@ def calls_from_record(record: logging.LogRecord) -> list[tuple[str, dict[str, An
         call = present.pop()
         payload = attributes[call]
         if payload is not None:
-            return [(call, _fields(call, payload, record))]
+            return [(call, fill_unset(call_fields(call, payload, record.created), attributes))]
     elif present:
         calls = [
-            (call, _fields(call, attributes[call], record))
+            (call, fill_unset(call_fields(call, attributes[call], record.created), attributes))
             for call in CALL_TYPES
             if call in present and attributes[call] is not None
         ]
@@ -84,11 +85,22 @@ _CALL_KEYS = frozenset(CALL_TYPES)
 
 
 
-def _fields(call: str, payload: Any, record: logging.LogRecord) -> dict[str, Any]:
+def call_fields(call: str, payload: Any, timestamp: float | None) -> dict[str, Any]:
+    """A call key's payload as the call's fields in snake_case, ``timestamp`` (epoch seconds,
+    the moment of the log call) where it gives none: a copy, or with ``timestamp`` None the
+    payload itself when it needs no change (never to be modified). Raises
+    :class:`InvalidEventError` for a payload that is not a dict or names unknown fields.
+
+    Example::
+
+        >>> call_fields("track", {"userId": "42", "event": "Added"}, 0.0)
+        {'user_id': '42', 'event': 'Added', 'timestamp': 0.0}
+    """
     allowed = FIELDS[call]
     if type(payload) is dict and payload.keys() <= allowed:
-        # The common case, snake_case names only: one C-level subset check.
-        fields = dict(payload)
+        # The common case, snake_case names only: one C-level subset check. Without a
+        # timestamp to add, the payload itself serves: nothing downstream changes it.
+        fields = dict(payload) if timestamp is not None else payload
     elif isinstance(payload, Mapping):
         fields = {}
         for key, value in payload.items():
@@ -104,8 +116,43 @@ def _fields(call: str, payload: Any, record: logging.LogRecord) -> dict[str, Any
             call, None, f"extra[{call!r}] must be a dict of the call's fields, "
             f"got {type(payload).__name__}"
         )
-    if fields.get("timestamp") is None:
-        fields["timestamp"] = record.created
+    if timestamp is not None and fields.get("timestamp") is None:
+        fields["timestamp"] = timestamp
+    return fields
+
+
+#: The values beside a call key that fill the fields its payload leaves unset.
+UNSET_FILLERS = ("user_id", "anonymous_id", "context")
+
+
+def fill_unset(fields: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` (a call's, in snake_case) with ``user_id``, ``anonymous_id`` and ``context``
+    (a dict, merged under the call's own: its keys win) from ``values`` where the call leaves
+    them unset: what ``extra``, a structlog event dict or loguru's ``extra`` holds beside the
+    call key (``structlog.contextvars``, ``logger.bind``): ``fields`` itself when there is
+    nothing to fill, else a copy.
+
+    Example::
+
+        >>> fill_unset({"event": "Added"}, {"user_id": "42", "track": {"event": "Added"}})
+        {'event': 'Added', 'user_id': '42'}
+    """
+    user_id = values.get("user_id")
+    anonymous_id = values.get("anonymous_id")
+    context = values.get("context")
+    if user_id is None and anonymous_id is None and context is None:
+        return fields
+    fields = dict(fields)  # the payload may be the caller's own dict (see call_fields)
+    if user_id is not None and fields.get("user_id") is None:
+        fields["user_id"] = user_id
+    if anonymous_id is not None and fields.get("anonymous_id") is None:
+        fields["anonymous_id"] = anonymous_id
+    if isinstance(context, Mapping):
+        own = fields.get("context")
+        if own is None:
+            fields["context"] = context
+        elif isinstance(own, Mapping):
+            fields["context"] = merged_context(context, own)
     return fields
 
 

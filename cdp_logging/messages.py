@@ -16,6 +16,7 @@ from ._version import __version__
 from .constants import CALL_TYPES, MAX_MESSAGE_BYTES
 from .encoding import EncodingError, encode, iso_from_epoch, new_message_id
 from .errors import EventTooLargeError, InvalidEventError
+from .scoping import active_scope
 from .fields import (
     SHOWN_CHARS,
     _FIRST_EPOCH,
@@ -90,7 +91,8 @@ def build_message(
 
     Raises :class:`InvalidEventError` naming the call and the field, whatever the value (its
     ``repr`` is quoted cut short, or not at all when it raises). Absent fields are left out,
-    never sent as null; numeric ids (any number but a bool) become ``str(id)``;
+    never sent as null; inside a :class:`cdp_logging.scope`, its fields fill those the call
+    leaves unset (before any check); numeric ids (any number but a bool) become ``str(id)``;
     ``timestamp`` defaults to now, and a naive datetime is local time.
 
     Example::
@@ -100,6 +102,14 @@ def build_message(
     """
     if call not in FIELDS:
         raise InvalidEventError(call, None, f"unknown call; expected one of {', '.join(CALL_TYPES)}")
+    scope = active_scope()
+    if scope is not None:
+        # cdp_logging.scope: the fields the call leaves unset, before anything is checked.
+        if user_id is None:
+            user_id = scope.user_id
+        if anonymous_id is None:
+            anonymous_id = scope.anonymous_id
+        context = scope.context_for(context)
     # Written for speed: this runs on the application's thread for every event, so the
     # common types take the first branch of each check and helpers run only when needed.
     if message_id is None:

@@ -137,6 +137,28 @@ def check_privacy(collector: LocalCollector, completed: subprocess.CompletedProc
     }
 
 
+def check_structlog(collector: LocalCollector, result: Any) -> None:
+    [added] = sent(collector, "track", "Added To Cart", "019mr8mf4r")
+    assert added["properties"] == {"sku": "shoe-42", "qty": 1}
+    assert sent(collector, "identify", user_id="019mr8mf4r")[0]["traits"] == {"plan": "pro"}
+    [page] = sent(collector, "page")
+    assert (page["anonymousId"], page["name"], page["context"]["ip"]) == ("visitor-7", "Pricing", "203.0.113.7")
+
+
+def check_loguru(collector: LocalCollector, result: Any) -> None:
+    assert sent(collector, "track", "Added To Cart", "019mr8mf4r")[0]["properties"] == {"sku": "shoe-42"}
+    assert sent(collector, "identify", user_id="019mr8mf4r")[0]["traits"] == {"plan": "pro"}
+    assert sent(collector, "page")[0]["anonymousId"] == "visitor-7"
+
+
+def check_scope(collector: LocalCollector, result: Any) -> None:
+    [added] = sent(collector, "track", "Added To Cart", "019mr8mf4r")
+    assert added["anonymousId"] == "visitor-7"
+    assert added["context"]["page"] == {"url": "https://shop.example/cart", "path": "/cart"}
+    assert added["context"]["userAgent"].startswith("testclient")
+    sent(collector, "track", "Report Sent", "system:nightly-report")
+
+
 RUNS: dict[str, Run] = {
     "quickstart.py": Run(events=0, prints=("received 6 events",)),
     "flask_app.py": Run(needs=("flask",), events=4, check=check_flask),
@@ -150,6 +172,9 @@ RUNS: dict[str, Run] = {
     "privacy.py": Run(events=1, check=check_privacy, prints=("dropped by before_send: 1",)),
     # A user's test module: it runs pytest on itself, with its own collector.
     "testing_example_test.py": Run(events=0, prints=("4 passed",)),
+    "structlog_app.py": Run(needs=("structlog",), events=3, check=check_structlog),
+    "loguru_app.py": Run(needs=("loguru",), events=3, check=check_loguru),
+    "scope_app.py": Run(needs=("starlette", "httpx"), events=2, check=check_scope),
 }
 
 

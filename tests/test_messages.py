@@ -318,6 +318,7 @@ COMMON_SHAPES = [
     ("page", {"user_id": "u1", "name": "Pricing", "category": "Docs", "properties": {"url": "/p"}}),
     ("page", {"anonymous_id": "a1", "name": ""}),
     ("screen", {"user_id": "u1", "name": "Checkout"}),
+    ("track", {"user_id": "u1", "event": "Added", "context": {"ip": "203.0.113.9", "page": {"path": "/"}}}),
 ]
 #: Fields it leaves to build_message, which accepts some and refuses others.
 OTHER_SHAPES = [
@@ -329,7 +330,6 @@ OTHER_SHAPES = [
     ("track", {"user_id": "u1"}),
     ("track", {"event": "Added"}),
     ("track", {"user_id": None, "anonymous_id": None, "event": "Added"}),
-    ("track", {"user_id": "u1", "event": "Added", "context": {"ip": "203.0.113.9"}}),
     ("track", {"user_id": "u1", "event": "Added", "timestamp": "2024-05-01T00:00:00Z"}),
     ("track", {"user_id": "u1", "event": "Added", "message_id": "m-1"}),
     ("identify", {"user_id": "u1", "traits": "vip"}),
