@@ -110,12 +110,12 @@ def no_room(err: BaseException, path: str) -> str | None:
 def _write_limit(path: str) -> str | None:
     """After a write to the spool's files failed: the limit that stopped it, or None."""
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
-    if resource is not None and limit != resource.RLIM_INFINITY and limit >= 0:
+    if limit >= 0 and limit != getattr(resource, "RLIM_INFINITY", -1):
         sizes = []
         for name in (path, path + "-wal", path + "-shm"):
             with contextlib.suppress(OSError):
                 sizes.append(os.stat(name).st_size)
-        if max(sizes, default=0) + _LARGEST_WRITE > limit:
+        if max(sizes, default=0) + _LARGEST_WRITE > limit:  # a write past it fails (EFBIG)
             return f"the process's file size limit is reached (RLIMIT_FSIZE {limit} bytes)"
     probe = f"{path}.probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
@@ -135,8 +135,8 @@ def _write_limit(path: str) -> str | None:
 
 class DiskFull:
     """Whether the spool's writes fail for want of room (see :func:`no_room`), since when,
-    and what to report: a full disk pauses the spool (the events are sent from memory), and the next write tries
-    again, so the spool recovers when the disk does.
+    and what to report: no room pauses the spool (the events are sent from memory), and the
+    next write tries again, so the spool recovers when there is room again.
 
     Example::
 
@@ -149,7 +149,8 @@ class DiskFull:
         self.since: float | None = None
         self._reported: float | None = None
 
-    def failed(self, path: str, err: BaseException, reason: str = "the disk is full") -> SpoolError | None:
+    def failed(self, path: str, err: BaseException,
+               reason: str = "the disk is full") -> SpoolError | None:
         now = time.time()
         if self.since is None:
             self.since = now
