@@ -238,8 +238,9 @@ class SpoolError(CDPError):
     database, a file of another user's or one others may write, a symbolic link). Events
     already in a moved file are not sent; rename it back to recover them. With ``fresh``, the
     corrupt file was replaced by a new, empty spool and the client goes on using it. With
-    ``paused``, the spool could not be written for now (a full disk): events are sent from
-    memory meanwhile, and the spool is used again once a write works.
+    ``paused``, the spool could not be written for now (a full disk, a used-up disk quota, the
+    process's file size limit): events are sent from memory meanwhile, and the spool is used
+    again once a write works.
 
     Example::
 
@@ -255,7 +256,8 @@ class SpoolError(CDPError):
         self.moved_to = moved_to
         #: A fresh spool was made in place of the file moved aside: durability goes on.
         self.fresh = fresh
-        #: The spool cannot be written for now (a full disk): it is used again once it can.
+        #: The spool cannot be written for now (no room on the disk, in the quota or under the
+        #: file size limit): it is used again once it can.
         self.paused = paused
         text = f"spool {path} {problem}"
         if moved_to is not None:

@@ -15,13 +15,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cdp_logging import Analytics, EventDroppedError, SpoolError
+from cdp_logging import Analytics, EventDroppedError
+from support.spool import SpoolConsole
 from support.reliability import (
     BATCH_PATH, FAST_RETRIES, WRITE_KEY, Errors, Recorder, free_port, start_api, stop_api, url,
     wait_until,
 )
 
-#: Another user's uid ("nobody" on most systems); the tests that use it run as root.
+#: Another user's uid ("nobody" on most systems), for the folders root gives away.
 OTHER_UID = 65534
 
 
@@ -122,108 +123,144 @@ def test_an_old_spools_oversized_quarantine_is_cut_back_when_opened(
     assert rows(spool, "quarantine") == 100
 
 
-# -- a full disk ------------------------------------------------------------------------------------
+# -- no room: a full disk, a file size limit ----------------------------------------------------------
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 512 KiB file system (tmpfs), mounted for the test; skipped where mounting is not
-    allowed (not root, or no CAP_SYS_ADMIN in the container)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0755", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True, check=False)
+def namespace(*flags: str) -> list[str]:
+    """``unshare`` with ``flags``, or skip saying why this machine refuses it."""
+    made = subprocess.run(["unshare", *flags, "true"], capture_output=True, text=True, check=False)
     if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        pytest.skip(f"unshare {' '.join(flags)} is refused here ({made.stderr.strip()}): it needs root "
+                    "or unprivileged user namespaces (kernel.unprivileged_userns_clone, AppArmor's "
+                    "apparmor_restrict_unprivileged_userns)")
+    return ["unshare", *flags]
 
 
-def fill(path: Path) -> None:
-    """Write ``path`` until the file system is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"x" * 4096)
-    except OSError as err:
-        assert err.errno == 28, err  # ENOSPC
-    finally:
-        os.close(fd)
+def small_disk(disk: Path) -> list[str]:
+    """A prefix that runs a command in a mount namespace of its own with a real 512 KiB file
+    system (tmpfs) on ``disk``: as root, or as any user where user namespaces are allowed.
+    Nothing is left mounted: the mount goes with the process."""
+    disk.mkdir()
+    flags = ["--mount"] if os.geteuid() == 0 else ["--map-root-user", "--mount"]
+    return [*namespace(*flags), "sh", "-c", 'mount -t tmpfs -o size=512k,mode=0700 tmpfs "$0" && exec "$@"',
+            str(disk)]
 
 
-def test_a_brief_disk_full_pauses_the_spool_which_recovers_when_the_disk_does(
-    api: HTTPServer, errors: Errors, small_disk: Path, make_client: Callable[..., Analytics],
+def spool_files_size(spool: Path) -> int:
+    return max(Path(f"{spool}{suffix}").stat().st_size for suffix in ("", "-wal", "-shm"))
+
+
+@pytest.mark.parametrize("no_room", ["file size limit", "full disk"])
+def test_no_room_pauses_the_spool_which_recovers_when_there_is_room(
+    api: HTTPServer, tmp_path: Path, no_room: str,
 ) -> None:
     # On main the spool was off for the rest of the process: the events of an outage after
-    # the space came back were lost.
+    # the room came back were lost. A file size limit (or a quota: SQLite says "disk I/O error"
+    # for both) turned it off at once.
     switch = Switch()
     api.expect_request(BATCH_PATH, method="POST").respond_with_handler(switch)
-    spool = small_disk / "spool" / "events.db"
-    client = make_client(url(api), spool, max_retries=0, flush_interval=0.2)
-    track(client, 1, "before")
-    assert client.flush(timeout=15)
+    disk = tmp_path / "disk"
+    spool = disk / "spool" / "events.db"
+    prefix = small_disk(disk) if no_room == "full disk" else None
+    with SpoolConsole(url(api), spool, prefix=prefix, max_retries=0, flush_interval=0.2,
+                      **FAST_RETRIES) as app:
+        app("track", 1, "before", 200)
+        assert app("flush", 15)
 
-    fill(small_disk / "filler")
-    during = track(client, 100, "full", size=2000)     # 200 KB: more than the disk has left
-    assert client.flush(timeout=15)                    # sent from memory meanwhile
-    assert set(during) <= set(switch.recorder.accepted)
+        if no_room == "full disk":
+            app("fill", str(disk / "filler"))
+        else:                                          # no file of the spool's may grow
+            app("limit", spool_files_size(spool))
+        during = app("track", 100, "full", 2000)       # 200 KB: more than there is room for
+        assert app("flush", 15), (app("stats"), app("errors"))  # sent from memory meanwhile
+        assert set(during) <= set(switch.recorder.accepted)
 
-    (small_disk / "filler").unlink()
-    switch.down = True                                 # an outage after the space came back
-    after = track(client, 30, "after")
-    wait_until(lambda: rows(spool) == 30, message=lambda: f"the outage's events kept in the spool again: {rows(spool)} {client.stats()}")
-    switch.down = False
-    assert client.flush(timeout=30)
-    assert set(after) <= set(switch.recorder.accepted)
-    assert client.stats()["failed"] == 0 and client.stats()["dropped"] == 0
-    [paused] = errors.of(SpoolError)                   # reported once, never given up
-    assert paused.paused and "the disk is full" in str(paused)
-    assert "used again as soon as there is room" in str(paused)
+        if no_room == "full disk":
+            app("free", str(disk / "filler"))
+        else:
+            app("unlimit")
+        switch.down = True                             # an outage after the room came back
+        after = app("track", 30, "after", 200)
+        wait_until(lambda: app("rows") == 30, message=lambda: f"the outage's events kept in the spool again: {app('rows')} {app('stats')} {app('errors')}")
+        switch.down = False
+        # Not one flush: a batch the outage answered may be given up after a flush began.
+        wait_until(lambda: set(after) <= set(switch.recorder.accepted), timeout=30,
+                   message=lambda: f"the outage's events sent from the spool: {app('stats')} {app('errors')}")
+        stats, reported = app("stats"), app("errors")
+    assert stats["failed"] == 0 and stats["dropped"] == 0
+    [(paused, text)] = [(paused, text) for kind, paused, text in reported if kind == "SpoolError"]
+    said = "the disk is full" if no_room == "full disk" else "file size limit is reached (RLIMIT_FSIZE"
+    assert paused and said in text, reported           # reported once, never given up
+    assert "used again as soon as there is room" in text
 
 
 # -- the spool's folder ------------------------------------------------------------------------------
 
-def refused_folder(kind: str, tmp_path: Path) -> Path:
+#: A folder of root's on every Linux system, which a user namespace that maps only this user
+#: shows as the overflow uid's (another user's).
+ROOTS_FOLDER = Path("/usr")
+
+
+def overflow_uid() -> int:
+    """The uid a user namespace shows for a user it does not map (65534 unless changed)."""
+    return int(Path("/proc/sys/kernel/overflowuid").read_text())
+
+
+def refused_folder(kind: str, tmp_path: Path) -> tuple[Path, list[str] | None]:
+    """A folder of ``kind``, and the prefix to run the client under (None: as it is)."""
     folder = tmp_path / kind
     if kind == "linked":
         (tmp_path / "real").mkdir(mode=0o700)
         folder.symlink_to(tmp_path / "real")
+    elif kind.startswith("other-users-") and os.geteuid() != 0:
+        # Without root no folder can be given away, but one can be seen as another user's:
+        # in a user namespace mapping only this user (to root), root's own /usr is owned by
+        # a user it does not map. The spool's checks see the real lstat, as anywhere.
+        if ROOTS_FOLDER.stat().st_uid != 0:
+            pytest.skip(f"{ROOTS_FOLDER} is not root's here, so no folder is another user's to borrow")
+        return ROOTS_FOLDER, namespace("--map-root-user")
     elif kind == "other-users-0777":
         folder.mkdir()
         os.chown(folder, OTHER_UID, OTHER_UID)
         folder.chmod(0o777)
-    elif kind == "other-users-0700":
+    elif kind == "other-users-0755":
         folder.mkdir()
         os.chown(folder, OTHER_UID, OTHER_UID)
         folder.chmod(0o755)
     else:  # own, but others may write it and no sticky bit
         folder.mkdir()
         folder.chmod(0o777)
-    return folder
+    return folder, None
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's folder needs root")
+ANOTHER_USERS = f"owned by another user (uid {OTHER_UID}"
+
+
 @pytest.mark.parametrize("kind, said", [
     ("linked", "has a symbolic link for its folder"),
-    ("other-users-0777", "owned by another user (uid 65534"),
-    ("other-users-0700", "owned by another user (uid 65534"),
+    pytest.param("other-users-0777", ANOTHER_USERS, marks=pytest.mark.skipif(
+        os.geteuid() != 0, reason="only root can make a folder another user owns that all may write "
+        "(chown), no system has one to borrow, and a user namespace without newuidmap maps only "
+        "this user, whose folders stay its own; other-users-0755 runs for every user")),
+    ("other-users-0755", ANOTHER_USERS),
     ("writable-by-others", "that other users may write (mode 777, no sticky bit)"),
 ])
 def test_a_spool_folder_others_control_is_refused_and_events_are_sent_from_memory(
-    api: HTTPServer, errors: Errors, tmp_path: Path, make_client: Callable[..., Analytics],
-    kind: str, said: str,
+    api: HTTPServer, tmp_path: Path, kind: str, said: str,
 ) -> None:
     # On main the folder was used: its owner (or anyone, for 0777) could delete the spool.
-    folder = refused_folder(kind, tmp_path)
+    folder, prefix = refused_folder(kind, tmp_path)
+    if prefix is not None:
+        said = said.replace(str(OTHER_UID), str(overflow_uid()))
     recorder = Recorder()
     api.expect_request(BATCH_PATH, method="POST").respond_with_handler(recorder)
-    client = make_client(url(api), folder / "events.db", max_events_in_batch=10)
-    sent = track(client, 25, kind)
-    assert client.flush(timeout=15)
+    with SpoolConsole(url(api), folder / "events.db", prefix=prefix, max_events_in_batch=10,
+                      **FAST_RETRIES) as app:
+        sent = app("track", 25, kind, 200)
+        assert app("flush", 15)
+        reported = app("errors")
     recorder.assert_each_once(sent)
-    [error] = errors.of(SpoolError)
-    assert said in str(error) and "events are kept in memory only" in str(error)
+    [(kind, _paused, text)] = reported
+    assert kind == "SpoolError" and said in text and "events are kept in memory only" in text, text
     assert not (folder / "events.db").exists()
 
 

@@ -3,6 +3,8 @@
 * :func:`start_spool_app` starts ``tests/apps/spool_app.py`` without waiting;
   :func:`run_spool_app` runs it to its end; :func:`kill` ends one with SIGKILL and reaps it.
 * :func:`logged` reads how many calls a running app has made (its progress file).
+* :class:`SpoolConsole` drives ``tests/apps/spool_console.py``, a client with a spool in a
+  process of its own (a file size limit, a mount or user namespace), one command at a time.
 * :class:`HoldOnce` answers batches until told to hold one; the held request is never
   accepted, so a test can kill its sender while a request is in flight and unanswered.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -113,3 +116,50 @@ class HoldOnce:
 def index_of(message_id: str) -> int:
     """The number at the end of ``RUN-I``."""
     return int(message_id.rsplit("-", 1)[1])
+
+
+class SpoolConsole:
+    """A client with a spool in a process of its own, started under ``prefix`` (say
+    ``["unshare", "-Ur"]``); calling it runs one command there (see tests/apps/spool_console.py)
+    and returns the answer. A context manager: the process ends on exit.
+
+    Example::
+
+        with SpoolConsole(url(api), spool) as app:
+            app("limit", 100_000); ids = app("track", 10, "full", 2000); app("flush", 15)
+    """
+
+    def __init__(self, host: str, spool: Path | str, *, prefix: list[str] | None = None,
+                 **options: Any) -> None:
+        self.process = subprocess.Popen(
+            [*(prefix or []), sys.executable, str(APPS / "spool_console.py"), host, str(spool),
+             json.dumps(options)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=python_env())
+
+    def __call__(self, *command: Any, timeout: float = 60.0) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            if self.process.poll() is None:
+                os.kill(self.process.pid, signal.SIGKILL)
+            _, stderr = self.process.communicate(timeout=30)
+            raise AssertionError(f"no answer to {command} within {timeout}s: {stderr[-3000:]}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise AssertionError(f"{command} failed in the console: {answer['error']}")
+        return answer["ok"]
+
+    def __enter__(self) -> SpoolConsole:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.returncode is not None:
+            return
+        try:
+            self.process.communicate(timeout=30)  # stdin closed: the console closes its client
+        except subprocess.TimeoutExpired:
+            kill(self.process)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-import errno
 import logging
 import os
 import secrets
@@ -252,17 +251,6 @@ def _is_busy(err: BaseException) -> bool:
 class SpoolDiskFull(SpoolBusy):
     """The disk (or the file system's quota) is full: nothing can be written for now. The
     events are sent from memory meanwhile, and the spool is used again once a write works."""
-
-
-def _is_disk_full(err: BaseException) -> bool:
-    if isinstance(err, OSError):
-        return err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    if not isinstance(err, sqlite3.Error):
-        return False
-    code = _error_code(err)
-    if code is not None:
-        return code == 13  # SQLITE_FULL
-    return "disk is full" in str(err)
 
 
 def _is_corrupt(err: BaseException) -> bool:

@@ -1,12 +1,21 @@
-"""What the machine does to a spool: a folder others control, a full disk."""
+"""What the machine does to a spool: a folder others control, a full disk (or quota, or file
+size limit)."""
 
 from __future__ import annotations
 
 
 import contextlib
+import errno
 import os
+import secrets
+import sqlite3
 import stat
 import time
+
+try:
+    import resource
+except ImportError:  # Windows: no file size limit to read
+    resource = None  # type: ignore[assignment]
 
 
 from ...errors import SpoolError
@@ -54,10 +63,80 @@ def folder_problem(folder: str) -> str | None:
     return None
 
 
+#: SQLite's extended codes for a write that failed with an errno other than ENOSPC (which it
+#: reports as SQLITE_FULL): SQLITE_IOERR_WRITE, SQLITE_IOERR_SHMSIZE. EDQUOT and EFBIG come so.
+_WRITE_FAILED = (778, 4874)
+#: The most SQLite writes to one of the spool's files at once: a WAL frame of the largest page.
+_LARGEST_WRITE = 65_536 + 24
+#: What the probe of a failed write writes beside the spool.
+_PROBE_BYTES = 65_536
+
+_NO_ROOM = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file size limit is reached",
+}
+
+
+def no_room(err: BaseException, path: str) -> str | None:
+    """Why the spool at ``path`` has no room for now, after ``err`` from SQLite or the file
+    system: the disk is full, the user's disk quota is used up or the process's file size
+    limit (RLIMIT_FSIZE, ``ulimit -f``) is reached. None for any other error.
+
+    SQLite reports ENOSPC as "database or disk is full" but EDQUOT and EFBIG only as "disk
+    I/O error", as it does a failing disk; for that one the cause is found out: a file size
+    limit the spool's files are at, or a write of 64 KiB beside the spool failing for want
+    of room.
+
+    Example::
+
+        no_room(sqlite3.OperationalError("database or disk is full"), path)  # "the disk is full"
+    """
+    if isinstance(err, OSError):
+        return _NO_ROOM.get(err.errno or 0)
+    if not isinstance(err, sqlite3.Error):
+        return None
+    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
+    if code is None:  # Python 3.10: the message alone
+        text = str(err)
+        if "disk is full" in text:
+            return _NO_ROOM[errno.ENOSPC]
+        return _write_limit(path) if text == "disk I/O error" else None
+    if code & 0xFF == 13:  # SQLITE_FULL
+        return _NO_ROOM[errno.ENOSPC]
+    return _write_limit(path) if code in _WRITE_FAILED else None
+
+
+def _write_limit(path: str) -> str | None:
+    """After a write to the spool's files failed: the limit that stopped it, or None."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+    if limit >= 0 and limit != getattr(resource, "RLIM_INFINITY", -1):
+        sizes = []
+        for name in (path, path + "-wal", path + "-shm"):
+            with contextlib.suppress(OSError):
+                sizes.append(os.stat(name).st_size)
+        if max(sizes, default=0) + _LARGEST_WRITE > limit:  # a write past it fails (EFBIG)
+            return f"the process's file size limit is reached (RLIMIT_FSIZE {limit} bytes)"
+    probe = f"{path}.probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as err:
+        return _NO_ROOM.get(err.errno or 0)
+    try:
+        os.write(fd, bytes(_PROBE_BYTES))
+    except OSError as err:
+        return _NO_ROOM.get(err.errno or 0)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    return None
+
+
 class DiskFull:
-    """Whether the spool's writes fail for a full disk, since when, and what to report: a
-    full disk pauses the spool (the events are sent from memory), and the next write tries
-    again, so the spool recovers when the disk does.
+    """Whether the spool's writes fail for want of room (see :func:`no_room`), since when,
+    and what to report: no room pauses the spool (the events are sent from memory), and the
+    next write tries again, so the spool recovers when there is room again.
 
     Example::
 
@@ -70,7 +149,8 @@ class DiskFull:
         self.since: float | None = None
         self._reported: float | None = None
 
-    def failed(self, path: str, err: BaseException) -> SpoolError | None:
+    def failed(self, path: str, err: BaseException,
+               reason: str = "the disk is full") -> SpoolError | None:
         now = time.time()
         if self.since is None:
             self.since = now
@@ -78,7 +158,7 @@ class DiskFull:
         if self._reported is not None and now - self._reported < DISK_FULL_REPORT_INTERVAL:
             return None
         self._reported = now
-        return SpoolError(f"cannot be written: the disk is full ({err}). Events are sent from "
+        return SpoolError(f"cannot be written: {reason} ({err}). Events are sent from "
                           "memory meanwhile; the spool is used again as soon as there is room",
                           path=path, paused=True)
 

@@ -18,7 +18,6 @@ from ...errors import SpoolError
 from .common import (
     _is_busy,
     _is_corrupt,
-    _is_disk_full,
     SpoolDiskFull,
     APPLICATION_ID,
     BUSY_TIMEOUT,
@@ -36,7 +35,7 @@ from .common import (
     logger,
     trim_quarantine,
 )
-from .hazards import DiskFull, private_folder
+from .hazards import DiskFull, no_room, private_folder
 
 
 #: Connections a forked child inherited from a fork that skipped Python's fork handlers:
@@ -292,8 +291,9 @@ class OpenedFile:
         """With the lock held: what an error of SQLite or the file system means for the spool."""
         if _is_busy(err):
             return SpoolBusy(str(err))
-        if _is_disk_full(err):  # for now: the next write tries again
-            report = self.disk_full.failed(self.path, err)
+        reason = no_room(err, self.path)
+        if reason is not None:  # for now: the next write tries again
+            report = self.disk_full.failed(self.path, err, reason)
             if report is not None:
                 self._replaced.append(report)
             return SpoolDiskFull(str(err))
