@@ -162,6 +162,10 @@ class Analytics(Calls):
         #: The failed count when closing began: clients closing side by side fail batches
         #: while another's close_and_flush waits, and those belong to this close too.
         self._failed_when_closing: int | None = None
+        #: When closing must end (monotonic), set once as closing begins.
+        self._close_deadline: float | None = None
+        #: When every wait must end once the process began to shut down, else None.
+        self._shutdown_deadline: float | None = None
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -226,15 +230,17 @@ class Analytics(Calls):
             if not analytics.flush(timeout=2.0):
                 print(analytics.stats())
         """
-        failed_before = self._counters.values["failed"]
+        failed_before = self._counters.given_up()
         deadline = None if timeout is None else time.monotonic() + timeout
-        drained = self._batcher.flush(timeout)
+        if self._shutdown_deadline is not None:  # the process is shutting down: its deadline
+            deadline = min(deadline or self._shutdown_deadline, self._shutdown_deadline)
+        drained = self._batcher.flush(None if deadline is None else max(0.0, deadline - time.monotonic()))
         spool = self._spool
         if drained and spool is not None and spool.unusable is None:
             # Written to the spool: now wait for the spool's sender to deliver it.
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             drained = spool.flush(left)
-        return drained and self._counters.values["failed"] == failed_before
+        return drained and self._counters.given_up() == failed_before
 
     def close_and_flush(self, timeout: float | None = None) -> bool:
         """Stop accepting calls, deliver what is queued within ``timeout`` (default
@@ -249,7 +255,7 @@ class Analytics(Calls):
         self._begin_close(timeout)
         failed_before = self._failed_when_closing
         assert failed_before is not None  # set by _begin_close
-        delivered = self._batcher.close(timeout)
+        delivered = self._batcher.close(timeout)  # by the deadline _begin_close set, once
         spool = self._spool
         kept = 0
         if spool is not None:
@@ -263,8 +269,9 @@ class Analytics(Calls):
         sender_stopped = spool is None or not spool.thread.is_alive()
         if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()
-        not_delivered = counters["failed"] - failed_before
-        self._failed_when_closing = counters["failed"]  # a later call reports only what is new
+        given_up = self._counters.given_up()
+        not_delivered = given_up - failed_before
+        self._failed_when_closing = given_up  # a later call reports only what is new
         if not_delivered:
             # Only what the deadline cut short is the timeout's doing; a batch the API refused
             # (HTTP 401, say) failed for its own reason, however soon.
@@ -273,19 +280,35 @@ class Analytics(Calls):
                    else f"while closing: {self._last_failure}")
             warn(
                 "cdp-logging: %d event(s) could not be delivered %s; since start: %d delivered, "
-                "%d failed, %d dropped",
-                not_delivered, why, counters["delivered"], counters["failed"], counters["dropped"],
+                "%d failed, %d unconfirmed, %d dropped",
+                not_delivered, why, counters["delivered"], counters["failed"], counters["unconfirmed"],
+                counters["dropped"],
             )
         return delivered and not not_delivered and not kept
 
     def _begin_close(self, timeout: float | None = None) -> None:
-        """Start closing without waiting, so several clients can close side by side."""
+        """Start closing without waiting, so several clients can close side by side.
+
+        The close's deadline is set once, here, and every wait of the close (the worker, the
+        spool's sender) ends by it; within a process shutdown, by the shutdown's deadline too.
+        """
         timeout = self.shutdown_timeout if timeout is None else timeout
         if self._failed_when_closing is None:
-            self._failed_when_closing = self._counters.values["failed"]
-        self._batcher.begin_close(timeout)
+            self._failed_when_closing = self._counters.given_up()
+        if self._close_deadline is None:
+            deadline = time.monotonic() + timeout
+            if self._shutdown_deadline is not None:
+                deadline = min(deadline, self._shutdown_deadline)
+            self._close_deadline = deadline
+        self._batcher.begin_close(timeout, deadline=self._close_deadline)
         if self._spool is not None:
-            self._spool.begin_close(timeout)
+            self._spool.begin_close(timeout, deadline=self._close_deadline)
+
+    def _shutdown_begins(self, deadline: float) -> None:
+        """The process began shutting down (:mod:`cdp_logging.shutdown`): every wait from now
+        on (flush, close) ends by ``deadline``, whoever asks for it."""
+        if self._shutdown_deadline is None:
+            self._shutdown_deadline = deadline
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`.
@@ -321,6 +344,7 @@ class Analytics(Calls):
             self._spool.own_threads = self._batcher.own_threads
         self._counters = _Counters()
         self._failed_when_closing = None
+        self._close_deadline = self._shutdown_deadline = None
         self._reporter = Reporter(self._reporter.error_handler)
         reset = getattr(self._transport, "reset", None)
         if reset is not None:

@@ -23,6 +23,7 @@ from .messages import build_message, encode_plain
 from .fast import fast_message
 from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
+from .shutdown import begin_logging_shutdown, in_logging_shutdown, track_handler
 
 
 def resolve_callable(value: Any, option: str) -> Any:
@@ -111,10 +112,13 @@ class CDPHandler(logging.Handler):
             raise
         self.client = client
         self._owns_client = owns_client
+        if owns_client:
+            track_handler(self)
         if not self._installed_without_code:
             application_handlers.add(self)
         self._options = options
         self._reopen = False
+        self._shutting_down = False
         self._reopen_lock = threading.Lock()
         # Read for every record: an instance attribute is the quickest to read.
         self._fast_path = self._overrides_no_step
@@ -284,11 +288,15 @@ class CDPHandler(logging.Handler):
         """Deliver what is queued, waiting at most the client's ``shutdown_timeout``.
 
         Inside a reconfiguration of logging it does not wait: the close that follows delivers.
+        Called by ``logging.shutdown()``, it starts the process's shutdown: one deadline for
+        every flush and close that follows (see :mod:`cdp_logging.shutdown`).
 
         Example::
 
             handler.flush()   # before a short-lived process ends, say
         """
+        if in_logging_shutdown():
+            begin_logging_shutdown()
         if not self.client.closed and not _reconfiguring_logging():
             self.client.flush(timeout=self.client.shutdown_timeout)
 
@@ -303,8 +311,13 @@ class CDPHandler(logging.Handler):
             logging.getLogger().removeHandler(handler)
             handler.close()
         """
+        self._shutting_down = in_logging_shutdown()
+        if self._shutting_down:
+            begin_logging_shutdown()
         try:
-            if self._owns_client and not self.client.closed:
+            # A client already closing (logging.shutdown() began it) is waited for: by then
+            # close_and_flush costs nothing more than the deadline set as it began.
+            if self._owns_client and (not self.client.closed or self._shutting_down):
                 if _reconfiguring_logging():
                     # dictConfig closes every handler but leaves the ones on loggers it does
                     # not configure attached; like logging.FileHandler, such a handler opens

@@ -92,11 +92,22 @@ class Outcome:
     attempts: int
     error: TransportError | None = None
     gave_up: str | None = None
+    #: An attempt went out in full and its answer was lost (cut, timed out): the API may
+    #: have the events.
+    answer_lost: bool = False
 
     @property
     def ok(self) -> bool:
         """True for any 2xx."""
         return self.response is not None and 200 <= self.response.status < 300
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Not delivered as far as the client knows, yet the API may have the events: an
+        attempt's answer was lost after its request was sent, and no later answer refused
+        them for good (a retryable status says nothing of the earlier attempt)."""
+        return (not self.ok and self.answer_lost
+                and (self.response is None or is_retryable(self.response.status)))
 
 
 #: Why a batch was given up when the client's closing deadline left no time for a retry.
@@ -125,10 +136,11 @@ def send_with_retries(
     attempts = 0
     response: Response | None = None
     error: TransportError | None = None
+    lost = False
     while True:
         stop_by = deadline()
         if stop_by is not None and time.monotonic() >= stop_by:
-            return Outcome(response, attempts, error, gave_up=GAVE_UP_CLOSING)
+            return Outcome(response, attempts, error, GAVE_UP_CLOSING, lost)
         if attempts and on_retry is not None:
             on_retry()
         attempts += 1
@@ -140,13 +152,14 @@ def send_with_retries(
                 raise TypeError(f"{type(transport).__name__}.post returned {type(response).__name__}, not a Response")
         except TransportError as err:
             error = err
+            lost = lost or bool(getattr(err, "sent", False))
         except Exception as err:  # a transport's own fault is retried and reported, never lost
             response = None
             error = TransportError(f"the transport raised {_named(err)}", err)
         if response is not None and not is_retryable(response.status):
-            return Outcome(response, attempts)
+            return Outcome(response, attempts, answer_lost=lost)
         if attempts > policy.max_retries:
-            return Outcome(response, attempts, error, gave_up=f"retries exhausted (max_retries={policy.max_retries})")
+            return Outcome(response, attempts, error, f"retries exhausted (max_retries={policy.max_retries})", lost)
         wait = policy.backoff(attempts)
         if response is not None:
             hinted = retry_after_seconds(response)
@@ -156,11 +169,11 @@ def send_with_retries(
         if now + wait - started > policy.max_retry_time:
             return Outcome(
                 response, attempts, error,
-                gave_up=f"gave up: retrying would exceed max_retry_time={policy.max_retry_time:g}s",
+                f"gave up: retrying would exceed max_retry_time={policy.max_retry_time:g}s", lost,
             )
         stop_by = deadline()
         if stop_by is not None and now + wait > stop_by:
-            return Outcome(response, attempts, error, gave_up=GAVE_UP_CLOSING)
+            return Outcome(response, attempts, error, GAVE_UP_CLOSING, lost)
         if interrupt.wait(wait):
             interrupt.clear()
 

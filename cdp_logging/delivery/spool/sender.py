@@ -122,14 +122,15 @@ class Spool(SenderLoop):
             finally:
                 self._flushers -= 1
 
-    def begin_close(self, timeout: float) -> None:
-        """Start closing: deliver what this client wrote until ``timeout`` seconds from now."""
+    def begin_close(self, timeout: float, *, deadline: float | None = None) -> None:
+        """Start closing: deliver what this client wrote until ``deadline`` (monotonic), else
+        ``timeout`` seconds from now."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
             self._given_up_before_close = self._given_up
-            self._deadline = time.monotonic() + timeout
+            self._deadline = time.monotonic() + timeout if deadline is None else deadline
             self._wake.notify()
         self.interrupt.set()
 
