@@ -151,11 +151,11 @@ def send_with_retries(
             if not isinstance(response, Response):
                 raise TypeError(f"{type(transport).__name__}.post returned {type(response).__name__}, not a Response")
         except TransportError as err:
-            error = err
+            error = _without_tracebacks(err)
             lost = lost or bool(getattr(err, "sent", False))
         except Exception as err:  # a transport's own fault is retried and reported, never lost
             response = None
-            error = TransportError(f"the transport raised {_named(err)}", err)
+            error = _without_tracebacks(TransportError(f"the transport raised {_named(err)}", err))
         if response is not None and not is_retryable(response.status):
             return Outcome(response, attempts, answer_lost=lost)
         if attempts > policy.max_retries:
@@ -176,6 +176,29 @@ def send_with_retries(
             return Outcome(response, attempts, error, GAVE_UP_CLOSING, lost)
         if interrupt.wait(wait):
             interrupt.clear()
+
+
+def _without_tracebacks(error: TransportError) -> TransportError:
+    """``error`` and the errors behind it, without their tracebacks.
+
+    A traceback holds the frames it passed through, and a finished frame that is kept holds
+    its callers' frames, up to the worker's: with their locals, the batch's events and its
+    request body (about 1.5 MB for a full body). Kept in the Outcome, the error and those
+    frames form a cycle that only the cyclic garbage collector frees, and it rarely looks at
+    old objects: through an outage, one such cycle stayed behind per batch given up, and
+    memory climbed by about 1.7 MB every 15 s (issue 25). Without the tracebacks the cycle
+    never forms; the report keeps what it says (the error's type and message).
+    """
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending.extend((current.__cause__, current.__context__, getattr(current, "cause", None)))
+    return error
 
 
 def _named(err: BaseException) -> str:
