@@ -259,6 +259,7 @@ class Analytics(Calls):
         spool = self._spool
         kept = 0
         if spool is not None:
+            counted_spool = spool.kept_at_close is not None  # by an earlier close
             if spool.close() and spool.kept_at_close:
                 warn(
                     "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
@@ -266,6 +267,15 @@ class Analytics(Calls):
                     spool.kept_at_close, timeout, spool.file.path,
                 )
             kept = spool.kept_at_close or 0
+            unconfirmed = spool.unconfirmed_at_close or 0
+            if unconfirmed and not counted_spool:
+                self._counters.add("unconfirmed", unconfirmed)
+                warn(
+                    "cdp-logging: %d event(s) were in a request still unanswered when the shutdown "
+                    "timeout (%gs) ran out; they stay in the spool %s and the next process sends "
+                    "them again, with the same messageIds: the API may get them twice",
+                    unconfirmed, timeout, spool.file.path,
+                )
         sender_stopped = spool is None or not spool.thread.is_alive()
         if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()

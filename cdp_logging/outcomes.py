@@ -207,14 +207,16 @@ class DeliveryOutcomes:
         self._refused(items, outcome)
 
     def _post(self, messages: list[bytes], *, interrupt: threading.Event,
-              deadline: Callable[[], float | None]) -> Outcome:
-        """Assemble a body from encoded messages and send it, with retries."""
+              deadline: Callable[[], float | None], answer_reserve: float = 0.0) -> Outcome:
+        """Assemble a body from encoded messages and send it, with retries (none starting
+        within ``answer_reserve`` seconds of a closing deadline)."""
         body = b"".join((
             b'{"batch":[', b",".join(messages), b'],"sentAt":"', now_iso().encode(), b'"}',
         ))
         return send_with_retries(
             self._transport, BATCH_PATH, body, self.retry_policy,
             interrupt=interrupt, deadline=deadline, on_retry=self._count_retry,
+            answer_reserve=answer_reserve,
         )
 
     def _delivered(self, items: list[Item], plain: bool = False) -> None:

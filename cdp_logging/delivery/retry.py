@@ -123,6 +123,7 @@ def send_with_retries(
     interrupt: threading.Event,
     deadline: Callable[[], float | None],
     on_retry: Callable[[], object] | None = None,
+    answer_reserve: float = 0.0,
 ) -> Outcome:
     """POST ``body``, retrying what is worth retrying within ``policy``.
 
@@ -130,7 +131,9 @@ def send_with_retries(
     gives the monotonic time by which the client must stop (while closing), or None: no
     attempt starts after it, no wait runs past it, and a transport that takes a ``timeout``
     gets only the time left. The same body is sent each time, so retries carry the same
-    messageIds. ``on_retry()`` is called as each retry starts.
+    messageIds. ``on_retry()`` is called as each retry starts. While closing, no attempt
+    starts within ``answer_reserve`` seconds of the deadline, so that the one in flight has
+    that long for its answer (the spool's, whose rows stay and are sent again otherwise).
     """
     started = time.monotonic()
     attempts = 0
@@ -139,7 +142,7 @@ def send_with_retries(
     lost = False
     while True:
         stop_by = deadline()
-        if stop_by is not None and time.monotonic() >= stop_by:
+        if stop_by is not None and time.monotonic() >= stop_by - answer_reserve:
             return Outcome(response, attempts, error, GAVE_UP_CLOSING, lost)
         if attempts and on_retry is not None:
             on_retry()
@@ -172,7 +175,7 @@ def send_with_retries(
                 f"gave up: retrying would exceed max_retry_time={policy.max_retry_time:g}s", lost,
             )
         stop_by = deadline()
-        if stop_by is not None and now + wait > stop_by:
+        if stop_by is not None and now + wait > stop_by - answer_reserve:
             return Outcome(response, attempts, error, GAVE_UP_CLOSING, lost)
         if interrupt.wait(wait):
             interrupt.clear()
