@@ -8,6 +8,7 @@ import inspect
 import logging
 import sys
 import threading
+import time
 import weakref
 from threading import get_ident
 from typing import Any
@@ -119,6 +120,8 @@ class CDPHandler(logging.Handler):
         self._options = options
         self._reopen = False
         self._shutting_down = False
+        #: (deadline, events queued) of the last flush() that ran out of time, for close().
+        self._flush_ran_out: tuple[float, int] | None = None
         self._reopen_lock = threading.Lock()
         # Read for every record: an instance attribute is the quickest to read.
         self._fast_path = self._overrides_no_step
@@ -297,8 +300,13 @@ class CDPHandler(logging.Handler):
         """
         if in_logging_shutdown():
             begin_logging_shutdown()
-        if not self.client.closed and not _reconfiguring_logging():
-            self.client.flush(timeout=self.client.shutdown_timeout)
+        client = self.client
+        if not client.closed and not _reconfiguring_logging():
+            deadline = time.monotonic() + client.shutdown_timeout
+            if not client.flush(timeout=client.shutdown_timeout):
+                # Ran out of time: a close() that follows with nothing logged in between is
+                # the same shutdown, and ends by this deadline rather than waiting again.
+                self._flush_ran_out = (deadline, client.stats()["queued"])
 
     def close(self) -> None:
         """Deliver what is queued and stop the worker (if this handler made the client).
@@ -314,6 +322,9 @@ class CDPHandler(logging.Handler):
         self._shutting_down = in_logging_shutdown()
         if self._shutting_down:
             begin_logging_shutdown()
+        ran_out, self._flush_ran_out = self._flush_ran_out, None
+        if ran_out is not None and self._owns_client and self.client.stats()["queued"] == ran_out[1]:
+            self.client._shutdown_begins(ran_out[0])
         try:
             # A client already closing (logging.shutdown() began it) is waited for: by then
             # close_and_flush costs nothing more than the deadline set as it began.

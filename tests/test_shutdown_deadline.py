@@ -14,11 +14,13 @@ to the moment the process is gone.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 
 import pytest
 
+import cdp_logging
 from support.reliability import WRITE_KEY, SilentServer, free_port, json_lines, run_python
 
 SHUTDOWN_TIMEOUT = 3.0
@@ -72,3 +74,52 @@ def test_logging_shutdown_with_the_api_hanging_takes_one_shutdown_timeout(
     if layout != "shared":
         for stats in run["stats"]:
             assert stats["failed"] + stats["unconfirmed"] == 200 and stats["unconfirmed"] >= 1, stats
+
+
+def test_close_right_after_a_flush_that_ran_out_of_time_ends_by_the_same_deadline(
+    silent: SilentServer,
+) -> None:
+    # What logging.shutdown() does, called by the application itself: flush(), then close(),
+    # with the API hanging (4.0 s before: each waited its own 2 s).
+    handler = cdp_logging.CDPHandler(write_key=WRITE_KEY, host=silent.url, timeout=10,
+                                     shutdown_timeout=2.0, error_handler=lambda error: None)
+    log = logging.getLogger("tests.shutdown_deadline.flush_then_close")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    try:
+        for i in range(20):
+            log.info("e", extra={"track": {"user_id": "u1", "event": "Flush then close", "message_id": f"ftc-{i}"}})
+        started = time.monotonic()
+        handler.flush()
+        handler.close()
+        took = time.monotonic() - started
+    finally:
+        log.removeHandler(handler)
+
+    assert took < 2.0 + MOMENT, f"flush() then close() took {took:.2f}s with shutdown_timeout=2"
+    stats = handler.client.stats()
+    assert (stats["delivered"], stats["failed"] + stats.get("unconfirmed", 0), stats["pending"]) == (0, 20, 0)
+
+
+def test_a_close_after_a_flush_that_delivered_and_new_events_gets_its_own_deadline(
+    silent: SilentServer,
+) -> None:
+    # A flush that ran out, then more logging: the close that follows is a new shutdown.
+    handler = cdp_logging.CDPHandler(write_key=WRITE_KEY, host=silent.url, shutdown_timeout=0.5,
+                                     timeout=10, error_handler=lambda error: None)
+    log = logging.getLogger("tests.shutdown_deadline.flush_log_close")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    try:
+        log.info("e", extra={"track": {"user_id": "u1", "event": "Before"}})
+        handler.flush()
+        log.info("e", extra={"track": {"user_id": "u1", "event": "After"}})
+        started = time.monotonic()
+        handler.close()
+        took = time.monotonic() - started
+    finally:
+        log.removeHandler(handler)
+
+    assert 0.4 <= took < 0.5 + MOMENT, took
