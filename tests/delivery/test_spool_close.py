@@ -58,3 +58,38 @@ def test_a_request_in_flight_at_the_close_deadline_is_answered_and_never_sent_ag
     assert second["flushed"] is True, second
     stop.set()
     recorder.assert_each_once(f"closing-{i}" for i in range(600))
+
+
+def test_an_answer_slower_than_the_close_budget_is_counted_unconfirmed_and_sent_again_by_the_next(
+    api: HTTPServer, tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    stop = threading.Event()
+
+    def slower_than_the_close(request: Request) -> Response:
+        answer = recorder(request)
+        stop.wait(4.0)
+        return answer
+
+    api.expect_request(BATCH_PATH, method="POST").respond_with_handler(slower_than_the_close)
+    spool = tmp_path / "events.spool"
+    try:
+        first = run_spool_app("cut", spool, host=url(api), events=20, shutdown_timeout=1.0,
+                              flush_interval=60, timeout=10)
+        cut = recorder.count()  # the first request: the first event alone, or all 20
+        assert cut >= 1
+        assert first["stats"]["unconfirmed"] == cut and first["stats"]["failed"] == 0, first
+        assert (f"{cut} event(s) were in a request still unanswered when the shutdown timeout (1s) ran out"
+                in first["stderr"]), first["stderr"]
+        assert "the next process sends them again, with the same messageIds" in first["stderr"]
+    finally:
+        stop.set()
+
+    second = run_spool_app("next", spool, host=url(api), flush=30)
+
+    assert second["flushed"] is True, second
+    # The resend the close announced, and only it: those events arrived twice, under the
+    # same messageIds; every other event once.
+    duplicates = recorder.duplicates()
+    assert len(duplicates) == cut and set(duplicates.values()) == {2}
+    assert set(recorder.accepted) == {f"cut-{i}" for i in range(20)}

@@ -100,6 +100,7 @@ class SenderLoop:
         #: Rows of a request still unanswered when close() stopped waiting: they stay in the
         #: spool and the next process sends them again; None before close.
         self.unconfirmed_at_close: int | None = None
+        self._cut_at_close = 0
         self._close_lock = threading.Lock()
         #: How many of this client's events close() left in the spool; None before close.
         self.kept_at_close: int | None = None
@@ -248,6 +249,10 @@ class SenderLoop:
                     retry_in = self._backoff(self._given_up_in_a_row)
                     self._pause_until = time.monotonic() + retry_in
                     closing = self._closing
+                    if closing and outcome.unconfirmed:
+                        # Cut by the close's deadline after it went out: the next process
+                        # sends these rows again, though the API may have them.
+                        self._cut_at_close += len(part)
                 if not closing:
                     self._client._kept([data for p in [part, *parts] for _, data in p], outcome, retry_in)
                 return False

@@ -165,7 +165,7 @@ class Spool(SenderLoop):
         stopped = not self.thread.is_alive()
         with self._lock:
             # A request still unanswered: its rows stay, and the next process sends them again.
-            self.unconfirmed_at_close = 0 if stopped else self.in_flight
+            self.unconfirmed_at_close = self._cut_at_close + (0 if stopped else self.in_flight)
         with self._lock:
             callbacks, self._callbacks = self._callbacks, {}
         kept = 0
