@@ -76,8 +76,11 @@ class Analytics(Calls):
     - ``max_retry_after`` (30.0 s): the cap on a server's ``Retry-After`` (429 and 503), which
       replaces the computed wait.
     - ``shutdown_timeout`` (5.0 s): how long :meth:`close_and_flush` and the flush at
-      interpreter exit may take; what is not delivered by then is reported as failed (with a
-      spool: kept in the spool for the next process).
+      interpreter exit may take; what is not delivered by then is reported as failed, or as
+      unconfirmed for a request still unanswered (with a spool: kept in the spool for the
+      next process). One deadline for the whole shutdown, however it is reached: atexit,
+      ``logging.shutdown()`` (a flush, then a close, per handler), several handlers or
+      clients; see docs/faults.md.
     - ``spool_path`` (None): a file on local disk (SQLite, created if missing) where events
       wait until the API acknowledged them, so that neither a killed process nor an outage
       longer than the retry budget loses them; several processes may share one. See

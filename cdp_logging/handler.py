@@ -298,7 +298,7 @@ class CDPHandler(logging.Handler):
 
             handler.flush()   # before a short-lived process ends, say
         """
-        if in_logging_shutdown():
+        if _logging_shuts_down():
             begin_logging_shutdown()
         client = self.client
         if not client.closed and not _reconfiguring_logging():
@@ -319,7 +319,7 @@ class CDPHandler(logging.Handler):
             logging.getLogger().removeHandler(handler)
             handler.close()
         """
-        self._shutting_down = in_logging_shutdown()
+        self._shutting_down = _logging_shuts_down()
         if self._shutting_down:
             begin_logging_shutdown()
         ran_out, self._flush_ran_out = self._flush_ran_out, None
@@ -368,6 +368,13 @@ class CDPHandler(logging.Handler):
 #: The handlers the application made (not ``cdp-logging run``'s): while there are any, the
 #: one ``run`` installed leaves alone the records they take.
 application_handlers: weakref.WeakSet[CDPHandler] = weakref.WeakSet()
+
+
+def _logging_shuts_down() -> bool:
+    """True when ``logging.shutdown()`` called this handler's flush or close for the process's
+    shutdown; dictConfig and fileConfig call it too, to replace the handlers, holding
+    logging's lock: that is a reconfiguration, not a shutdown."""
+    return in_logging_shutdown() and not _reconfiguring_logging()
 
 
 def _reconfiguring_logging() -> bool:

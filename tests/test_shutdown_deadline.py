@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 import cdp_logging
-from support.reliability import WRITE_KEY, SilentServer, free_port, json_lines, run_python
+from support.reliability import WRITE_KEY, SilentServer, free_port, json_lines, python_env, run_python
 
 SHUTDOWN_TIMEOUT = 3.0
 
@@ -123,3 +125,31 @@ def test_a_close_after_a_flush_that_delivered_and_new_events_gets_its_own_deadli
         log.removeHandler(handler)
 
     assert 0.4 <= took < 0.5 + MOMENT, took
+
+
+RECONFIGURE = """
+import logging.config, sys, time
+import cdp_logging
+
+host = sys.argv[1]
+client = cdp_logging.Analytics(write_key="k", host=host, shutdown_timeout=0.3, timeout=10)
+config = {"version": 1, "handlers": {"cdp": {"class": "cdp_logging.CDPHandler", "write_key": "k",
+                                             "host": host, "shutdown_timeout": 0.3}},
+          "root": {"handlers": ["cdp"], "level": "INFO"}}
+logging.config.dictConfig(config)
+logging.config.dictConfig(config)  # replaces the first handler: logging.shutdown() on it
+client.track(user_id="u1", event="After a reconfiguration")
+started = time.monotonic()
+client.close(timeout=1.0)
+print(time.monotonic() - started)
+"""
+
+
+def test_a_reconfiguration_of_logging_is_not_a_shutdown(silent: SilentServer) -> None:
+    # dictConfig closes the handlers it replaces through logging.shutdown(): that must not
+    # start the process's shutdown, which would cap every client's later waits (here 0.3 s).
+    result = subprocess.run([sys.executable, "-c", RECONFIGURE, silent.url], env=python_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    took = float(result.stdout.split()[-1])
+    assert 0.9 <= took < 1.0 + MOMENT, result
