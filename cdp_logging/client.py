@@ -29,9 +29,10 @@ from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
 from .options import _without_api_path, check_options
+from .shutdown import ShutdownDeadlines
 
 
-class Analytics(Calls):
+class Analytics(Calls, ShutdownDeadlines):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
     Calls return at once: messages are encoded on the calling thread and sent by one
@@ -76,11 +77,9 @@ class Analytics(Calls):
     - ``max_retry_after`` (30.0 s): the cap on a server's ``Retry-After`` (429 and 503), which
       replaces the computed wait.
     - ``shutdown_timeout`` (5.0 s): how long :meth:`close_and_flush` and the flush at
-      interpreter exit may take; what is not delivered by then is reported as failed, or as
-      unconfirmed for a request still unanswered (with a spool: kept in the spool for the
-      next process). One deadline for the whole shutdown, however it is reached: atexit,
-      ``logging.shutdown()`` (a flush, then a close, per handler), several handlers or
-      clients; see docs/faults.md.
+      interpreter exit may take, one deadline however the shutdown goes (docs/faults.md);
+      what is not delivered by then is reported as failed, or unconfirmed for a request
+      still unanswered (with a spool: kept in the spool for the next process).
     - ``spool_path`` (None): a file on local disk (SQLite, created if missing) where events
       wait until the API acknowledged them, so that neither a killed process nor an outage
       longer than the retry budget loses them; several processes may share one. See
@@ -165,10 +164,6 @@ class Analytics(Calls):
         #: The failed count when closing began: clients closing side by side fail batches
         #: while another's close_and_flush waits, and those belong to this close too.
         self._failed_when_closing: int | None = None
-        #: When closing must end (monotonic), set once as closing begins.
-        self._close_deadline: float | None = None
-        #: When every wait must end once the process began to shut down, else None.
-        self._shutdown_deadline: float | None = None
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -234,9 +229,7 @@ class Analytics(Calls):
                 print(analytics.stats())
         """
         failed_before = self._counters.given_up()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if self._shutdown_deadline is not None:  # the process is shutting down: its deadline
-            deadline = min(deadline or self._shutdown_deadline, self._shutdown_deadline)
+        deadline = self._within_shutdown(None if timeout is None else time.monotonic() + timeout)
         drained = self._batcher.flush(None if deadline is None else max(0.0, deadline - time.monotonic()))
         spool = self._spool
         if drained and spool is not None and spool.unusable is None:
@@ -262,29 +255,20 @@ class Analytics(Calls):
         spool = self._spool
         kept = 0
         if spool is not None:
-            counted_spool = spool.kept_at_close is not None  # by an earlier close
-            if spool.close() and spool.kept_at_close:
-                warn(
-                    "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
-                    "are kept in the spool %s; the next process using it sends them",
-                    spool.kept_at_close, timeout, spool.file.path,
-                )
+            if spool.close():
+                self._count_cut_in_spool(spool, timeout)
+                if spool.kept_at_close:
+                    warn(
+                        "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
+                        "are kept in the spool %s; the next process using it sends them",
+                        spool.kept_at_close, timeout, spool.file.path,
+                    )
             kept = spool.kept_at_close or 0
-            unconfirmed = spool.unconfirmed_at_close or 0
-            if unconfirmed and not counted_spool:
-                self._counters.add("unconfirmed", unconfirmed)
-                warn(
-                    "cdp-logging: %d event(s) were in a request still unanswered when the shutdown "
-                    "timeout (%gs) ran out; they stay in the spool %s and the next process sends "
-                    "them again, with the same messageIds: the API may get them twice",
-                    unconfirmed, timeout, spool.file.path,
-                )
         sender_stopped = spool is None or not spool.thread.is_alive()
         if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()
-        given_up = self._counters.given_up()
-        not_delivered = given_up - failed_before
-        self._failed_when_closing = given_up  # a later call reports only what is new
+        not_delivered = self._counters.given_up() - failed_before
+        self._failed_when_closing = failed_before + not_delivered  # a later call reports only what is new
         if not_delivered:
             # Only what the deadline cut short is the timeout's doing; a batch the API refused
             # (HTTP 401, say) failed for its own reason, however soon.
@@ -294,34 +278,20 @@ class Analytics(Calls):
             warn(
                 "cdp-logging: %d event(s) could not be delivered %s; since start: %d delivered, "
                 "%d failed, %d unconfirmed, %d dropped",
-                not_delivered, why, counters["delivered"], counters["failed"], counters["unconfirmed"],
-                counters["dropped"],
+                not_delivered, why, *(counters[k] for k in ("delivered", "failed", "unconfirmed", "dropped")),
             )
         return delivered and not not_delivered and not kept
 
     def _begin_close(self, timeout: float | None = None) -> None:
-        """Start closing without waiting, so several clients can close side by side.
-
-        The close's deadline is set once, here, and every wait of the close (the worker, the
-        spool's sender) ends by it; within a process shutdown, by the shutdown's deadline too.
-        """
+        """Start closing without waiting, so several clients can close side by side; every
+        wait of the close ends by the one deadline set by the first call."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         if self._failed_when_closing is None:
             self._failed_when_closing = self._counters.given_up()
-        if self._close_deadline is None:
-            deadline = time.monotonic() + timeout
-            if self._shutdown_deadline is not None:
-                deadline = min(deadline, self._shutdown_deadline)
-            self._close_deadline = deadline
-        self._batcher.begin_close(timeout, deadline=self._close_deadline)
+        deadline = self._closing_deadline(timeout)
+        self._batcher.begin_close(timeout, deadline=deadline)
         if self._spool is not None:
-            self._spool.begin_close(timeout, deadline=self._close_deadline)
-
-    def _shutdown_begins(self, deadline: float) -> None:
-        """The process began shutting down (:mod:`cdp_logging.shutdown`): every wait from now
-        on (flush, close) ends by ``deadline``, whoever asks for it."""
-        if self._shutdown_deadline is None:
-            self._shutdown_deadline = deadline
+            self._spool.begin_close(timeout, deadline=deadline)
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`.

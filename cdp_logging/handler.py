@@ -8,7 +8,6 @@ import inspect
 import logging
 import sys
 import threading
-import time
 import weakref
 from threading import get_ident
 from typing import Any
@@ -24,7 +23,7 @@ from .messages import build_message, encode_plain
 from .fast import fast_message
 from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
-from .shutdown import begin_logging_shutdown, in_logging_shutdown, track_handler
+from .shutdown import closing_handler, flush_handler, track_handler
 
 
 def resolve_callable(value: Any, option: str) -> Any:
@@ -119,9 +118,6 @@ class CDPHandler(logging.Handler):
             application_handlers.add(self)
         self._options = options
         self._reopen = False
-        self._shutting_down = False
-        #: (deadline, events queued) of the last flush() that ran out of time, for close().
-        self._flush_ran_out: tuple[float, int] | None = None
         self._reopen_lock = threading.Lock()
         # Read for every record: an instance attribute is the quickest to read.
         self._fast_path = self._overrides_no_step
@@ -291,22 +287,13 @@ class CDPHandler(logging.Handler):
         """Deliver what is queued, waiting at most the client's ``shutdown_timeout``.
 
         Inside a reconfiguration of logging it does not wait: the close that follows delivers.
-        Called by ``logging.shutdown()``, it starts the process's shutdown: one deadline for
-        every flush and close that follows (see :mod:`cdp_logging.shutdown`).
+        From ``logging.shutdown()``, it starts one deadline for the whole shutdown.
 
         Example::
 
             handler.flush()   # before a short-lived process ends, say
         """
-        if _logging_shuts_down():
-            begin_logging_shutdown()
-        client = self.client
-        if not client.closed and not _reconfiguring_logging():
-            deadline = time.monotonic() + client.shutdown_timeout
-            if not client.flush(timeout=client.shutdown_timeout):
-                # Ran out of time: a close() that follows with nothing logged in between is
-                # the same shutdown, and ends by this deadline rather than waiting again.
-                self._flush_ran_out = (deadline, client.stats()["queued"])
+        flush_handler(self, _reconfiguring_logging())
 
     def close(self) -> None:
         """Deliver what is queued and stop the worker (if this handler made the client).
@@ -319,16 +306,10 @@ class CDPHandler(logging.Handler):
             logging.getLogger().removeHandler(handler)
             handler.close()
         """
-        self._shutting_down = _logging_shuts_down()
-        if self._shutting_down:
-            begin_logging_shutdown()
-        ran_out, self._flush_ran_out = self._flush_ran_out, None
-        if ran_out is not None and self._owns_client and self.client.stats()["queued"] == ran_out[1]:
-            self.client._shutdown_begins(ran_out[0])
+        # A client logging.shutdown() began closing is waited for, by its one deadline.
+        shutting_down = closing_handler(self, _reconfiguring_logging(), self._owns_client)
         try:
-            # A client already closing (logging.shutdown() began it) is waited for: by then
-            # close_and_flush costs nothing more than the deadline set as it began.
-            if self._owns_client and (not self.client.closed or self._shutting_down):
+            if self._owns_client and (not self.client.closed or shutting_down):
                 if _reconfiguring_logging():
                     # dictConfig closes every handler but leaves the ones on loggers it does
                     # not configure attached; like logging.FileHandler, such a handler opens
@@ -368,13 +349,6 @@ class CDPHandler(logging.Handler):
 #: The handlers the application made (not ``cdp-logging run``'s): while there are any, the
 #: one ``run`` installed leaves alone the records they take.
 application_handlers: weakref.WeakSet[CDPHandler] = weakref.WeakSet()
-
-
-def _logging_shuts_down() -> bool:
-    """True when ``logging.shutdown()`` called this handler's flush or close for the process's
-    shutdown; dictConfig and fileConfig call it too, to replace the handlers, holding
-    logging's lock: that is a reconfiguration, not a shutdown."""
-    return in_logging_shutdown() and not _reconfiguring_logging()
 
 
 def _reconfiguring_logging() -> bool:
