@@ -99,7 +99,9 @@ def run(seconds: float, rate: int, every: float, options: dict[str, Any], settle
             rss = rss_mb()
             if full_at is not None:
                 samples.append((elapsed, rss))
-            print(json.dumps({"t": round(elapsed, 2), "rss_mb": round(rss, 2), "queue_full": full_at is not None,
+            # Python's allocated blocks beside RSS: flat blocks with RSS rising is the allocator.
+            print(json.dumps({"t": round(elapsed, 2), "rss_mb": round(rss, 2), "py_blocks": sys.getallocatedblocks(),
+                              "queue_full": full_at is not None,
                               **{k: stats.get(k) for k in ("pending", "failed", "unconfirmed", "dropped", "retries")}}),
                   flush=True)
         pause = started + sent / rate - time.monotonic()
