@@ -57,7 +57,7 @@ clean:
 # Benchmarks: ours next to the baselines (NullHandler, QueueHandler, customerio-cdp-analytics),
 # measured in the same run; see benchmarks/README.md.
 BENCH_VENV ?= .venv-bench
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick soak
 
 $(BENCH_VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -70,3 +70,7 @@ bench: $(BENCH_VENV)/.installed
 
 bench-quick: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m benchmarks --quick
+
+# The five-minute outage (API refusing, 2,000 events/s): RSS over time beside the queue's size.
+soak: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks.outage --seconds 300 --rate 2000 --every 15 $(SOAK_ARGS)

@@ -32,9 +32,10 @@ from .calls import Calls
 from .options import _without_api_path, check_options
 from .option_sources import from_environment
 from .privacy import leaving_step
+from .shutdown import ShutdownDeadlines
 
 
-class Analytics(Calls):
+class Analytics(Calls, ShutdownDeadlines):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
     Calls return at once: messages are encoded on the calling thread and sent by one
@@ -79,8 +80,9 @@ class Analytics(Calls):
     - ``max_retry_after`` (30.0 s): the cap on a server's ``Retry-After`` (429 and 503), which
       replaces the computed wait.
     - ``shutdown_timeout`` (5.0 s): how long :meth:`close_and_flush` and the flush at
-      interpreter exit may take; what is not delivered by then is reported as failed (with a
-      spool: kept in the spool for the next process).
+      interpreter exit may take, one deadline however the shutdown goes (docs/faults.md);
+      what is not delivered by then is reported as failed, or unconfirmed for a request
+      still unanswered (with a spool: kept in the spool for the next process).
     - ``spool_path`` (None): a file on local disk (SQLite, created if missing) where events
       wait until the API acknowledged them, so that neither a killed process nor an outage
       longer than the retry budget loses them; several processes may share one. See
@@ -240,15 +242,15 @@ class Analytics(Calls):
             if not analytics.flush(timeout=2.0):
                 print(analytics.stats())
         """
-        failed_before = self._counters.values["failed"]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        drained = self._batcher.flush(timeout)
+        failed_before = self._counters.given_up()
+        deadline = self._within_shutdown(None if timeout is None else time.monotonic() + timeout)
+        drained = self._batcher.flush(None if deadline is None else max(0.0, deadline - time.monotonic()))
         spool = self._spool
         if drained and spool is not None and spool.unusable is None:
             # Written to the spool: now wait for the spool's sender to deliver it.
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             drained = spool.flush(left)
-        return drained and self._counters.values["failed"] == failed_before
+        return drained and self._counters.given_up() == failed_before
 
     def close_and_flush(self, timeout: float | None = None) -> bool:
         """Stop accepting calls, deliver what is queued within ``timeout`` (default
@@ -263,22 +265,24 @@ class Analytics(Calls):
         self._begin_close(timeout)
         failed_before = self._failed_when_closing
         assert failed_before is not None  # set by _begin_close
-        delivered = self._batcher.close(timeout)
+        delivered = self._batcher.close(timeout)  # by the deadline _begin_close set, once
         spool = self._spool
         kept = 0
         if spool is not None:
-            if spool.close() and spool.kept_at_close:
-                warn(
-                    "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
-                    "are kept in the spool %s; the next process using it sends them",
-                    spool.kept_at_close, timeout, spool.file.path,
-                )
+            if spool.close():
+                self._count_cut_in_spool(spool, timeout)
+                if spool.kept_at_close:
+                    warn(
+                        "cdp-logging: %d event(s) not delivered before closing (shutdown timeout %gs) "
+                        "are kept in the spool %s; the next process using it sends them",
+                        spool.kept_at_close, timeout, spool.file.path,
+                    )
             kept = spool.kept_at_close or 0
         sender_stopped = spool is None or not spool.thread.is_alive()
         if delivered and sender_stopped and isinstance(self._transport, HTTPTransport):
             self._transport.close()
-        not_delivered = counters["failed"] - failed_before
-        self._failed_when_closing = counters["failed"]  # a later call reports only what is new
+        not_delivered = self._counters.given_up() - failed_before
+        self._failed_when_closing = failed_before + not_delivered  # a later call reports only what is new
         # Only what the deadline cut short is the timeout's doing; a batch the API refused
         # (HTTP 401, say) failed for its own reason, however soon, and its own line said so.
         cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
@@ -287,19 +291,21 @@ class Analytics(Calls):
                    else f"while closing: {self._last_failure}")
             warn(
                 "cdp-logging: %d event(s) could not be delivered %s; since start: %d delivered, "
-                "%d failed, %d dropped",
-                not_delivered, why, counters["delivered"], counters["failed"], counters["dropped"],
+                "%d failed, %d unconfirmed, %d dropped",
+                not_delivered, why, *(counters[k] for k in ("delivered", "failed", "unconfirmed", "dropped")),
             )
         return delivered and not not_delivered and not kept
 
     def _begin_close(self, timeout: float | None = None) -> None:
-        """Start closing without waiting, so several clients can close side by side."""
+        """Start closing without waiting, so several clients can close side by side; every
+        wait of the close ends by the one deadline set by the first call."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         if self._failed_when_closing is None:
-            self._failed_when_closing = self._counters.values["failed"]
-        self._batcher.begin_close(timeout)
+            self._failed_when_closing = self._counters.given_up()
+        deadline = self._closing_deadline(timeout)
+        self._batcher.begin_close(timeout, deadline=deadline)
         if self._spool is not None:
-            self._spool.begin_close(timeout)
+            self._spool.begin_close(timeout, deadline=deadline)
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`.
@@ -335,6 +341,7 @@ class Analytics(Calls):
             self._spool.own_threads = self._batcher.own_threads
         self._counters = _Counters()
         self._failed_when_closing = None
+        self._close_deadline = self._shutdown_deadline = None
         self._reporter = Reporter(self._reporter.error_handler)
         reset = getattr(self._transport, "reset", None)
         if reset is not None:

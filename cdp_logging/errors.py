@@ -122,6 +122,12 @@ class BeforeSendError(InvalidEventError):
                  origin: str | None = None) -> None:
         super().__init__(call, None, problem, message_id=message_id, origin=origin)
 
+
+#: What a report says of events whose request went out and whose answer never came.
+UNCONFIRMED = ("not confirmed: the answer was lost after the request was sent; "
+               "the API may have them (same messageIds)")
+
+
 class DeliveryError(CDPError):
     """A batch could not be delivered; given to ``error_handler`` and to per-call callbacks.
 
@@ -129,6 +135,12 @@ class DeliveryError(CDPError):
     (None without a response), the response ``text`` cut short, the ``message_ids`` of the
     events in the batch, how many ``attempts`` were made, and the ``cause`` (the exception
     behind a connection failure, if any).
+
+    ``unconfirmed`` is True when the client cannot tell whether the API has the events: a
+    request went out in full and its answer was lost (the connection cut, the answer timed
+    out), or the request was still in flight when the close timeout ran out. Such events are
+    counted in ``stats()["unconfirmed"]``, not ``"failed"``; had the API taken them, a
+    retry's copies carry the same messageIds, so it can tell them apart.
 
     Example::
 
@@ -148,6 +160,7 @@ class DeliveryError(CDPError):
         text: str = "",
         attempts: int = 1,
         cause: BaseException | None = None,
+        unconfirmed: bool = False,
     ) -> None:
         self.reason = reason
         self.message_ids = list(message_ids)
@@ -155,6 +168,7 @@ class DeliveryError(CDPError):
         self.text = text
         self.attempts = attempts
         self.cause = cause
+        self.unconfirmed = unconfirmed
         super().__init__(self._describe())
         if cause is not None:
             self.__cause__ = cause
@@ -199,7 +213,11 @@ class DeliveryError(CDPError):
     def _describe(self) -> str:
         noun = "event" if self.count == 1 else "events"
         attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
-        text = f"{self.count} {noun} not delivered after {attempts}: {self.reason}"
+        if self.unconfirmed:
+            detail = f"after {attempts}; {self.reason}" if self.attempts else self.reason
+            text = f"{self.count} {noun} {UNCONFIRMED} ({detail})"
+        else:
+            text = f"{self.count} {noun} not delivered after {attempts}: {self.reason}"
         if self.status is not None and f"HTTP {self.status}" not in self.reason:
             text += f" (HTTP {self.status})"  # the status once: most reasons name it
         said = (self.message or "").strip()

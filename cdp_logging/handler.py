@@ -26,6 +26,7 @@ from .structlog import watch_structlog
 from .fast import fast_message
 from .reporting import threads_in_report
 from .rules import RuleSet, RulesSource, load_rules
+from .shutdown import closing_handler, flush_handler, track_handler
 
 
 class CDPHandler(logging.Handler):
@@ -96,6 +97,8 @@ class CDPHandler(logging.Handler):
             raise
         self.client = client
         self._owns_client = owns_client
+        if owns_client:
+            track_handler(self)
         if not self._installed_without_code:
             application_handlers.add(self)
         self._options = options
@@ -275,13 +278,13 @@ class CDPHandler(logging.Handler):
         """Deliver what is queued, waiting at most the client's ``shutdown_timeout``.
 
         Inside a reconfiguration of logging it does not wait: the close that follows delivers.
+        From ``logging.shutdown()``, it starts one deadline for the whole shutdown.
 
         Example::
 
             handler.flush()   # before a short-lived process ends, say
         """
-        if not self.client.closed and not _reconfiguring_logging():
-            self.client.flush(timeout=self.client.shutdown_timeout)
+        flush_handler(self, _reconfiguring_logging())
 
     def close(self) -> None:
         """Deliver what is queued and stop the worker (if this handler made the client).
@@ -294,8 +297,10 @@ class CDPHandler(logging.Handler):
             logging.getLogger().removeHandler(handler)
             handler.close()
         """
+        # A client logging.shutdown() began closing is waited for, by its one deadline.
+        shutting_down = closing_handler(self, _reconfiguring_logging(), self._owns_client)
         try:
-            if self._owns_client and not self.client.closed:
+            if self._owns_client and (not self.client.closed or shutting_down):
                 if _reconfiguring_logging():
                     # dictConfig closes every handler but leaves the ones on loggers it does
                     # not configure attached; like logging.FileHandler, such a handler opens

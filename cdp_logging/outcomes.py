@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from .delivery.batcher import Batcher, Item
+from .delivery.batcher import IN_FLIGHT_AT_CLOSE, Batcher, Item
 from .delivery.items import is_plain, item_bytes, message_ids
 from .constants import (
     BATCH_PATH, ENV_WRITE_KEY,
@@ -40,7 +40,10 @@ class Stats(TypedDict):
     """Counts since the client started (or since fork, in a child process).
 
     ``queued``: accepted into the queue; ``delivered``: acknowledged by the API; ``failed``:
-    given up on after retries (or not delivered by close); ``dropped``: refused by a full or
+    given up on after retries (or not delivered by close), known not to have reached the API;
+    ``unconfirmed``: given up on, but a request carrying them went out in full and its answer
+    was lost (or it was still in flight when the close timeout ran out): the API may have
+    them, under the same messageIds; ``dropped``: refused by a full or
     closed queue, or a full spool; ``invalid``: rejected by validation or size;
     ``substituted``: sent with a value written as ``"<unprintable TYPE>"`` because its
     ``str()`` raised (each reported, naming the field); ``skipped``:
@@ -64,6 +67,7 @@ class Stats(TypedDict):
     queued: int
     delivered: int
     failed: int
+    unconfirmed: int
     dropped: int
     invalid: int
     substituted: int
@@ -76,8 +80,8 @@ class Stats(TypedDict):
     redacted: dict[str, int]
 
 
-_COUNTERS = ("delivered", "failed", "dropped", "invalid", "substituted", "skipped", "batches", "retries",
-             "dropped_by_before_send")
+_COUNTERS = ("delivered", "failed", "unconfirmed", "dropped", "invalid", "substituted", "skipped", "batches",
+             "retries", "dropped_by_before_send")
 
 
 class _Counters:
@@ -102,6 +106,11 @@ class _Counters:
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self.values[name] += amount
+
+    def given_up(self) -> int:
+        """Events given up on so far: failed, and unconfirmed."""
+        values = self.values
+        return values["failed"] + values["unconfirmed"]
 
     def add_delivered(self, events: int) -> None:
         """One batch of ``events`` delivered: both counts under one acquisition of the lock."""
@@ -154,6 +163,7 @@ def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -
         text="" if response is None else response.text,
         attempts=outcome.attempts,
         cause=None if outcome.error is None else outcome.error.cause,
+        unconfirmed=outcome.unconfirmed,
     )
 
 
@@ -185,6 +195,7 @@ class DeliveryOutcomes:
             queued=self._batcher.accepted,
             delivered=values["delivered"],
             failed=values["failed"],
+            unconfirmed=values["unconfirmed"],
             dropped=values["dropped"],
             invalid=values["invalid"],
             substituted=values["substituted"],
@@ -220,14 +231,16 @@ class DeliveryOutcomes:
         self._refused(items, outcome)
 
     def _post(self, messages: list[bytes], *, interrupt: threading.Event,
-              deadline: Callable[[], float | None]) -> Outcome:
-        """Assemble a body from encoded messages and send it, with retries."""
+              deadline: Callable[[], float | None], answer_reserve: float = 0.0) -> Outcome:
+        """Assemble a body from encoded messages and send it, with retries (none starting
+        within ``answer_reserve`` seconds of a closing deadline)."""
         body = b"".join((
             b'{"batch":[', b",".join(messages), b'],"sentAt":"', now_iso().encode(), b'"}',
         ))
         return send_with_retries(
             self._transport, BATCH_PATH, body, self.retry_policy,
             interrupt=interrupt, deadline=deadline, on_retry=self._count_retry,
+            answer_reserve=answer_reserve,
         )
 
     def _delivered(self, items: list[Item], plain: bool = False) -> None:
@@ -282,12 +295,13 @@ class DeliveryOutcomes:
 
     def _fail(self, items: list[Item], error: DeliveryError) -> None:
         self._last_failure = error.reason
-        self._counters.add("failed", len(items))
+        self._counters.add("unconfirmed" if error.unconfirmed else "failed", len(items))
         self._reporter.report(error)
         self._finish(items, error)
 
     def _abandon(self, items: list[Item], reason: str) -> None:
-        self._fail(items, DeliveryError(reason, message_ids=message_ids(items), attempts=0))
+        self._fail(items, DeliveryError(reason, message_ids=message_ids(items), attempts=0,
+                                        unconfirmed=reason.startswith(IN_FLIGHT_AT_CLOSE)))
 
     def _finish(self, items: list[Item], error: DeliveryError | None) -> None:
         """Run the per-call callbacks of a finished batch."""

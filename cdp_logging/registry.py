@@ -34,6 +34,8 @@ class Client(Protocol):
 
     def _begin_close(self, timeout: float | None) -> None: ...
 
+    def _shutdown_begins(self, deadline: float) -> None: ...
+
     def _after_fork_in_child(self) -> None: ...
 
 
@@ -73,6 +75,7 @@ def close_all_clients(timeout: float | None = None) -> None:
         def deliver_events(**kwargs):
             cdp_logging.close_all_clients()
     """
+    begin_shutdown(timeout)
     clients = list(_clients)
     for client in clients:
         try:
@@ -82,6 +85,20 @@ def close_all_clients(timeout: float | None = None) -> None:
     for client in clients:
         try:
             client.close_and_flush(timeout)
+        except Exception:  # noqa: S110 - at exit every client gets its turn
+            pass
+
+
+def begin_shutdown(timeout: float | None = None) -> None:
+    """The process begins to shut down (atexit, ``logging.shutdown()``, :func:`close_all_clients`):
+    every live client's waits from now on, flush and close alike, end by one deadline, now
+    plus its ``shutdown_timeout`` (or ``timeout``). Set once per client: a later step of the
+    same shutdown (``close()`` after ``flush()``, atexit after ``logging.shutdown()``) finds
+    the deadline already running instead of starting a new one."""
+    now = time.monotonic()
+    for client in list(_clients):
+        try:
+            client._shutdown_begins(now + (client.shutdown_timeout if timeout is None else timeout))
         except Exception:  # noqa: S110 - at exit every client gets its turn
             pass
 

@@ -961,7 +961,7 @@ def test_close_is_bounded_when_the_server_does_not_answer(httpserver_ipv4: HTTPS
     assert elapsed < 3.0, f"close took {elapsed:.1f}s with shutdown_timeout=0.5"
     wait_for(lambda: handler.client.stats()["pending"] == 0, "the in-flight batch to end")
     stats = handler.client.stats()
-    assert stats["delivered"] + stats["failed"] == 5
+    assert stats["delivered"] + stats["failed"] + stats["unconfirmed"] == 5
 
 
 def test_records_logged_while_sending_are_not_fed_back_even_at_debug_on_root(

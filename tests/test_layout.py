@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cdp_logging"
 STAGES = {"base": 0, "delivery": 1, "engine": 2, "front": 3, "public": 4, "tools": 5}
 BASE = {"cdp_logging._version", "cdp_logging._lazy", "cdp_logging.constants", "cdp_logging.errors", "cdp_logging.secret"}
 ENGINE = {"cdp_logging.client", "cdp_logging.option_table", "cdp_logging.option_sources", "cdp_logging.fields", "cdp_logging.calls", "cdp_logging.options", "cdp_logging.outcomes", "cdp_logging.registry", "cdp_logging.messages", "cdp_logging.encoding", "cdp_logging.reporting",
-          "cdp_logging.environment", "cdp_logging.lifecycle", "cdp_logging.privacy", "cdp_logging.redaction", "cdp_logging.scoping"}
+          "cdp_logging.environment", "cdp_logging.lifecycle", "cdp_logging.privacy", "cdp_logging.redaction", "cdp_logging.scoping", "cdp_logging.shutdown"}
 FRONT = {"cdp_logging.handler", "cdp_logging.fast", "cdp_logging.mapping", "cdp_logging.events", "cdp_logging.config",
          "cdp_logging.structlog", "cdp_logging.loguru", "cdp_logging.nested", "cdp_logging.route"}
 TOOLS = ("cdp_logging.testing", "cdp_logging.cli", "cdp_logging.autoinstall", "cdp_logging.compat",

@@ -22,6 +22,16 @@ from .items import CLOSED, Item, QUEUE_BYTES_FULL, QUEUE_FULL
 from .worker import Worker
 
 
+#: The most a close waits past its deadline for a worker that is not in a request to settle
+#: its batch; part of the moment by which a process's shutdown may pass ``shutdown_timeout``.
+SETTLE_MOMENT = 0.1
+
+
+#: How the reason given to ``on_abandoned`` begins for the events of a request still in flight
+#: at the close deadline: the API may have them.
+IN_FLIGHT_AT_CLOSE = "still in flight when the close timeout"
+
+
 class Batcher(Worker):
     """A bounded queue of encoded events and the worker thread that drains it.
 
@@ -174,10 +184,13 @@ class Batcher(Worker):
         self.begin_close(timeout)
         return self._finish_close()
 
-    def begin_close(self, timeout: float = 5.0) -> None:
-        """Start closing without waiting: refuse new events, set the deadline, wake the worker.
+    def begin_close(self, timeout: float = 5.0, *, deadline: float | None = None) -> None:
+        """Start closing without waiting: refuse new events, set the deadline (``deadline``,
+        monotonic, else ``timeout`` seconds from now), wake the worker.
 
-        Lets several batchers close side by side under one deadline; :meth:`close` finishes.
+        Lets several batchers close side by side under one deadline; :meth:`close` finishes,
+        and every wait of the close (the worker's join, the request in flight, its retries)
+        ends by this same deadline.
         """
         with self._lock:
             if self._closed:
@@ -185,7 +198,7 @@ class Batcher(Worker):
             self._closed = True
             self._stopping = True
             self._close_timeout = timeout
-            self._deadline = time.monotonic() + timeout
+            self._deadline = time.monotonic() + timeout if deadline is None else deadline
             self._wake.notify()
             self._space.notify_all()
         self.interrupt.set()
@@ -198,6 +211,10 @@ class Batcher(Worker):
             worker = self._thread if self._worker_available() else None
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                # A worker waiting to retry was woken by begin_close and gives up at once: a
+                # moment lets it say so itself, rather than its batch be reported unconfirmed.
+                worker.join(SETTLE_MOMENT)
         with self._lock:
             worker_running = worker is not None and worker.is_alive()
             if not worker_running:
@@ -222,7 +239,7 @@ class Batcher(Worker):
             if unsettled:
                 self._on_abandoned(
                     unsettled,
-                    f"still in flight when the close timeout of {timeout} ran out; delivery not confirmed",
+                    f"{IN_FLIGHT_AT_CLOSE} of {timeout} ran out; delivery not confirmed",
                 )
         return delivered_all
 

@@ -275,17 +275,17 @@ class Connection:
         try:
             keep = self._read_answer(sock, reader, deadline, kernel)
         except (TimeoutError, BlockingIOError, _Expired) as err:
-            raise requests.exceptions.ReadTimeout(
-                f"no complete answer from {where} within the timeout") from err
+            raise _sent(requests.exceptions.ReadTimeout(
+                f"no complete answer from {where} within the timeout")) from err
         except ssl.SSLError as err:
-            raise requests.exceptions.SSLError(describe_failure(err, where)) from err
+            raise _sent(requests.exceptions.SSLError(describe_failure(err, where))) from err
         except ProtocolError as err:
-            raise _unanswered(ProtocolError(f"bad answer from {where}: {err}"),
-                              answered=getattr(err, "answered", True)) from None
+            raise _sent(_unanswered(ProtocolError(f"bad answer from {where}: {err}"),
+                                    answered=getattr(err, "answered", True))) from None
         except OSError as err:
-            raise _unanswered(requests.ConnectionError(
+            raise _sent(_unanswered(requests.ConnectionError(
                 f"connection to {where} lost while reading the answer: {_strerror(err)}"),
-                answered=bool(reader.head_bytes or reader.headers_done)) from err
+                answered=bool(reader.head_bytes or reader.headers_done))) from err
         if not keep:
             self.close()
         logger.debug("cdp-logging: %s answered %d", where, reader.status)
@@ -381,4 +381,11 @@ def _set_kernel_timeout(sock: socket.socket, option: int, timeout: float) -> Non
 def _unanswered(error: requests.RequestException, *, answered: bool = False) -> requests.RequestException:
     """Mark whether any byte of an answer had arrived when ``error`` happened."""
     error.answered = answered  # type: ignore[attr-defined]
+    return error
+
+
+def _sent(error: requests.RequestException) -> requests.RequestException:
+    """Mark ``error`` as happening after the whole request was sent: the server may have
+    acted on it, and only its answer was lost (:attr:`TransportError.sent`)."""
+    error.sent = True  # type: ignore[attr-defined]
     return error

@@ -89,11 +89,14 @@ class Response:
 
 class TransportError(Exception):
     """No usable HTTP response: the connection failed or timed out, the answer broke HTTP,
-    or a transport raised something else. ``cause`` holds why."""
+    or a transport raised something else. ``cause`` holds why; ``sent`` is True when the
+    request had gone out in full and only its answer was lost (cut, timed out): the API may
+    have the events."""
 
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+    def __init__(self, message: str, cause: BaseException | None = None, *, sent: bool = False) -> None:
         super().__init__(message)
         self.cause = cause
+        self.sent = sent
 
 
 class Transport(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 import gzip as _gzip
+import http.client
 import logging
 import time
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import Answer, Connection, Timeout, describe_failure, port_of
+from .connection import Answer, Connection, Timeout, causes, describe_failure, port_of
 from .endpoint import check_host, check_write_key, scrubbed
 from ..secret import Secret
 from .answer import MAX_BODY_BYTES
@@ -194,11 +195,14 @@ class HTTPTransport:
             if isinstance(err, requests.exceptions.ProxyError):
                 # The proxy failed, not the API host: say which, or the wrong one is looked into.
                 where = f"the proxy {_proxy_for(session, self.host)} (on the way to {where})"
+            # Sent in full, the answer lost: a read timeout, or the server hanging up on it.
+            sent = isinstance(err, requests.exceptions.ReadTimeout) or any(
+                isinstance(cause, http.client.RemoteDisconnected) for cause in causes(err))
             if watchdog.fired:
                 raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
-                                     _scrubbed(err)) from None
+                                     _scrubbed(err), sent=sent) from None
             message = scrubbed(f"{type(err).__name__}: {describe_failure(err, where)}", self._write_key.value)
-            raise TransportError(message, _scrubbed(err)) from None
+            raise TransportError(message, _scrubbed(err), sent=sent) from None
         finally:
             watchdog.disarm()
 
@@ -211,7 +215,7 @@ class HTTPTransport:
             answer = connection.post(route.request(path, body, gzip=self.gzip), timeout=self.timeout, limit=limit)
             return Response(answer.status, self._quoted(answer), answer.headers)
         except requests.RequestException as err:
-            raise TransportError(f"{type(err).__name__}: {err}", err) from None
+            raise TransportError(f"{type(err).__name__}: {err}", err, sent=getattr(err, "sent", False)) from None
         finally:
             self._idle.append(connection)
 

@@ -179,7 +179,9 @@ def test_a_hostile_answer_frees_the_worker_in_time_in_bounded_memory_and_fails_t
     [error] = collected.errors
     assert isinstance(error, cdp_logging.DeliveryError) and error.message_ids == [message_id]
     assert collected.callbacks == [error]
-    assert client.stats()["failed"] == 1
+    # Sent in full, then a broken or missing answer: "unconfirmed" (the API may have it).
+    stats = client.stats()
+    assert stats["failed"] + stats["unconfirmed"] == 1
     assert "127.0.0.1:" in str(error) or error.status is not None
     # The next batch goes on a new connection, and is delivered.
     client.track(user_id="u1", event="After")

@@ -51,6 +51,18 @@ BUSY_TIMEOUT = 5.0
 LEASE_MARGIN = 30.0
 
 
+#: While closing, no request starts in the last this many seconds of the close's budget (at
+#: most half of it): the one in flight has that long to be answered and its rows deleted.
+#: A request cut at the deadline leaves its rows in the spool, and the next process sends
+#: them again (the same messageIds), though the API may have taken them.
+ANSWER_RESERVE = 1.0
+
+
+#: A closing sender's request ends this long before the close's deadline, so that the rows
+#: of an answer that came in time are deleted before close() stops waiting.
+ACK_MARGIN = 0.15
+
+
 #: How often the sender looks again while a flush or close waits on rows another process holds.
 FLUSH_POLL = 0.05
 

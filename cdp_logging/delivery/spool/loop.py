@@ -14,7 +14,7 @@ from ..batcher import Item
 from ..items import own_thread
 from ...errors import SpoolError
 from ..retry import Outcome
-from .common import FLUSH_POLL, REFUSED_STATUSES, SpoolBusy, SpoolUnavailable, logger
+from .common import ACK_MARGIN, FLUSH_POLL, REFUSED_STATUSES, SpoolBusy, SpoolUnavailable, logger
 from .file import SpoolFile
 
 
@@ -23,7 +23,7 @@ class SpoolClient(Protocol):
     batch, and to count, report and call back as events settle."""
 
     def _post(self, messages: list[bytes], *, interrupt: threading.Event,
-              deadline: Callable[[], float | None]) -> Outcome: ...
+              deadline: Callable[[], float | None], answer_reserve: float = 0.0) -> Outcome: ...
 
     def _delivered(self, items: list[Item]) -> None: ...
 
@@ -95,6 +95,12 @@ class SenderLoop:
         self._given_up_before_close = 0
         self._writer_done = False
         self._deadline: float | None = None
+        #: While closing: no request starts this close to the deadline (see ANSWER_RESERVE).
+        self._answer_reserve = 0.0
+        #: Rows of a request still unanswered when close() stopped waiting: they stay in the
+        #: spool and the next process sends them again; None before close.
+        self.unconfirmed_at_close: int | None = None
+        self._cut_at_close = 0
         self._close_lock = threading.Lock()
         #: How many of this client's events close() left in the spool; None before close.
         self.kept_at_close: int | None = None
@@ -217,7 +223,8 @@ class SenderLoop:
         while parts:
             part = parts.pop(0)
             outcome = self._client._post([data for _, data in part], interrupt=self.interrupt,
-                                         deadline=self._closing_deadline)
+                                         deadline=self._closing_deadline,
+                                         answer_reserve=self._answer_reserve)
             status = None if outcome.response is None else outcome.response.status
             if outcome.ok or (status in REFUSED_STATUSES and len(part) == 1):
                 ids = [row_id for row_id, _ in part]
@@ -242,6 +249,10 @@ class SenderLoop:
                     retry_in = self._backoff(self._given_up_in_a_row)
                     self._pause_until = time.monotonic() + retry_in
                     closing = self._closing
+                    if closing and outcome.unconfirmed:
+                        # Cut by the close's deadline after it went out: the next process
+                        # sends these rows again, though the API may have them.
+                        self._cut_at_close += len(part)
                 if not closing:
                     self._client._kept([data for p in [part, *parts] for _, data in p], outcome, retry_in)
                 return False
@@ -274,7 +285,9 @@ class SenderLoop:
             return [callbacks.pop(row_id, data) for row_id, data in part]
 
     def _closing_deadline(self) -> float | None:
-        return self._deadline
+        """While closing: when a request must end, a margin before the close's deadline so
+        that the rows of an answer that came in time are deleted before close stops waiting."""
+        return None if self._deadline is None else self._deadline - ACK_MARGIN
 
     def _stop_using(self, error: SpoolError) -> None:
         """The file cannot be used: report once, hand waiting callbacks the error, wake all."""

@@ -11,7 +11,7 @@ import time
 from ..batcher import Item
 from ..items import item_bytes, message_ids
 from ...errors import DeliveryError
-from .common import FLUSH_POLL, SpoolBusy, SpoolUnavailable
+from .common import ANSWER_RESERVE, FLUSH_POLL, SpoolBusy, SpoolUnavailable
 from .loop import SenderLoop
 
 
@@ -122,14 +122,17 @@ class Spool(SenderLoop):
             finally:
                 self._flushers -= 1
 
-    def begin_close(self, timeout: float) -> None:
-        """Start closing: deliver what this client wrote until ``timeout`` seconds from now."""
+    def begin_close(self, timeout: float, *, deadline: float | None = None) -> None:
+        """Start closing: deliver what this client wrote until ``deadline`` (monotonic), else
+        ``timeout`` seconds from now."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
             self._given_up_before_close = self._given_up
-            self._deadline = time.monotonic() + timeout
+            now = time.monotonic()
+            self._deadline = now + timeout if deadline is None else deadline
+            self._answer_reserve = min(ANSWER_RESERVE, max(0.0, self._deadline - now) / 2)
             self._wake.notify()
         self.interrupt.set()
 
@@ -160,6 +163,9 @@ class Spool(SenderLoop):
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(max(0.0, deadline - time.monotonic()))
         stopped = not self.thread.is_alive()
+        with self._lock:
+            # A request still unanswered: its rows stay, and the next process sends them again.
+            self.unconfirmed_at_close = self._cut_at_close + (0 if stopped else self.in_flight)
         with self._lock:
             callbacks, self._callbacks = self._callbacks, {}
         kept = 0
