@@ -19,6 +19,7 @@ from .constants import (
 )
 from .reporting import ErrorHandler, Reporter, warn
 from .delivery.transport import HTTPTransport, warn_if_other_region
+from .delivery.pacing import Pacer
 from .delivery.retry import GAVE_UP_CLOSING, RetryPolicy
 from .delivery.protocol import Transport
 
@@ -34,12 +35,12 @@ from .options import _without_api_path, check_options
 class Analytics(Calls):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
-    Calls return at once: messages are encoded on the calling thread and sent by one
+    Calls return at once: messages are encoded on the calling thread and sent by a
     background thread per client, on the first call, every ``max_events_in_batch`` events,
-    every ``flush_interval`` seconds and on :meth:`flush`; events that queued up while a
-    request was in flight go out in request bodies as full as the API's 500 KB limit
-    allows. At interpreter exit the client delivers what is queued within
-    ``shutdown_timeout`` seconds.
+    every ``flush_interval`` seconds and on :meth:`flush`; no request carries more than
+    ``max_events_in_batch`` events. Events that queued up while a request was in flight (a
+    backlog) go out in full batches back to back, up to ``max_concurrent_requests`` at once.
+    At interpreter exit the client delivers what is queued within ``shutdown_timeout`` seconds.
 
     Options (all keyword-only):
 
@@ -48,8 +49,14 @@ class Analytics(Calls):
       ``pk_eu_``, ``sk_eu_``) is sent as a Bearer token, any other key as Basic auth.
     - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
       (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
-    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent. Not a
-      cap: a backlog goes out in full 500 KB bodies, then what it leaves at once.
+    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent, and
+      the most events one request carries, always (1 turns batching off). A request body
+      also stays within the API's 500 KB.
+    - ``max_concurrent_requests`` (4): while a backlog lasts, up to this many requests in
+      flight at once, each on its own kept-alive connection, within the API's rate limit of
+      3,000 requests per 3 s; a 429, a 5xx or no answer slows all of them to one at a time.
+      1 sends one request at a time. With a ``transport`` of your own (or a spool), requests
+      go one at a time.
     - ``enable`` (True): False validates calls but sends nothing. The environment variable
       ``CDP_ENABLE=false`` turns every client off, those given ``enable=True`` included.
     - ``require_write_key`` (False): without a write key the client sends nothing and logs one
@@ -105,6 +112,7 @@ class Analytics(Calls):
         host: str | None = None,
         max_events_in_batch: int = 20,
         flush_interval: float = 10.0,
+        max_concurrent_requests: int = 4,
         enable: bool = True,
         require_write_key: bool = False,
         error_handler: ErrorHandler | None = None,
@@ -172,6 +180,7 @@ class Analytics(Calls):
             # The worker writes to the spool: many events a transaction, at least every
             # spool_sync_interval; the spool's own thread batches and sends.
             max_events_in_batch, flush_interval = spool.WRITE_EVENTS, spool_sync_interval
+        concurrency = self._paced(max_concurrent_requests)
         self._batcher = Batcher(
             self._write_to_spool if spooling else self._deliver,
             max_events_in_batch=max_events_in_batch,
@@ -179,6 +188,8 @@ class Analytics(Calls):
             max_queue_size=max_queue_size,
             max_queue_bytes=max_queue_bytes,
             max_batch_bytes=MAX_BATCH_BYTES,
+            # The spool's sender sends one request at a time; the worker only writes to it.
+            max_concurrent_requests=1 if spooling else concurrency,
             overflow=overflow,
             overflow_timeout=float(overflow_timeout),
             on_abandoned=self._abandon,
@@ -201,6 +212,18 @@ class Analytics(Calls):
             self._spool.own_threads = self._batcher.own_threads
             self._spool.start()
         _track_client(self)
+
+    def _paced(self, max_concurrent_requests: int) -> int:
+        """Concurrent requests for the built-in HTTP transport (paced by the rate limit);
+        a transport of the caller's own is called one request at a time."""
+        self._max_concurrent_requests = 1
+        if isinstance(self._transport, HTTPTransport):
+            self._transport.pacer = Pacer(
+                max_concurrent_requests, deadline=lambda: self._batcher.closing_deadline(),
+                pause=self.retry_policy.initial_backoff, max_pause=self.retry_policy.max_retry_after,
+            )
+            self._max_concurrent_requests = max_concurrent_requests
+        return self._max_concurrent_requests
 
     def __repr__(self) -> str:
         return f"<Analytics host={self.host!r} enable={self.enable} pending={self._batcher.pending}>"
