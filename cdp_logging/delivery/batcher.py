@@ -206,9 +206,7 @@ class Batcher(Worker):
                 return self._closed_cleanly
             deadline = self._deadline if self._deadline is not None else time.monotonic()
             self._worker_available()
-            workers = [thread for thread in self.threads() if thread is not threading.current_thread()]
-        for worker in workers:  # every request in flight, until the one deadline
-            worker.join(max(0.0, deadline - time.monotonic()))
+        self._join_workers(deadline)
         with self._lock:
             worker_running = any(thread.is_alive() for thread in self.threads())
             if not worker_running:
@@ -237,6 +235,18 @@ class Batcher(Worker):
                     f"still in flight when the close timeout of {timeout} ran out; delivery not confirmed",
                 )
         return delivered_all
+
+    def _join_workers(self, deadline: float) -> None:
+        """Wait for the worker and every helper (a helper may start while others end) to
+        finish, that is for every request in flight, until the absolute ``deadline``."""
+        current = threading.current_thread()
+        while True:
+            with self._lock:
+                running = [thread for thread in self.threads() if thread is not current and thread.is_alive()]
+            left = deadline - time.monotonic()
+            if not running or left <= 0:
+                return
+            running[0].join(left)
 
     def settle(self, count: int) -> bool:
         """Called by ``deliver`` when it knows the fate of the next ``count`` events of its
