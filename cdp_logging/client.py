@@ -52,7 +52,7 @@ class Analytics(Calls):
     - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent, and
       the most events one request carries, always (1 turns batching off). A request body
       also stays within the API's 500 KB.
-    - ``max_concurrent_requests`` (4): while a backlog lasts, up to this many requests in
+    - ``max_concurrent_requests`` (8): while a backlog lasts, up to this many requests in
       flight at once, each on its own kept-alive connection, within the API's rate limit of
       3,000 requests per 3 s; a 429, a 5xx or no answer slows all of them to one at a time.
       1 sends one request at a time. With a ``transport`` of your own (or a spool), requests
@@ -112,7 +112,7 @@ class Analytics(Calls):
         host: str | None = None,
         max_events_in_batch: int = 20,
         flush_interval: float = 10.0,
-        max_concurrent_requests: int = 4,
+        max_concurrent_requests: int = 8,
         enable: bool = True,
         require_write_key: bool = False,
         error_handler: ErrorHandler | None = None,
