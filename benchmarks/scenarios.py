@@ -277,7 +277,9 @@ def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
     """
     batch = None if args.defaults or not args.batch else args.batch
     queue_size = None if args.defaults else (args.queue_size or args.events)
-    overflow = {"overflow": args.overflow} if args.overflow else {}
+    overflow: dict[str, Any] = {"overflow": args.overflow} if args.overflow else {}
+    if args.concurrency:
+        overflow["concurrency"] = args.concurrency
     with server_for(args.subject, delay=args.rtt) as server, subject_for(
             args.subject, server, batch=batch, queue_size=queue_size, **overflow) as subject:
         assert server is not None, "burst needs a sending subject"
@@ -302,6 +304,7 @@ def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
             "defaults": args.defaults,
             "overflow": args.overflow,
             "rtt_s": args.rtt,
+            "concurrency": args.concurrency or None,
             "batch": effective_batch,
             "queue_size": queue_size,
             "delivered": delivered,
@@ -539,6 +542,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="burst: each client's own default options (queue bound, batch size)")
     parser.add_argument("--overflow", choices=["drop", "wait"], default=None,
                         help="burst: our client's overflow option (the official client has none)")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="burst: our client's max_concurrent_requests (0: its default)")
     parser.add_argument("--rtt", type=float, default=0.0,
                         help="burst: seconds the server holds each answer (a network round trip)")
     parser.add_argument("--queue-size", type=int, default=0, help="client queue bound (0: scenario default)")

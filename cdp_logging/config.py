@@ -34,7 +34,8 @@ from .rules import RuleSet
 _DESCRIPTIONS = {
     "write_key": "the write key of your Data Pipelines source (unset: one warning, nothing sent)",
     "host": "the API host; https://cdp-eu.customer.io for the EU region",
-    "max_events_in_batch": "send a batch when this many events are queued",
+    "max_events_in_batch": "send a batch when this many events are queued; no request carries more",
+    "max_concurrent_requests": "while a backlog lasts, at most this many requests in flight at once",
     "flush_interval": "send what is queued at least this often, in seconds",
     "enable": "false: match and check events but send nothing (every client, those made "
               "in code included)",

@@ -87,7 +87,8 @@ def _number(option: str, value: Any, *, minimum: float, integer: bool = False) -
 
 #: The least each number option may be, and whether it must be whole.
 _MINIMA: dict[str, tuple[float, bool]] = {
-    "max_events_in_batch": (1, True), "max_concurrent_requests": (1, True), "max_queue_size": (1, True), "max_queue_bytes": (1, True),
+    "max_events_in_batch": (1, True), "max_queue_size": (1, True), "max_queue_bytes": (1, True),
+    "max_concurrent_requests": (1, True),
     "max_retries": (0, True), "flush_interval": (0.001, False), "overflow_timeout": (0, False),
     "max_retry_time": (0, False), "initial_backoff": (0, False), "max_backoff": (0, False),
     "max_retry_after": (0, False), "shutdown_timeout": (0, False), "spool_max_bytes": (1, True),

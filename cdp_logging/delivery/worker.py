@@ -30,7 +30,7 @@ class Flight:
     """One batch being delivered, by the thread that took it: how many of its events (at its
     end) are still unsettled, and whether close() already reported them."""
 
-    __slots__ = ("batch", "unsettled", "abandoned")
+    __slots__ = ("abandoned", "batch", "unsettled")
 
     def __init__(self, batch: list[Item]) -> None:
         self.batch = batch
