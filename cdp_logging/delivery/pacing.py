@@ -73,11 +73,12 @@ class Pacer:
         #: When the last ``requests`` requests started.
         self._started: deque[float] = deque(maxlen=requests)
 
-    def _wait_needed(self, now: float) -> float:
-        """With the lock held: seconds until a slot may be free (0: one is free now)."""
+    def _wait_needed(self, now: float, closing: bool) -> float:
+        """With the lock held: seconds until a slot may be free (0: one is free now). While
+        the client closes, the pause after a failure is cut short, as retry waits are."""
         if self.active >= self.allowed:
             return _WAIT_SLICE  # a request ending notifies
-        waits = [self._resume_at - now]
+        waits = [0.0 if closing else self._resume_at - now]
         started = self._started
         if len(started) == started.maxlen:
             waits.append(started[0] + self._per - now)
@@ -89,13 +90,13 @@ class Pacer:
         with self._lock:
             while True:
                 now = time.monotonic()
-                wait = self._wait_needed(now)
+                closing = self._deadline()
+                wait = self._wait_needed(now, closing is not None)
                 if wait <= 0:
                     self.active += 1
                     self.most_active = max(self.most_active, self.active)
                     self._started.append(now)
                     return
-                closing = self._deadline()
                 for bound in (until, closing):
                     if bound is not None:
                         if now >= bound:

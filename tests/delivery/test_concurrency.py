@@ -4,6 +4,7 @@ every request in flight. Against real servers on 127.0.0.1 that answer requests 
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -110,6 +111,14 @@ def make_threaded_client(threaded: HTTPServer, recorder: Recorder) -> Iterator[C
 # -- the cap, as the issue tried it ------------------------------------------------------------
 
 
+def test_the_defaults_are_20_events_a_request_and_8_requests_at_once() -> None:
+    parameters = inspect.signature(cdp_logging.Analytics).parameters
+    assert parameters["max_events_in_batch"].default == 20
+    assert parameters["max_concurrent_requests"].default == 8
+    with pytest.raises(ValueError, match="max_concurrent_requests"):
+        cdp_logging.Analytics("key", max_concurrent_requests=0)
+
+
 def test_max_events_in_batch_1_turns_batching_off_even_for_a_backlog_and_flush(
     api: HTTPServer, make_client: Client,
 ) -> None:
@@ -153,7 +162,7 @@ def test_the_cap_holds_under_concurrent_callers_from_several_threads(
     assert client.flush(timeout=DEADLINE) is True
     assert max(recorder.sizes()) <= 7
     assert sorted(recorder.events()) == sorted(sent)  # each once: no event lost or sent twice
-    assert 2 <= recorder.most_in_flight <= 4
+    assert 2 <= recorder.most_in_flight <= 8  # the default max_concurrent_requests
 
 
 # -- a backlog, side by side ---------------------------------------------------------------------
@@ -163,7 +172,7 @@ def test_a_backlog_goes_out_in_up_to_max_concurrent_requests_at_once(
     make_threaded_client: Client, recorder: Recorder,
 ) -> None:
     recorder.hold.clear()
-    client = make_threaded_client(max_events_in_batch=20)
+    client = make_threaded_client(max_events_in_batch=20, max_concurrent_requests=4)
     first = client.track(user_id="u1", event="First")
     wait_until(lambda: recorder.in_flight == 1, message="the first request")
     ids = [client.track(user_id="u1", event=f"E{i}") for i in range(400)]
@@ -231,7 +240,7 @@ def test_close_waits_for_every_request_in_flight_and_reports_what_its_deadline_c
 ) -> None:
     errors: list[cdp_logging.CDPError] = []
     recorder.hold.clear()
-    client = make_threaded_client(max_events_in_batch=10, error_handler=errors.append)
+    client = make_threaded_client(max_events_in_batch=10, max_concurrent_requests=4, error_handler=errors.append)
     ids = [client.track(user_id="u1", event=f"E{i}") for i in range(41)]
     wait_until(lambda: recorder.in_flight == 4, message="four requests in flight")
     started = time.monotonic()
