@@ -37,10 +37,9 @@ class Analytics(Calls):
 
     Calls return at once: messages are encoded on the calling thread and sent by a
     background thread per client, on the first call, every ``max_events_in_batch`` events,
-    every ``flush_interval`` seconds and on :meth:`flush`; no request carries more than
-    ``max_events_in_batch`` events. Events that queued up while a request was in flight (a
-    backlog) go out in full batches back to back, up to ``max_concurrent_requests`` at once.
-    At interpreter exit the client delivers what is queued within ``shutdown_timeout`` seconds.
+    every ``flush_interval`` seconds and on :meth:`flush`; a backlog goes out in full
+    batches, up to ``max_concurrent_requests`` at once. At interpreter exit the client
+    delivers what is queued within ``shutdown_timeout`` seconds.
 
     Options (all keyword-only):
 
@@ -49,14 +48,11 @@ class Analytics(Calls):
       ``pk_eu_``, ``sk_eu_``) is sent as a Bearer token, any other key as Basic auth.
     - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
       (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
-    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent, and
-      the most events one request carries, always (1 turns batching off). A request body
-      also stays within the API's 500 KB.
-    - ``max_concurrent_requests`` (8): while a backlog lasts, up to this many requests in
-      flight at once, each on its own kept-alive connection, within the API's rate limit of
-      3,000 requests per 3 s; a 429, a 5xx or no answer slows all of them to one at a time.
-      1 sends one request at a time. With a ``transport`` of your own (or a spool), requests
-      go one at a time.
+    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent; the
+      former is also the most events a request carries, always (1: no batching).
+    - ``max_concurrent_requests`` (8): requests in flight at once while a backlog lasts,
+      within the API's rate limit; a 429 or 5xx slows all. One at a time with your own
+      ``transport`` or a spool. See docs/batching.md.
     - ``enable`` (True): False validates calls but sends nothing. The environment variable
       ``CDP_ENABLE=false`` turns every client off, those given ``enable=True`` included.
     - ``require_write_key`` (False): without a write key the client sends nothing and logs one
@@ -180,7 +176,7 @@ class Analytics(Calls):
             # The worker writes to the spool: many events a transaction, at least every
             # spool_sync_interval; the spool's own thread batches and sends.
             max_events_in_batch, flush_interval = spool.WRITE_EVENTS, spool_sync_interval
-        concurrency = self._paced(max_concurrent_requests)
+        self._max_concurrent_requests = concurrency = _paced(self, max_concurrent_requests)
         self._batcher = Batcher(
             self._write_to_spool if spooling else self._deliver,
             max_events_in_batch=max_events_in_batch,
@@ -212,18 +208,6 @@ class Analytics(Calls):
             self._spool.own_threads = self._batcher.own_threads
             self._spool.start()
         _track_client(self)
-
-    def _paced(self, max_concurrent_requests: int) -> int:
-        """Concurrent requests for the built-in HTTP transport (paced by the rate limit);
-        a transport of the caller's own is called one request at a time."""
-        self._max_concurrent_requests = 1
-        if isinstance(self._transport, HTTPTransport):
-            self._transport.pacer = Pacer(
-                max_concurrent_requests, deadline=lambda: self._batcher.closing_deadline(),
-                pause=self.retry_policy.initial_backoff, max_pause=self.retry_policy.max_retry_after,
-            )
-            self._max_concurrent_requests = max_concurrent_requests
-        return self._max_concurrent_requests
 
     def __repr__(self) -> str:
         return f"<Analytics host={self.host!r} enable={self.enable} pending={self._batcher.pending}>"
@@ -348,3 +332,18 @@ class Analytics(Calls):
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
             reset()
+
+
+def _paced(client: Analytics, max_concurrent_requests: int) -> int:
+    """How many requests ``client`` may have in flight at once: with the built-in HTTP
+    transport, ``max_concurrent_requests``, paced by the API's rate limit; a transport of the
+    caller's own is called one request at a time."""
+    transport = client._transport
+    if not isinstance(transport, HTTPTransport):
+        return 1
+    policy = client.retry_policy
+    transport.pacer = Pacer(
+        max_concurrent_requests, deadline=lambda: client._batcher.closing_deadline(),
+        pause=policy.initial_backoff, max_pause=policy.max_retry_after,
+    )
+    return max_concurrent_requests
