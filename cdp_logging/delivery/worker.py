@@ -182,13 +182,14 @@ class Worker:
     def _batch_due(self) -> bool:
         """With the lock held and events queued: is a batch due now, the flush interval
         aside? A full batch (by count or bytes), a flush, a caller waiting for room, or
-        what a backlog left."""
+        what a backlog left, once no other request is in flight (while one is, more may
+        come to fill the batch)."""
         return bool(
             len(self._queue) >= self.max_events_in_batch
             or self._queued_bytes > self._body_budget
             or self._flush_requests
             or self._space_waiters
-            or self._draining
+            or (self._draining and not self._flights)
         )
 
     def _next_batch(self, helper: bool = False) -> list[Item] | None:
@@ -212,7 +213,8 @@ class Worker:
                 return self._take_batch()
             if not queue:
                 self._idle.notify_all()
-                self._draining = False
+                if not self._flights:
+                    self._draining = False  # the backlog is over
                 if not helper:
                     self._last_sent = now
             if helper:
@@ -245,10 +247,13 @@ class Worker:
         else:
             batch, used = self._take_within_budget()
         self._queued_bytes -= used - len(batch)
+        # A backlog (more than a batch queued, or requests side by side) lasts until a worker
+        # finds the queue empty and no request in flight: meanwhile what is queued goes as
+        # soon as no request is in flight, not a flush interval later.
+        if queue or self._flights:
+            self._draining = True
         self._flights[get_ident()] = Flight(batch)
         self._sent_any = True
-        # What a backlog leaves after a full batch goes next, not a flush interval later.
-        self._draining = bool(queue)
         if self._space_waiters:
             self._space.notify_all()
         return batch
