@@ -113,20 +113,23 @@ class Worker:
         self.interrupt = threading.Event()
 
     def _run(self, helper: bool = False) -> None:
-        with own_thread(self.own_threads):
-            while True:
+        try:
+            with own_thread(self.own_threads):
+                while True:
+                    with self._lock:
+                        batch = self._next_batch(helper)
+                        if batch is None:
+                            return
+                        self._call_for_help()
+                    self._deliver_safely(batch)
+                    with self._lock:
+                        self._batch_done()
+                        if not self._queue:
+                            self._idle.notify_all()
+        finally:
+            if helper:
                 with self._lock:
-                    batch = self._next_batch(helper)
-                    if batch is None:
-                        if helper:
-                            self._helpers.remove(threading.current_thread())
-                        return
-                    self._call_for_help()
-                self._deliver_safely(batch)
-                with self._lock:
-                    self._batch_done()
-                    if not self._queue:
-                        self._idle.notify_all()
+                    self._helpers.remove(threading.current_thread())
 
     def _call_for_help(self) -> None:
         """With the lock held: another batch is due and this thread is about to send one;
