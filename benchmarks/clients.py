@@ -354,9 +354,11 @@ class OursHandlerSpool(OursHandler):
 
 def make_subject(kind: str, host: str = "", *, batch: int | None = 20,
                  queue_size: int | None = 10_000, with_payload: bool = True,
-                 logger_name: str = APP_LOGGER, overflow: str | None = None) -> Subject:
+                 logger_name: str = APP_LOGGER, overflow: str | None = None,
+                 concurrency: int | None = None) -> Subject:
     """Build the subject called ``kind`` (see each class's ``kind``); ``batch`` and
-    ``queue_size`` None leave the client's own defaults, ``overflow`` is ours only.
+    ``queue_size`` None leave the client's own defaults, ``overflow`` and ``concurrency``
+    (``max_concurrent_requests``) are ours only.
 
     ``logger_name`` lets two logging subjects live side by side in one process.
     """
@@ -366,7 +368,9 @@ def make_subject(kind: str, host: str = "", *, batch: int | None = 20,
         return QueueSubject(with_payload=with_payload, logger_name=logger_name)
     if kind == "official":
         return OfficialSubject(host, batch=batch, queue_size=queue_size)
-    ours_options = {} if overflow is None else {"overflow": overflow}
+    ours_options: dict[str, Any] = {} if overflow is None else {"overflow": overflow}
+    if concurrency is not None:
+        ours_options["max_concurrent_requests"] = concurrency
     if kind == "ours_client":
         return OursClient(host, batch=batch, queue_size=queue_size, **ours_options)
     if kind == "ours_handler":

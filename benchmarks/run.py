@@ -227,7 +227,61 @@ def burst_specs(s: Settings) -> list[Spec]:
                 ("burst", "--subject", subject, "--events", str(events), *options,
                  "--timeout", str(deadline)),
                 s.repeats, deadline + 60))
+    specs.extend(rtt_specs(s))
     return specs
+
+
+#: Simulated round trips (the server holds each answer this long) and batch sizes of the
+#: "burst.*.rtt*" runs: each client at its default batch size (and concurrency), and both at 100.
+BURST_RTTS_MS = (0, 20)
+RTT_BATCHES = ("default_batch", "b100")
+RTT_SUBJECTS = ("official", "ours_client")
+
+
+def rtt_id(subject: str, rtt_ms: int, batch: str) -> str:
+    return f"burst.{subject}.rtt{rtt_ms}.{batch}"
+
+
+def rtt_specs(s: Settings) -> list[Spec]:
+    """A 100,000-event burst (queues hold it) into a server answering at once or after a
+    20 ms round trip: the official client (one request at a time) beside ours (up to
+    ``max_concurrent_requests`` at once while a backlog lasts)."""
+    _, large = s.burst_events
+    specs = []
+    for rtt_ms in BURST_RTTS_MS:
+        for batch in RTT_BATCHES:
+            for subject in RTT_SUBJECTS:
+                size = "0" if batch == "default_batch" else batch[1:]
+                what = "default batch" if batch == "default_batch" else f"batch {size}"
+                deadline = 60.0 + large / 1_000
+                specs.append(Spec(
+                    rtt_id(subject, rtt_ms, batch), "burst",
+                    f"{LABELS[subject]}, {large:,} events, {rtt_ms} ms round trip, {what}",
+                    ("burst", "--subject", subject, "--events", str(large), "--batch", size,
+                     "--rtt", str(rtt_ms / 1000), "--timeout", str(deadline)),
+                    s.repeats, deadline + 60))
+    # Why the default is 8: at 4 (80 events a round trip against the official client's 100)
+    # the default batch ties the official client over a 20 ms round trip.
+    deadline = 60.0 + large / 1_000
+    specs.append(Spec(
+        rtt_id("ours_client", 20, "default_batch") + ".c4", "burst",
+        f"{LABELS['ours_client']}, {large:,} events, 20 ms round trip, default batch, max_concurrent_requests=4",
+        ("burst", "--subject", "ours_client", "--events", str(large), "--batch", "0", "--rtt", "0.02",
+         "--concurrency", "4", "--timeout", str(deadline)),
+        s.repeats, deadline + 60))
+    return specs
+
+
+def rtt_comparisons() -> list[Comparison]:
+    """Ours against the official client at each round trip and batch size."""
+    targets = {(20, "default_batch"): ">= 1x", (20, "b100"): ">= 3x", (0, "b100"): ">= 5x"}
+    return [Comparison(f"burst ({rtt_ms} ms round trip, {batch.replace('_', ' ')})", "events_per_s",
+                       rtt_id("ours_client", rtt_ms, batch), rtt_id("official", rtt_ms, batch),
+                       "events/s to the last full batch", "higher", targets.get((rtt_ms, batch), ""))
+            for rtt_ms in BURST_RTTS_MS for batch in RTT_BATCHES] + [
+        Comparison("burst (20 ms round trip, default batch, 4 requests at once)", "events_per_s",
+                   rtt_id("ours_client", 20, "default_batch") + ".c4", rtt_id("official", 20, "default_batch"),
+                   "events/s to the last full batch", "higher", "")]
 
 
 def burst_comparisons(s: Settings) -> list[Comparison]:
@@ -588,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = run_all(specs)
     comparisons = comparison_rows(
         outcomes, COMPARISONS + _throughput_comparisons(list(settings.batch_sizes))
-        + burst_comparisons(settings) + OTHER_COMPARISONS)
+        + burst_comparisons(settings) + rtt_comparisons() + OTHER_COMPARISONS)
     print(report(outcomes, comparisons))
     elapsed = time.monotonic() - started
     print(f"\ntotal {elapsed:.0f}s; results in {args.json}")

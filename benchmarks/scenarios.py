@@ -270,14 +270,17 @@ def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
     ``--defaults`` gives the client its own default options (queue bound and batch size);
     otherwise ``--queue-size`` and ``--batch`` (0: the client's default batch size) are set.
     ``--overflow wait`` makes our client's calls wait for room instead of dropping.
+    ``--rtt S`` makes the server hold each answer S seconds, a round trip over a real network.
     After the calls, the run waits (up to ``--timeout``) for every accepted event to reach
     the server without asking the client to flush, so a remainder shows the latency a user
     would see. Figures come from the server's log of acknowledgements (same clock).
     """
     batch = None if args.defaults or not args.batch else args.batch
     queue_size = None if args.defaults else (args.queue_size or args.events)
-    overflow = {"overflow": args.overflow} if args.overflow else {}
-    with server_for(args.subject) as server, subject_for(
+    overflow: dict[str, Any] = {"overflow": args.overflow} if args.overflow else {}
+    if args.concurrency:
+        overflow["concurrency"] = args.concurrency
+    with server_for(args.subject, delay=args.rtt) as server, subject_for(
             args.subject, server, batch=batch, queue_size=queue_size, **overflow) as subject:
         assert server is not None, "burst needs a sending subject"
         subject.call()
@@ -300,6 +303,8 @@ def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
             "events": args.events,
             "defaults": args.defaults,
             "overflow": args.overflow,
+            "rtt_s": args.rtt,
+            "concurrency": args.concurrency or None,
             "batch": effective_batch,
             "queue_size": queue_size,
             "delivered": delivered,
@@ -537,6 +542,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="burst: each client's own default options (queue bound, batch size)")
     parser.add_argument("--overflow", choices=["drop", "wait"], default=None,
                         help="burst: our client's overflow option (the official client has none)")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="burst: our client's max_concurrent_requests (0: its default)")
+    parser.add_argument("--rtt", type=float, default=0.0,
+                        help="burst: seconds the server holds each answer (a network round trip)")
     parser.add_argument("--queue-size", type=int, default=0, help="client queue bound (0: scenario default)")
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=1_000)

@@ -20,6 +20,7 @@ from .constants import (
 )
 from .reporting import ErrorHandler, Reporter, warn
 from .delivery.transport import HTTPTransport, warn_if_other_region
+from .delivery.pacing import Pacer
 from .delivery.retry import GAVE_UP_CLOSING, RetryPolicy
 from .delivery.protocol import Transport
 
@@ -38,12 +39,11 @@ from .shutdown import ShutdownDeadlines
 class Analytics(Calls, ShutdownDeadlines):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
-    Calls return at once: messages are encoded on the calling thread and sent by one
+    Calls return at once: messages are encoded on the calling thread and sent by a
     background thread per client, on the first call, every ``max_events_in_batch`` events,
-    every ``flush_interval`` seconds and on :meth:`flush`; events that queued up while a
-    request was in flight go out in request bodies as full as the API's 500 KB limit
-    allows. At interpreter exit the client delivers what is queued within
-    ``shutdown_timeout`` seconds.
+    every ``flush_interval`` seconds and on :meth:`flush`; a backlog goes out in full
+    batches, up to ``max_concurrent_requests`` at once. At interpreter exit the client
+    delivers what is queued within ``shutdown_timeout`` seconds.
 
     Options (all keyword-only):
 
@@ -52,8 +52,11 @@ class Analytics(Calls, ShutdownDeadlines):
       ``pk_eu_``, ``sk_eu_``) is sent as a Bearer token, any other key as Basic auth.
     - ``host``: the API's address; default ``CDP_HOST``, else the region API key's region
       (``https://cdp-eu.customer.io`` for ``pk_eu_``/``sk_eu_``), else ``https://cdp.customer.io``.
-    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent. Not a
-      cap: a backlog goes out in full 500 KB bodies, then what it leaves at once.
+    - ``max_events_in_batch`` (20), ``flush_interval`` (10.0 s): when a batch is sent; the
+      former is also the most events a request carries, always (1: no batching).
+    - ``max_concurrent_requests`` (8): requests in flight at once while a backlog lasts,
+      within the API's rate limit; a 429 or 5xx slows all. One at a time with your own
+      ``transport`` or a spool. See docs/batching.md.
     - ``enable`` (True): False validates calls but sends nothing. The environment variable
       ``CDP_ENABLE=false`` turns every client off, those given ``enable=True`` included.
     - ``require_write_key`` (False): without a write key the client sends nothing and logs one
@@ -117,6 +120,7 @@ class Analytics(Calls, ShutdownDeadlines):
         host: str | None = None,
         max_events_in_batch: int = 20,
         flush_interval: float = 10.0,
+        max_concurrent_requests: int = 8,
         enable: bool = True,
         require_write_key: bool = False,
         error_handler: ErrorHandler | None = None,
@@ -188,6 +192,7 @@ class Analytics(Calls, ShutdownDeadlines):
             # The worker writes to the spool: many events a transaction, at least every
             # spool_sync_interval; the spool's own thread batches and sends.
             max_events_in_batch, flush_interval = spool.WRITE_EVENTS, spool_sync_interval
+        self._max_concurrent_requests = concurrency = _paced(self, max_concurrent_requests)
         self._batcher = Batcher(
             self._write_to_spool if spooling else self._deliver,
             max_events_in_batch=max_events_in_batch,
@@ -195,6 +200,8 @@ class Analytics(Calls, ShutdownDeadlines):
             max_queue_size=max_queue_size,
             max_queue_bytes=max_queue_bytes,
             max_batch_bytes=MAX_BATCH_BYTES,
+            # The spool's sender sends one request at a time; the worker only writes to it.
+            max_concurrent_requests=1 if spooling else concurrency,
             overflow=overflow,
             overflow_timeout=float(overflow_timeout),
             on_abandoned=self._abandon,
@@ -346,3 +353,18 @@ class Analytics(Calls, ShutdownDeadlines):
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
             reset()
+
+
+def _paced(client: Analytics, max_concurrent_requests: int) -> int:
+    """How many requests ``client`` may have in flight at once: with the built-in HTTP
+    transport, ``max_concurrent_requests``, paced by the API's rate limit; a transport of the
+    caller's own is called one request at a time."""
+    transport = client._transport
+    if not isinstance(transport, HTTPTransport):
+        return 1
+    policy = client.retry_policy
+    transport.pacer = Pacer(
+        max_concurrent_requests, deadline=lambda: client._batcher.closing_deadline(),
+        pause=policy.initial_backoff, max_pause=policy.max_retry_after,
+    )
+    return max_concurrent_requests

@@ -28,7 +28,8 @@ Differences on purpose (the documentation's "Moving from customerio-cdp-analytic
   seconds of now, else UTC). ``context.library`` and the User-Agent name cdp-logging.
 - A numeric ``group_id`` or ``previous_id`` is sent as a string, like every id.
 - The first call is sent at once, then every ``upload_size`` events or ``upload_interval``
-  seconds, as :class:`~cdp_logging.Analytics` batches.
+  seconds, as :class:`~cdp_logging.Analytics` batches; no request carries more than
+  ``upload_size`` events.
 - Bad input raises :class:`~cdp_logging.InvalidEventError` (a ``ValueError``) naming the call
   and the field, where the official client raises ``AssertionError``; a bool, NaN or infinite
   id, an empty ``event`` or ``message_id`` are refused.
@@ -37,7 +38,8 @@ Differences on purpose (the documentation's "Moving from customerio-cdp-analytic
   returns ``(False, message)`` when the message was not delivered.
 - A ``Client`` keeps no ``write_key`` attribute: the key never leaves cdp-logging's transport.
 - ``max_retries`` retries within 60 s at most (``Analytics``' ``max_retry_time``); ``debug``
-  sets the ``cdp_logging`` logger to DEBUG; ``thread`` is accepted, and one worker sends.
+  sets the ``cdp_logging`` logger to DEBUG; ``thread`` is the most requests in flight at once (``Analytics``'
+  ``max_concurrent_requests``), where the official client runs that many consumer threads.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class Client:
             key.value, host=host, enable=send, max_queue_size=max_queue_size, gzip=gzip,
             max_retries=max_retries, timeout=float(timeout), max_events_in_batch=upload_size,
             flush_interval=float(upload_interval), transport=transport,
-            redact_keys=redact_keys, before_send=before_send,
+            redact_keys=redact_keys, before_send=before_send, max_concurrent_requests=thread,
         )
         self.host = self.analytics.host
         self._dropped = threading.local()

@@ -104,10 +104,14 @@ OPTIONS: tuple[Option, ...] = (
            "warning, nothing sent)", shown_default="(none)"),
     Option("host", "url", None, "the API host; https://cdp-eu.customer.io for the EU region",
            shown_default=f"the write key's region's: {EU_HOST} for a pk_eu_/sk_eu_ key, else {DEFAULT_HOST}"),
-    Option("max_events_in_batch", "int", 20, "send a batch when this many events are queued",
+    Option("max_events_in_batch", "int", 20, "send a batch when this many events are queued; no "
+           "request carries more",
            minimum=1, maximum=10_000),
     Option("flush_interval", "float", 10.0, "send what is queued at least this often, in seconds",
            minimum=0.001, maximum=3600),
+    Option("max_concurrent_requests", "int", 8, "while a backlog lasts, at most this many requests in "
+           "flight at once, each on its own connection (within the API's rate limit)",
+           minimum=1, maximum=64),
     Option("enable", "bool", True, "false: match and check events but send nothing (CDP_ENABLE=false "
            "turns off every client, those made in code included)"),
     Option("require_write_key", "bool", False, "true: a missing write key is an error; unset, it is "

@@ -178,6 +178,7 @@ class DeliveryOutcomes:
     _counters: _Counters
     _last_failure: str
     _max_events_in_batch: int
+    _max_concurrent_requests: int
     _flush_interval: float
     _batcher: Batcher
     _spool: Spool | None
@@ -285,6 +286,7 @@ class DeliveryOutcomes:
         self._reporter.report(error)
         self._batcher.max_events_in_batch = self._max_events_in_batch
         self._batcher.flush_interval = self._flush_interval
+        self._batcher.max_concurrent_requests = self._max_concurrent_requests
 
     def _spool_replaced(self, error: SpoolError) -> None:
         """A corrupt spool was moved aside and a fresh one made: report it; the spool goes on."""

@@ -1,13 +1,12 @@
-"""The queue between the application's threads and the one worker thread that delivers.
+"""The queue between the application's threads and the worker threads that deliver.
 
 The application thread only appends already-encoded bytes under a short lock; the worker
 wakes when a batch is due (the first event, ``max_events_in_batch`` events or a full request
 body queued, every ``flush_interval`` seconds, a flush or a close) and hands each batch to
-``deliver``. ``max_events_in_batch`` is the trigger, not a cap: a batch is what is queued,
-which in ordinary traffic is at most that many events; from a backlog (more than one batch
-queued while a request was in flight) the worker takes as many events as fit one request
-body, so a backlog goes out in back-to-back full bodies, and what it leaves after the last
-one goes next, not a flush interval later.
+``deliver``. ``max_events_in_batch`` is a cap: no batch ever holds more events, nor more
+bytes than one request body takes. A backlog (a batch due while every worker is sending)
+goes out in back-to-back full batches, up to ``max_concurrent_requests`` of them at once,
+and what it leaves after the last full one goes next, not a flush interval later.
 """
 
 from __future__ import annotations
@@ -35,9 +34,10 @@ IN_FLIGHT_AT_CLOSE = "still in flight when the close timeout"
 class Batcher(Worker):
     """A bounded queue of encoded events and the worker thread that drains it.
 
-    ``deliver(items)`` is called on the worker with items whose bytes fit one request body:
-    at most ``max_events_in_batch`` of them, or from a backlog as many as fit; it may call
-    :meth:`settle` as it learns the fate of its items. ``on_abandoned(items, reason)``
+    ``deliver(items)`` is called on a worker thread with items whose bytes fit one request
+    body, at most ``max_events_in_batch`` of them; while a backlog lasts, on up to
+    ``max_concurrent_requests`` threads at once (so it must be thread-safe when that is
+    above 1). It may call :meth:`settle` as it learns the fate of its items. ``on_abandoned(items, reason)``
     receives what close() could not deliver in time: the events still queued, and those of
     a request still in flight at the deadline.
     Forked children call :meth:`reset_after_fork`.
@@ -74,6 +74,8 @@ class Batcher(Worker):
                 # _init_state() set _first), so only this branch needs to look for it.
                 if self._first and self._thread is None and not self._no_thread:
                     self._start_worker()
+                elif not self._idle_workers and self._flights:
+                    self._call_for_help()  # every worker is sending: a backlog starts
                 self._first = False
                 self._wake.notify()
             return None
@@ -120,7 +122,7 @@ class Batcher(Worker):
     @property
     def pending(self) -> int:
         """Events queued or being delivered right now."""
-        return len(self._queue) + self._in_flight
+        return len(self._queue) + self._unsettled()
 
     @property
     def queued_bytes(self) -> int:
@@ -133,17 +135,22 @@ class Batcher(Worker):
         return get_ident() in self.own_threads
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Deliver everything queued; True when the queue emptied within ``timeout``."""
+        """Deliver everything queued and wait for every request in flight; True when all of
+        it was settled within ``timeout`` seconds."""
+        return self.flush_until(None if timeout is None else time.monotonic() + timeout)
+
+    def flush_until(self, deadline: float | None) -> bool:
+        """:meth:`flush` by an absolute ``time.monotonic()`` deadline (None: no bound), so a
+        caller sharing one deadline among several waits passes it down unchanged."""
         if self.is_worker_thread():
             return False  # a callback asking to flush would wait for itself
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if not self._worker_available():
                 return self._drain_here(deadline)
             self._flush_requests += 1
-            self._wake.notify()
+            self._wake.notify_all()
             try:
-                while self._queue or self._in_flight:
+                while self._queue or self._flights:
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return False
@@ -172,7 +179,7 @@ class Batcher(Worker):
             finally:
                 self._lock.acquire()
                 self._batch_done()
-        return True
+        return not self._flights
 
     def close(self, timeout: float = 5.0) -> bool:
         """Stop taking events, deliver what is queued within ``timeout`` seconds, stop the
@@ -185,21 +192,21 @@ class Batcher(Worker):
         return self._finish_close()
 
     def begin_close(self, timeout: float = 5.0, *, deadline: float | None = None) -> None:
-        """Start closing without waiting: refuse new events, set the deadline (``deadline``,
-        monotonic, else ``timeout`` seconds from now), wake the worker.
+        """Start closing without waiting: refuse new events, set the deadline, wake the workers.
 
-        Lets several batchers close side by side under one deadline; :meth:`close` finishes,
-        and every wait of the close (the worker's join, the request in flight, its retries)
-        ends by this same deadline.
+        ``deadline`` (an absolute ``time.monotonic()`` time) replaces ``now + timeout`` when
+        given. Lets several batchers close side by side under one deadline; :meth:`close`
+        finishes, waiting for every request in flight until then.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._stopping = True
-            self._close_timeout = timeout
-            self._deadline = time.monotonic() + timeout if deadline is None else deadline
-            self._wake.notify()
+            now = time.monotonic()
+            self._deadline = now + timeout if deadline is None else deadline
+            self._close_timeout = timeout if deadline is None else max(0.0, deadline - now)
+            self._wake.notify_all()
             self._space.notify_all()
         self.interrupt.set()
 
@@ -208,27 +215,24 @@ class Batcher(Worker):
             if self._closed_cleanly is not None:
                 return self._closed_cleanly
             deadline = self._deadline if self._deadline is not None else time.monotonic()
-            worker = self._thread if self._worker_available() else None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                # A worker waiting to retry was woken by begin_close and gives up at once: a
-                # moment lets it say so itself, rather than its batch be reported unconfirmed.
-                worker.join(SETTLE_MOMENT)
+            self._worker_available()
+        self._join_workers(deadline)
+        self._settle_moment()
         with self._lock:
-            worker_running = worker is not None and worker.is_alive()
+            worker_running = any(thread.is_alive() for thread in self.threads())
             if not worker_running:
                 self._drain_here(deadline)
             leftover = list(self._queue)
             self._queue.clear()
             self._queued_bytes = 0
             unsettled: list[Item] = []
-            if worker_running and self._in_flight:
-                # The worker is stuck in a request past the deadline; at exit it will be
+            if worker_running:
+                # A worker is stuck in a request past the deadline; at exit it will be
                 # stopped mid-way. Report those events now; deliver() must not count them.
-                unsettled = self._in_flight_batch[len(self._in_flight_batch) - self._in_flight:]
-                self._in_flight_abandoned = True
-                self._in_flight = 0
+                for flight in self._flights.values():
+                    if not flight.abandoned:
+                        unsettled.extend(flight.take_unsettled())
+                        flight.abandoned = True
             if self._closed_cleanly is None:
                 self._closed_cleanly = not leftover and not unsettled
             delivered_all = self._closed_cleanly
@@ -243,14 +247,39 @@ class Batcher(Worker):
                 )
         return delivered_all
 
+    def _join_workers(self, deadline: float) -> None:
+        """Wait for the worker and every helper (a helper may start while others end) to
+        finish, that is for every request in flight, until the absolute ``deadline``."""
+        current = threading.current_thread()
+        while True:
+            with self._lock:
+                running = [thread for thread in self.threads() if thread is not current and thread.is_alive()]
+            left = deadline - time.monotonic()
+            if not running or left <= 0:
+                return
+            running[0].join(left)
+
+    def _settle_moment(self) -> None:
+        """A worker waiting to retry was woken by begin_close and gives up at once: a moment
+        lets it say so itself, rather than its batch be reported unconfirmed."""
+        current = threading.current_thread()
+        with self._lock:
+            running = [thread for thread in self.threads() if thread is not current and thread.is_alive()]
+        end = time.monotonic() + SETTLE_MOMENT
+        for thread in running:
+            thread.join(max(0.0, end - time.monotonic()))
+
     def settle(self, count: int) -> bool:
         """Called by ``deliver`` when it knows the fate of the next ``count`` events of its
         batch (settled in order): True to count and report them; False when close() has
         already reported them as undelivered, so nothing is counted or called back twice."""
         with self._lock:
-            if self._in_flight_abandoned:
+            flight = self._flights.get(get_ident())
+            if flight is None:
+                return True
+            if flight.abandoned:
                 return False
-            self._in_flight = max(0, self._in_flight - count)
+            flight.unsettled = max(0, flight.unsettled - count)
             return True
 
     def closing_deadline(self) -> float | None:

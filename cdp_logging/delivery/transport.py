@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip as _gzip
 import http.client
 import logging
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from .connection import Answer, Connection, Timeout, causes, describe_failure, p
 from .endpoint import check_host, check_write_key, scrubbed
 from ..secret import Secret
 from .answer import MAX_BODY_BYTES
+from .pacing import NoSlot, Pacer
 from ..constants import DEFAULT_HOST, EU_HOST
 from .protocol import (
     key_region,
@@ -122,6 +124,11 @@ class HTTPTransport:
         self._idle: list[Connection] = []
         #: Ends a request through requests at its deadline (made with the session).
         self._watchdog: _Watchdog | None = None
+        #: Requests through requests go one at a time (the watchdog watches one).
+        self._requests_lock = threading.Lock()
+        #: When set (by the client), every request takes a slot from it: concurrent
+        #: requests stay within the rate limit and slow down together after a failure.
+        self.pacer: Pacer | None = None
 
     def __repr__(self) -> str:
         return f"HTTPTransport(host={self.host!r}, gzip={self.gzip}, timeout={self.timeout})"
@@ -144,12 +151,28 @@ class HTTPTransport:
         if self.gzip:
             body = _gzip.compress(body, compresslevel=6)
             headers = {"Content-Encoding": "gzip"}
+        pacer = self.pacer
+        if pacer is None:
+            return self._post_once(path, body, headers, timeout)
+        started = time.monotonic()
+        try:
+            with pacer.slot(None if timeout is None else started + timeout) as answered:
+                left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
+                response = self._post_once(path, body, headers, left)
+                answered.append(response)
+                return response
+        except NoSlot:
+            raise TransportError("no request was started: the client's closing deadline came first") from None
+
+    def _post_once(self, path: str, body: bytes, headers: dict[str, str] | None,
+                   timeout: float | None) -> Response:
         route = self._route
         if route is None:
             route = self._route = _Route.for_host(self.host, self._write_key)
         if route and not _requests_is_patched():
             return self._post_direct(route, path, body, timeout)  # type: ignore[arg-type]
-        return self._post_requests(path, body, headers, timeout)
+        with self._requests_lock:
+            return self._post_requests(path, body, headers, timeout)
 
     def _post_requests(self, path: str, body: bytes, headers: dict[str, str] | None,
                        limit: float | None) -> Response:
@@ -232,6 +255,9 @@ class HTTPTransport:
         """Forget pooled connections (after fork they belong to the parent)."""
         self._session = None
         self._watchdog = None  # its thread stayed in the parent
+        self._requests_lock = threading.Lock()
+        if self.pacer is not None:
+            self.pacer.reset()
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()  # the child's copy of the socket only: the parent's stays open

@@ -1,17 +1,47 @@
-"""The batcher's worker thread: when a batch is due, which events it takes within the byte
-budget, and delivering it without ever letting a fault stop the thread."""
+"""The batcher's worker threads: when a batch is due, which events it takes (at most
+``max_events_in_batch``, within the byte budget), and delivering it without ever letting a
+fault stop the thread.
+
+One worker thread runs while the client has sent anything. While a backlog exists (a batch
+due and every worker busy sending), up to ``max_concurrent_requests - 1`` helper threads
+join it, each taking the next batch, so up to that many requests are in flight at once;
+a helper leaves when it has found nothing due for :data:`HELPER_LINGER` seconds."""
 
 from __future__ import annotations
 
 
 import threading
 import time
+from itertools import islice
+from threading import get_ident
 from collections import deque
 from collections.abc import Callable
 
 
 from ..constants import MAX_BATCH_BYTES
 from .items import BODY_OVERHEAD, Item, Overflow, item_bytes, logger, own_thread
+
+
+#: Seconds a helper thread waits for another due batch before it leaves.
+HELPER_LINGER = 1.0
+
+
+class Flight:
+    """One batch being delivered, by the thread that took it: how many of its events (at its
+    end) are still unsettled, and whether close() already reported them."""
+
+    __slots__ = ("abandoned", "batch", "unsettled")
+
+    def __init__(self, batch: list[Item]) -> None:
+        self.batch = batch
+        self.unsettled = len(batch)
+        self.abandoned = False
+
+    def take_unsettled(self) -> list[Item]:
+        """Mark the unsettled events as no longer this flight's to settle, and return them."""
+        unsettled = self.batch[len(self.batch) - self.unsettled:] if self.unsettled else []
+        self.unsettled = 0
+        return unsettled
 
 
 class Worker:
@@ -26,6 +56,7 @@ class Worker:
         max_queue_size: int = 50_000,
         max_queue_bytes: int = 20_000_000,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_concurrent_requests: int = 1,
         overflow: Overflow = "drop",
         overflow_timeout: float = 1.0,
         on_abandoned: Callable[[list[Item], str], None] | None = None,
@@ -37,6 +68,7 @@ class Worker:
         self.max_queue_size = max_queue_size
         self.max_queue_bytes = max_queue_bytes
         self._body_budget = max_batch_bytes - BODY_OVERHEAD
+        self.max_concurrent_requests = max_concurrent_requests
         self.overflow = overflow
         self.overflow_timeout = overflow_timeout
         self._on_abandoned = on_abandoned
@@ -50,11 +82,15 @@ class Worker:
         self._space = threading.Condition(self._lock)
         self._queue: deque[Item] = deque()
         self._queued_bytes = 0
-        #: The batch being delivered, and how many of its events (at its end) are unsettled.
-        self._in_flight_batch: list[Item] = []
-        self._in_flight = 0
-        #: Set when close() gave up on the batch in flight: its fate is no longer deliver's.
-        self._in_flight_abandoned = False
+        #: The batches being delivered, by the ident of the thread delivering each.
+        self._flights: dict[int, Flight] = {}
+        #: Helper threads running beside the worker (at most max_concurrent_requests - 1).
+        self._helpers: list[threading.Thread] = []
+        #: Worker threads waiting for a batch to be due.
+        self._idle_workers = 0
+        #: When the worker last found the queue empty or finished a batch: the flush
+        #: interval counts from there.
+        self._last_sent = time.monotonic()
         self._first = True
         self._flush_requests = 0
         self._space_waiters = 0
@@ -76,18 +112,50 @@ class Worker:
         #: Set by close() to cut a retry wait short; the transport clears it.
         self.interrupt = threading.Event()
 
-    def _run(self) -> None:
-        with own_thread(self.own_threads):
-            while True:
+    def _run(self, helper: bool = False) -> None:
+        try:
+            with own_thread(self.own_threads):
+                while True:
+                    with self._lock:
+                        batch = self._next_batch(helper)
+                        if batch is None:
+                            return
+                        self._call_for_help()
+                    self._deliver_safely(batch)
+                    with self._lock:
+                        self._batch_done()
+                        if not self._queue:
+                            self._idle.notify_all()
+        finally:
+            if helper:
                 with self._lock:
-                    batch = self._next_batch()
-                if batch is None:
-                    return
-                self._deliver_safely(batch)
-                with self._lock:
-                    self._batch_done()
-                    if not self._queue:
-                        self._idle.notify_all()
+                    self._helpers.remove(threading.current_thread())
+
+    def _call_for_help(self) -> None:
+        """With the lock held: another batch is due and this thread is about to send one;
+        wake a waiting worker, or start a helper while fewer than
+        ``max_concurrent_requests`` requests are in flight."""
+        if not self._queue or not self._batch_due():
+            return
+        if self._idle_workers:
+            self._wake.notify()
+        elif len(self._flights) < self.max_concurrent_requests and not self._no_thread:
+            self._start_helper()
+
+    def _start_helper(self) -> None:
+        """With the lock held: one more thread to take due batches (it leaves when idle)."""
+        if 1 + len(self._helpers) >= self.max_concurrent_requests:
+            return
+        helper = threading.Thread(target=self._run, args=(True,), name=f"{self._name}-helper", daemon=True)
+        self._helpers.append(helper)
+        try:
+            helper.start()
+        except RuntimeError:  # at interpreter exit on 3.12+: the worker goes on alone
+            self._helpers.remove(helper)
+
+    def threads(self) -> list[threading.Thread]:
+        """With the lock held: the worker and its helpers, those started."""
+        return ([self._thread] if self._thread is not None else []) + list(self._helpers)
 
     def _deliver_safely(self, batch: list[Item]) -> None:
         try:
@@ -103,10 +171,10 @@ class Worker:
         """After ``deliver`` raised: the events of its batch it had not settled go to
         ``on_abandoned`` (counted, reported, called back), never dropped in silence."""
         with self._lock:
-            if self._in_flight_abandoned or not self._in_flight:
+            flight = self._flights.get(get_ident())
+            if flight is None or flight.abandoned or not flight.unsettled:
                 return
-            unsettled = self._in_flight_batch[len(self._in_flight_batch) - self._in_flight:]
-            self._in_flight = 0
+            unsettled = flight.take_unsettled()
         if self._on_abandoned is None:
             return
         try:
@@ -114,9 +182,25 @@ class Worker:
         except Exception:  # the error's own __str__ or the report may fail; the worker goes on
             logger.exception("cdp-logging could not report %d undelivered events", len(unsettled))
 
-    def _next_batch(self) -> list[Item] | None:
-        """With the lock held: wait until a batch is due and take it; None to stop."""
-        last_sent = time.monotonic()
+    def _batch_due(self) -> bool:
+        """With the lock held and events queued: is a batch due now, the flush interval
+        aside? A full batch (by count or bytes), a flush, a caller waiting for room, or
+        what a backlog left, once no other request is in flight (while one is, more may
+        come to fill the batch)."""
+        return bool(
+            len(self._queue) >= self.max_events_in_batch
+            or self._queued_bytes > self._body_budget
+            or self._flush_requests
+            or self._space_waiters
+            or (self._draining and not self._flights)
+        )
+
+    def _next_batch(self, helper: bool = False) -> list[Item] | None:
+        """With the lock held: wait until a batch is due and take it; None to stop. A
+        helper stops, too, when nothing was due for :data:`HELPER_LINGER` seconds."""
+        if not helper:
+            self._last_sent = time.monotonic()
+        give_up_at = time.monotonic() + HELPER_LINGER
         while True:
             queue = self._queue
             now = time.monotonic()
@@ -126,57 +210,65 @@ class Worker:
                     return None
                 return self._take_batch()
             if queue and (
-                len(queue) >= self.max_events_in_batch
-                or self._queued_bytes > self._body_budget
-                or self._flush_requests
-                or self._space_waiters
-                or now - last_sent >= self.flush_interval
-                or self._draining
-                or self._first_batch_due()
+                self._batch_due()
+                or (not helper and (now - self._last_sent >= self.flush_interval or self._first_batch_due()))
             ):
                 return self._take_batch()
             if not queue:
                 self._idle.notify_all()
-                self._draining = False
-                last_sent = now
-            self._wake.wait(max(0.0, last_sent + self.flush_interval - now))
+                if not self._flights:
+                    self._draining = False  # the backlog is over
+                if not helper:
+                    self._last_sent = now
+            if helper:
+                wait = give_up_at - now
+                if wait <= 0:
+                    return None
+            else:
+                wait = max(0.0, self._last_sent + self.flush_interval - now)
+            self._idle_workers += 1
+            try:
+                self._wake.wait(wait)
+            finally:
+                self._idle_workers -= 1
 
     def _first_batch_due(self) -> bool:
         # put() notifies for the very first event; it is due however few are queued.
         return not self._first and not self._sent_any
 
     def _take_batch(self) -> list[Item]:
-        """With the lock held: remove the next batch. Normally what is queued, which is at
-        most ``max_events_in_batch`` events; from a backlog (more queued than one batch, by
-        count or by bytes), as many events as fit one request body."""
+        """With the lock held: remove the next batch, the oldest events queued: at most
+        ``max_events_in_batch`` of them, and no more than fit one request body."""
         queue = self._queue
-        over_budget = self._queued_bytes + len(queue) > self._body_budget
-        if over_budget:
-            batch, used = self._take_within_budget()
-        else:
-            # Run for every batch with the application's threads waiting for the lock: C-level
-            # steps only, and the queue's byte count is the batch's.
+        count = len(queue)
+        if count <= self.max_events_in_batch and self._queued_bytes + count <= self._body_budget:
+            # Ordinary traffic, run for every batch with the application's threads waiting
+            # for the lock: C-level steps only, and the queue's byte count is the batch's.
             batch = list(queue)
             queue.clear()
-            used = self._queued_bytes + len(batch)
+            used = self._queued_bytes + count
+        else:
+            batch, used = self._take_within_budget()
         self._queued_bytes -= used - len(batch)
-        self._in_flight_batch = batch
-        self._in_flight = len(batch)
-        self._in_flight_abandoned = False
+        # A backlog (more than a batch queued, or requests side by side) lasts until a worker
+        # finds the queue empty and no request in flight: meanwhile what is queued goes as
+        # soon as no request is in flight, not a flush interval later.
+        if queue or self._flights:
+            self._draining = True
+        self._flights[get_ident()] = Flight(batch)
         self._sent_any = True
-        # What a backlog leaves after its last full body goes next, not a flush interval later.
-        self._draining = over_budget or len(batch) > self.max_events_in_batch
         if self._space_waiters:
             self._space.notify_all()
         return batch
 
     def _take_within_budget(self) -> tuple[list[Item], int]:
-        """With the lock held: as many events as fit the body's budget (at least one); the
-        batch and its bytes, a comma counted for each."""
+        """With the lock held: the oldest events, at most ``max_events_in_batch`` and as
+        many as fit the body's budget (at least one); the batch and its bytes, a comma
+        counted for each."""
         queue = self._queue
         budget = self._body_budget
         count = used = 0
-        for item in queue:
+        for item in islice(queue, self.max_events_in_batch):
             size = len(item_bytes(item)) + 1
             if count and used + size > budget:
                 break
@@ -186,7 +278,9 @@ class Worker:
         return [take() for _ in range(count)], used
 
     def _batch_done(self) -> None:
-        """With the lock held: the batch in flight is finished, whatever became of it."""
-        self._in_flight_batch = []
-        self._in_flight = 0
-        self._in_flight_abandoned = False
+        """With the lock held: this thread's batch is finished, whatever became of it."""
+        self._flights.pop(get_ident(), None)
+
+    def _unsettled(self) -> int:
+        """With the lock held: events taken and not yet settled, over all flights."""
+        return sum(flight.unsettled for flight in self._flights.values())

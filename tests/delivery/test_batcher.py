@@ -158,37 +158,40 @@ def test_no_request_body_exceeds_500_kb(api: HTTPServer, make_client: Client, gz
     assert client.flush(timeout=DEADLINE) is True
     bodies = [raw_body(request) for request in batch_requests(api)][1:]
     assert all(len(body) <= MAX_BATCH_BYTES == 500_000 for body in bodies), [len(b) for b in bodies]
-    assert [m["messageId"] for body in bodies for m in json.loads(body)["batch"]] == ids
-    assert all(len(body) > 400_000 for body in bodies[:-1]), "batches were split more than needed"
+    # Requests sent side by side may arrive in any order; each holds a run of the calls.
+    assert sorted(m["messageId"] for body in bodies for m in json.loads(body)["batch"]) == sorted(ids)
+    assert sorted(len(body) > 400_000 for body in bodies).count(False) <= 1, "batches were split more than needed"
 
 
-def test_a_backlog_goes_out_in_one_body_not_in_batches_of_max_events_in_batch(
+def test_a_backlog_goes_out_in_batches_of_at_most_max_events_in_batch(
     stuck: StuckServer, make_client: Client,
 ) -> None:
-    # max_events_in_batch is when a batch is due, not a cap: events that queued up while a
-    # request was in flight go out together, in order, as soon as it returns.
+    # max_events_in_batch is a cap: events that queued up while a request was in flight go
+    # out in full batches, and the rest at once, not a flush interval later.
     client = make_client(flush_interval=60, max_events_in_batch=7)
     first = client.track(user_id="u1", event="First")
     assert stuck.arrived.wait(DEADLINE), "the first event was not sent"
     ids = [client.track(user_id="u1", event=f"E{i}") for i in range(30)]
     stuck.released.set()
     wait_for_messages(stuck.server, 31)
-    assert sizes(stuck.server) == [1, 30]
-    assert [m["messageId"] for m in received_messages(stuck.server)] == [first, *ids]
+    # Requests side by side take what is queued as they start: none over the cap.
+    assert max(sizes(stuck.server)) == 7 and sum(sizes(stuck.server)) == 31
+    assert sorted(m["messageId"] for m in received_messages(stuck.server)) == sorted([first, *ids])
 
 
-def test_a_retried_backlog_body_keeps_its_events_and_message_ids(
+def test_a_retried_backlog_batch_keeps_its_events_and_message_ids(
     httpserver: HTTPServer, server_release: threading.Event, make_client: Client,
 ) -> None:
-    refused: list[int] = []
+    refused: list[list[str]] = []
     arrived = threading.Event()
 
     def answer(request: Request) -> Response:
-        if len(json.loads(raw_body(request))["batch"]) == 1:
+        batch = json.loads(raw_body(request))["batch"]
+        if len(batch) == 1:
             arrived.set()
             server_release.wait(DEADLINE)  # the first event's request: the backlog builds up
         elif not refused:
-            refused.append(503)
+            refused.append([m["messageId"] for m in batch])
             return Response("{}", status=503, content_type="application/json")
         return Response("{}", status=200, content_type="application/json")
 
@@ -199,10 +202,12 @@ def test_a_retried_backlog_body_keeps_its_events_and_message_ids(
     ids = [client.track(user_id="u1", event=f"E{i}") for i in range(40)]
     server_release.set()
     assert client.flush(timeout=DEADLINE) is True
-    batches = received_batches(httpserver)
-    # The backlog's body was refused once (503) and sent again whole.
-    assert [len(batch) for batch in batches] == [1, 40, 40]
-    assert [m["messageId"] for m in batches[-1]] == [m["messageId"] for m in batches[-2]] == ids
+    batches = [[m["messageId"] for m in batch] for batch in received_batches(httpserver)]
+    # Every request within the cap; the refused one (503) was sent again with the same ids.
+    assert all(len(batch) <= 5 for batch in batches)
+    assert sum(map(len, batches)) == 1 + 40 + 5
+    assert batches.count(refused[0]) == 2
+    assert sorted({i for batch in batches[1:] for i in batch}) == sorted(ids)
     assert client.stats()["retries"] == 1
 
 
@@ -228,13 +233,13 @@ class BodyCounter:
         return sum(count for _, count in self.bodies)
 
 
-@pytest.mark.parametrize(("events", "size", "batch"), [(30_000, 330, 5000), (6_000, 1_000, 5000), (3_000, 1_000, 20)])
-def test_a_backlog_goes_out_in_back_to_back_full_bodies(
+@pytest.mark.parametrize(("events", "size", "batch"), [(6_000, 1_000, 5000), (3_000, 300, 20)])
+def test_a_backlog_goes_out_in_back_to_back_full_batches(
     httpserver: HTTPServer, server_release: threading.Event, make_client: Client, events: int, size: int,
     batch: int,
 ) -> None:
-    # A backlog goes out in bodies as full as the 500 KB limit allows, whatever
-    # max_events_in_batch is, one after the other, never waiting for the flush interval.
+    # A backlog goes out in batches full by count (max_events_in_batch) or by size (the
+    # 500 KB body limit), never fuller, never waiting for the flush interval.
     counter = BodyCounter(server_release)
     httpserver.expect_request("/v1/batch").respond_with_handler(counter)
     client = make_client(flush_interval=60, max_events_in_batch=batch, max_queue_size=events + 1)
@@ -246,17 +251,16 @@ def test_a_backlog_goes_out_in_back_to_back_full_bodies(
            for i in range(events)]
     assert client.stats()["queued"] == events + 1
     server_release.set()
-    per_body = MAX_BATCH_BYTES // (size + 1)
-    # Everything but the last, partly filled body arrives well before the 60 s interval.
-    wait_until(lambda: counter.events() >= 1 + events - per_body, timeout=DEADLINE,
-               message=lambda: f"the backlog at the server (got {counter.events() - 1} of {events})")
-    full = counter.bodies[1:-1]
-    assert full and all(MAX_BATCH_BYTES - 2 * size < length <= MAX_BATCH_BYTES for length, _ in full), full
-    # What is left after the last full body follows at once, not a flush interval later.
+    per_body = min(batch, MAX_BATCH_BYTES // (size + 1))
+    # Everything arrives well before the 60 s interval, the remainder included.
     wait_until(lambda: counter.events() == 1 + events, timeout=DEADLINE,
-               message=lambda: f"the remainder (got {counter.events() - 1} of {events})")
+               message=lambda: f"the backlog at the server (got {counter.events() - 1} of {events})")
+    counts = sorted(count for _, count in counter.bodies[1:])
+    # Full batches, but for what a worker found queued when it caught up with the calls.
+    assert counts[-1] == per_body and len(counts) <= -(-events // per_body) + 2, counts
+    assert all(length <= MAX_BATCH_BYTES for length, _ in counter.bodies)
     assert client.flush(timeout=DEADLINE) is True
-    assert [m["messageId"] for m in received_messages(httpserver)][1:] == ids
+    assert sorted(m["messageId"] for m in received_messages(httpserver)[1:]) == sorted(ids)
 
 
 # -- the caller's side -----------------------------------------------------------------------
@@ -274,7 +278,7 @@ def test_the_calling_thread_never_touches_the_network(stuck: StuckServer, make_c
     assert client.flush(timeout=DEADLINE) is True
     wait_until(lambda: len(threads) == 50, message="all callbacks")
     assert threading.current_thread() not in threads
-    assert len(set(threads)) == 1
+    assert all(thread.name.startswith("cdp-logging-") for thread in threads)
 
 
 def test_a_full_queue_drops_counts_and_reports_without_blocking(stuck: StuckServer, make_client: Client) -> None:
@@ -397,7 +401,7 @@ def test_batches_with_and_without_callbacks_keep_order_and_the_byte_budget() -> 
     finally:
         batcher.close(timeout=DEADLINE)
     assert [item for batch in deliver.batches for item in batch] == [item_bytes(item) for item in items]
-    assert any(len(batch) > 4 for batch in deliver.batches), "the backlog was not coalesced"
+    assert all(len(batch) <= 4 for batch in deliver.batches), "a batch went over max_events_in_batch"
     for batch in deliver.batches:
         assert batch and sum(len(item) + 1 for item in batch) <= 700 - BODY_OVERHEAD
     assert batcher.queued_bytes == 0

@@ -108,8 +108,9 @@ def test_503s_are_retried_with_the_same_messageids_and_each_event_arrives_once(
     recorder.assert_each_once(sent)
     refused = ids_of_requests(api, 503)
     assert len(refused) == 3
-    assert all(ids == refused[0] for ids in refused), "each retry resends the same batch"
-    assert recorder.requests[0]["ids"] == refused[0]
+    # Batches may be in flight side by side: each refused one went again, the same events.
+    assert all(ids in [request["ids"] for request in recorder.requests] for ids in refused), \
+        "each retry resends the same batch"
     stats = client.stats()
     assert (stats["delivered"], stats["failed"], stats["retries"]) == (50, 0, 3)
 
@@ -449,7 +450,8 @@ def test_a_burst_larger_than_the_queue_is_delivered_or_dropped_and_the_counts_ad
 
     stats = client.stats()
     assert stats["delivered"] + stats["dropped"] == len(logged) == 1000
-    assert stats["dropped"] >= 1000 - 1 - 100
+    # The queue holds 100; the helpers' requests in flight (7 more of 20 events) hold more.
+    assert stats["dropped"] >= 1000 - 1 - 100 - 7 * 20
     assert stats["failed"] == 0 and stats["pending"] == 0
     dropped = errors.of(EventDroppedError)
     assert len(dropped) == stats["dropped"] and all("queue full" in str(e) for e in dropped)
