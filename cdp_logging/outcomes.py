@@ -18,6 +18,8 @@ from .constants import (
     BATCH_PATH, ENV_WRITE_KEY,
 )
 from .encoding import now_iso
+# CallbackError is imported from here too (its home before errors.py).
+from .errors import CallbackError as CallbackError
 from .errors import CDPError, DeliveryError, EventDroppedError, SpoolError
 from .reporting import Reporter
 from .delivery.retry import Outcome, RetryPolicy, send_with_retries
@@ -109,23 +111,6 @@ class _Counters:
             values = self.values
             values["delivered"] += events
             values["batches"] += 1
-
-
-class CallbackError(CDPError):
-    """A per-call callback raised; the error it raised is ``__cause__``.
-
-    Reported (to ``error_handler``, or logged) on the worker, which carries on delivering.
-
-    Example::
-
-        def on_error(error: CDPError) -> None:
-            if isinstance(error, CallbackError):
-                sentry_sdk.capture_exception(error.__cause__)
-    """
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"a callback raised {type(cause).__name__}: {cause}")
-        self.__cause__ = cause
 
 
 def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:

@@ -18,6 +18,8 @@ import requests.sessions
 import requests.utils
 
 from .._version import __version__
+# TransportError is imported from here too (its home before errors.py).
+from ..errors import TransportError as TransportError
 from ..secret import Secret
 
 
@@ -85,15 +87,6 @@ class Response:
     status: int
     text: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-class TransportError(Exception):
-    """No usable HTTP response: the connection failed or timed out, the answer broke HTTP,
-    or a transport raised something else. ``cause`` holds why."""
-
-    def __init__(self, message: str, cause: BaseException | None = None) -> None:
-        super().__init__(message)
-        self.cause = cause
 
 
 class Transport(Protocol):

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from collections.abc import Callable
 
 
-from .protocol import Response, Transport, TransportError
+from ..errors import TransportError
+from .protocol import Response, Transport
 
 
 #: Statuses worth retrying besides 5xx; 501 and 505 will not change on a retry.

@@ -8,7 +8,6 @@ decides what is worth retrying and how long to wait.
 
 from __future__ import annotations
 
-
 import gzip as _gzip
 import logging
 import time
@@ -20,16 +19,17 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import Answer, Connection, Timeout, describe_failure, port_of
+# TransportError is imported from here too (its home before errors.py).
+from ..errors import TransportError as TransportError
+from .answer import MAX_BODY_BYTES, Answer
+from .connection import Connection, Timeout, describe_failure, port_of
 from .endpoint import check_host, check_write_key, scrubbed
 from ..secret import Secret
-from .answer import MAX_BODY_BYTES
 from ..constants import DEFAULT_HOST, EU_HOST
 from .protocol import (
     key_region,
     RESPONSE_TEXT_LIMIT,
     Response,
-    TransportError,
     USER_AGENT,
     _Authorization,
     authorization,
@@ -43,8 +43,6 @@ from .watched import (
     _scrubbed,
     _warn_if_unencrypted,
 )
-
-
 
 
 _REGION_HOSTS = {"us": DEFAULT_HOST, "eu": EU_HOST}
@@ -210,7 +208,7 @@ class HTTPTransport:
         try:
             answer = connection.post(route.request(path, body, gzip=self.gzip), timeout=self.timeout, limit=limit)
             return Response(answer.status, self._quoted(answer), answer.headers)
-        except requests.RequestException as err:
+        except TransportError as err:  # the connection's own, named in the message
             raise TransportError(f"{type(err).__name__}: {err}", err) from None
         finally:
             self._idle.append(connection)

@@ -24,9 +24,9 @@ def credentials_refused(headers: Mapping[str, str], expected: str | None) -> str
         return "missing Authorization: use Basic auth, the write key as user name, no password"
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() == "bearer":
-        # Region API keys go as Bearer tokens (transport.authorization), as the API takes
+        # Region API keys go as Bearer tokens (protocol.authorization), as the API takes
         # them. Imported here: the collector alone does not load requests.
-        from ..delivery.transport import key_region
+        from ..delivery.protocol import key_region
 
         if key_region(token.strip()) is None:
             return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "

@@ -387,7 +387,8 @@ def test_a_refused_connection_names_the_host_and_port() -> None:
     transport = HTTPTransport(f"http://127.0.0.1:{port}", WRITE_KEY, timeout=TIMEOUT)
     with pytest.raises(TransportError) as caught:
         transport.post("/v1/batch", BODY)
-    assert str(caught.value) == f"ConnectionError: could not connect to 127.0.0.1:{port}: connection refused"
+    assert str(caught.value) == f"ConnectError: could not connect to 127.0.0.1:{port}: connection refused"
+    assert isinstance(caught.value.cause, cdp_logging.ConnectError)
 
 
 def _closed_port() -> int:
