@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         TLSError,
         TransportError,
     )
-    from .delivery.transport import Response
+    from .delivery.protocol import Response
     from .delivery.protocol import Transport
     from .handler import CDPHandler
     from .lifecycle import flush_after

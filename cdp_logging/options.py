@@ -78,7 +78,7 @@ def _without_api_path(host: str) -> str:
     return host
 
 
-def _unusable_environment_key(key: Secret) -> bool:
+def _unusable_environment_key(key: Secret[Any]) -> bool:
     """Refuse a key holding a control character (ValueError, the key not shown); but one read
     from CDP_WRITE_KEY is a bad environment variable, which never stops an application: one
     warning, and no key (True)."""
@@ -95,7 +95,7 @@ def _unusable_environment_key(key: Secret) -> bool:
 
 
 def check_options(
-    key: Secret, options: Iterable[str], *, host: str | None, enable: bool, require_write_key: bool,
+    key: Secret[Any], options: Iterable[str], *, host: str | None, enable: bool, require_write_key: bool,
     error_handler: ErrorHandler | None, overflow: str, spool_path: object, spool_full: str, gzip: bool,
     transport: object, numbers: Mapping[str, Any], timeout: Timeout,
 ) -> tuple[str, bool, float]:

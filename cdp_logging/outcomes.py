@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from .delivery.batcher import Batcher, Item
+from .delivery.batcher import Batcher
+from .delivery.items import Item
 from .delivery.items import is_plain, item_bytes, message_ids
 from .constants import (
     BATCH_PATH, ENV_WRITE_KEY,
@@ -35,7 +36,7 @@ logger = logging.getLogger("cdp_logging")
 
 #: ``callback(error, batch)``: error is None on success; batch lists the messages sent
 #: in the same request (as dicts).
-Callback = Callable[[Any, list], object]
+Callback = Callable[[Any, list[dict[str, Any]]], object]
 
 
 class Stats(TypedDict):
@@ -283,7 +284,7 @@ class DeliveryOutcomes:
         for callback in callbacks:
             self._run_callback(callback, error, batch)
 
-    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list) -> None:
+    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list[dict[str, Any]]) -> None:
         try:
             callback(error, batch)
         except Exception as err:

@@ -15,7 +15,8 @@ import sys
 from typing import Any, TextIO
 from collections.abc import Iterable, Iterator
 
-from ..config import ENV_RULES, VARIABLES, handler_from_environment, read_environment
+from ..config import VARIABLES, handler_from_environment, read_environment
+from ..constants import ENV_RULES
 from ..constants import ENV_WRITE_KEY
 from ..errors import ConfigurationError, InvalidEventError
 from ..handler import CDPHandler

@@ -10,7 +10,8 @@ import sys
 from typing import Any
 
 from ..autoinstall import SITE_DIRECTORY
-from ..config import ENV_RULES, handler_from_environment
+from ..config import handler_from_environment
+from ..constants import ENV_RULES
 from ..constants import ENV_ENABLE, ENV_WRITE_KEY
 from ..errors import ConfigurationError
 from .common import EXIT_CONFIGURATION, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, _error, environment_help

@@ -13,6 +13,9 @@ except ImportError:  # pragma: no cover - then HTTPTransport sends through reque
 
 from ..errors import ProtocolError
 
+#: Whether answers can be parsed here (httptools imported); without it requests sends.
+PARSER_AVAILABLE = httptools is not None
+
 
 #: The most response heads may take in all (interim 1xx answers included); the API's are a
 #: few hundred bytes.

@@ -20,7 +20,8 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import causes, httptools, port_of, tls_context
+from .answer import PARSER_AVAILABLE
+from .connection import causes, port_of, tls_context
 from .endpoint import hide_passwords
 from ..secret import Secret
 from .protocol import USER_AGENT, authorization, logger
@@ -32,7 +33,8 @@ def _proxy_for(session: requests.Session, url: str) -> str:
     proxy = requests.utils.select_proxy(url, proxies)
     if not proxy:
         return "(unknown)"
-    parts = urlsplit(requests.utils.prepend_scheme_if_needed(proxy, "http"))
+    # types-requests leaves prepend_scheme_if_needed unannotated; it takes and returns a str.
+    parts = urlsplit(requests.utils.prepend_scheme_if_needed(proxy, "http"))  # type: ignore[no-untyped-call]
     return f"{parts.hostname}:{port_of(parts)}"
 
 
@@ -146,7 +148,7 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers keep their own pools
             manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
         return manager
@@ -156,7 +158,7 @@ class _Route:
     """Where direct requests go and the bytes their heads share, worked out once; the
     heads, which carry the key, held as :class:`~cdp_logging.delivery.connection.Secret`."""
 
-    def __init__(self, url: SplitResult, write_key: Secret) -> None:
+    def __init__(self, url: SplitResult, write_key: Secret[str]) -> None:
         self.url = url
         self._tls: ssl.SSLContext | None = None
         self._heads: dict[tuple[str, bool], Secret[bytes]] = {}
@@ -175,7 +177,7 @@ class _Route:
         """A route for direct requests to ``host``, or False where requests must go (a
         proxy, a URL the lean client does not handle, or no httptools to parse answers)."""
         url = urlsplit(host)
-        if (httptools is None or url.scheme not in ("http", "https") or not url.hostname
+        if (not PARSER_AVAILABLE or url.scheme not in ("http", "https") or not url.hostname
                 or url.username is not None
                 or url.query or url.fragment):
             return False
