@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
-
 import inspect
 import os
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-
 
 from .delivery.connection import Timeout
 from .secret import Secret

@@ -3,9 +3,7 @@ plainly valid; anything else goes the full way through :func:`~cdp_logging.messa
 
 from __future__ import annotations
 
-
 from typing import Any
-
 
 from . import encoding as _encoding
 from .encoding import _take_spare_id, iso_from_epoch, new_message_id

@@ -3,7 +3,6 @@ bad value is shown in an error."""
 
 from __future__ import annotations
 
-
 import datetime as _dt
 import decimal
 import math
@@ -12,7 +11,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
-
 
 from .encoding import iso_from_datetime, iso_from_epoch, new_message_id
 from .errors import InvalidEventError

@@ -6,7 +6,6 @@ both accept and reject exactly the same input.
 
 from __future__ import annotations
 
-
 from collections.abc import Mapping
 from typing import Any
 

@@ -3,12 +3,9 @@ unknown ``CDP_*`` variable says, once per process."""
 
 from __future__ import annotations
 
-
-
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Iterable, Mapping
-
 
 from .delivery.connection import Timeout
 from .secret import Secret
@@ -17,16 +14,11 @@ from .constants import (
 )
 from . import environment
 from .option_table import CLIENT_OPTIONS, check_value, option_error
-from .reporting import ErrorHandler, warn
+from .reporting import ErrorHandler, logger, warn
 from .delivery.endpoint import check_write_key
 from .delivery.transport import (
     default_host,
 )
-
-if TYPE_CHECKING:
-    # Imported when a client has a spool: a client without one never loads sqlite3.
-    pass
-from .outcomes import logger
 
 
 _warned_missing_write_key = False

@@ -3,7 +3,6 @@ event it makes or why the API would refuse it."""
 
 from __future__ import annotations
 
-
 import argparse
 import http
 import io

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
 import sys
 
 from ..config import VARIABLES
-
 
 
 #: Exit statuses: a configuration that cannot work, and shell's "command not found" pair.

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-
 import base64
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,9 +19,6 @@ from .._version import __version__
 # TransportError is imported from here too (its home before errors.py).
 from ..errors import TransportError as TransportError
 from ..secret import Secret
-
-
-logger = logging.getLogger("cdp_logging")
 
 
 USER_AGENT = f"cdp-logging/{__version__}"

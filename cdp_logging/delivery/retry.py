@@ -3,7 +3,6 @@ Retry-After), when to give up, and the :class:`Outcome` of a batch's sending."""
 
 from __future__ import annotations
 
-
 import email.utils
 import inspect
 import random
@@ -11,7 +10,6 @@ import threading
 import time
 from dataclasses import dataclass
 from collections.abc import Callable
-
 
 from ..errors import TransportError
 from .protocol import Response, Transport

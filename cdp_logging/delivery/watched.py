@@ -3,8 +3,8 @@ request ends at its deadline, however slowly the server answers."""
 
 from __future__ import annotations
 
-
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -24,7 +24,9 @@ from .answer import PARSER_AVAILABLE
 from .connection import causes, port_of, tls_context
 from .endpoint import hide_passwords
 from ..secret import Secret
-from .protocol import USER_AGENT, authorization, logger
+from .protocol import USER_AGENT, authorization
+
+logger = logging.getLogger("cdp_logging")
 
 
 def _proxy_for(session: requests.Session, url: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import hashlib
 import json
 import logging
@@ -11,7 +10,6 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
 
 from ..errors import RulesError
 from ..reporting import warn

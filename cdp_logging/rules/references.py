@@ -3,14 +3,12 @@ resolvers that read a record."""
 
 from __future__ import annotations
 
-
 import logging
 import math
 import re
 from collections.abc import Mapping
 from typing import Any
 from collections.abc import Callable
-
 
 from ..constants import MAX_MESSAGE_BYTES
 from ..errors import RulesError

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import difflib
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-
 
 from ..constants import CALL_TYPES
 from ..errors import InvalidEventError, RulesError
@@ -19,7 +17,6 @@ from .references import _FieldCompiler
 
 #: The keys a rule may have besides its call.
 RULE_KEYS = ("logger", "level", "message", "regex")
-
 
 
 _REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
-
 
 from .. import events
 from ..errors import RulesError

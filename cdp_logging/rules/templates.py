@@ -3,13 +3,11 @@ named groups the rule's fields can reference."""
 
 from __future__ import annotations
 
-
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 from collections.abc import Callable
-
 
 from .patterns import LinearPattern, linear_pattern
 

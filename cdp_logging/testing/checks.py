@@ -3,11 +3,9 @@ their types, ids and timestamps."""
 
 from __future__ import annotations
 
-
 import re
 from dataclasses import dataclass
 from typing import Any
-
 
 from ..constants import CALL_TYPES
 from .wire import _json_bytes

@@ -16,7 +16,6 @@ It uses the standard library only, so it runs wherever the library does.
 
 from __future__ import annotations
 
-
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType

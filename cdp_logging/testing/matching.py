@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Mapping
 from typing import Any
-
 
 from .lines import format_event_line
 

@@ -3,13 +3,11 @@ what it answers."""
 
 from __future__ import annotations
 
-
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-
 
 from ..constants import BATCH_PATH, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from .checks import MAX_DEPTH, Message, MessageError, RejectedMessage, _check_message, _deeper_than

@@ -4,7 +4,6 @@ before a byte of the body is read, and bodies over the API's limits never read i
 
 from __future__ import annotations
 
-
 import contextlib
 import io
 import logging
@@ -14,7 +13,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-
 
 from .wire import _MAX_DISCARD_BYTES, _Response, _closing_error, _error, _header, logger
 

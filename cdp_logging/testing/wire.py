@@ -3,14 +3,12 @@ errors, planned failures."""
 
 from __future__ import annotations
 
-
 import json
 import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-
 
 from ..constants import CALL_TYPES
 
