@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
-from .options import _without_api_path, check_options
+from .options import without_api_path, check_options
 from .option_sources import from_environment
 from .privacy import leaving_step
 
@@ -149,7 +149,7 @@ class Analytics(Calls):
             numbers=given, timeout=timeout,
         )
 
-        self.host = _without_api_path(host)
+        self.host = without_api_path(host)
         if key.value:
             warn_if_other_region(key.value, self.host)
         self.enable = enable

@@ -60,7 +60,7 @@ def _missing_write_key() -> None:
     )
 
 
-def _without_api_path(host: str) -> str:
+def without_api_path(host: str) -> str:
     """The host without a trailing ``/v1`` or ``/v1/batch``: the client adds the path, and
     ``https://cdp.customer.io/v1`` would otherwise be posted to at ``/v1/v1/batch`` (404)."""
     host = host.rstrip("/")

@@ -115,7 +115,7 @@ class Answer:
             return body.decode("utf-8", "replace")
 
 
-class _Reader:
+class AnswerReader:
     """One answer as httptools parses it: the callbacks keep the final answer's status,
     headers and (bounded) body; interim 1xx answers are passed over.
 

@@ -10,10 +10,11 @@ is an error that closes the connection, never bytes left over to "answer" the ne
 
 Nothing a server does holds the worker past one deadline per request: connecting, sending
 and the whole answer end within ``timeout`` (or ``(connect, read)``: connecting within the
-first, the rest within the second). At most :data:`MAX_HEAD_BYTES` of heads (interim
-``1xx`` answers included) and :data:`MAX_BODY_BYTES` of body are read: longer heads are an
-error, and of a longer body the rest is left unread and the connection closed. Redirects
-are answers like any other: never followed.
+first, the rest within the second). At most
+:data:`~cdp_logging.delivery.answer.MAX_HEAD_BYTES` of heads (interim ``1xx`` answers
+included) and :data:`~cdp_logging.delivery.answer.MAX_BODY_BYTES` of body are read: longer
+heads are an error, and of a longer body the rest is left unread and the connection closed.
+Redirects are answers like any other: never followed.
 
 TLS certificates are verified against the bundle ``requests`` uses (``REQUESTS_CA_BUNDLE``,
 ``CURL_CA_BUNDLE``, else certifi's) and host names checked. Failures raise the library's own
@@ -44,7 +45,7 @@ except ImportError:  # pragma: no cover - then HTTPTransport sends through reque
     httptools = None  # type: ignore[assignment]
 from ..errors import ConnectError, ConnectTimeout, ProtocolError, ReadTimeout, TLSError, TransportError
 from ..secret import Secret
-from .answer import Answer, _Reader
+from .answer import Answer, AnswerReader
 
 
 _RECV_SIZE = 65536
@@ -269,7 +270,7 @@ class Connection:
         except OSError as err:
             raise _unanswered(ConnectError(
                 f"connection to {where} lost while sending: {_strerror(err)}")) from err
-        reader = _Reader()
+        reader = AnswerReader()
         try:
             keep = self._read_answer(sock, reader, deadline, kernel)
         except (TimeoutError, BlockingIOError, _Expired) as err:
@@ -288,7 +289,7 @@ class Connection:
         logger.debug("cdp-logging: %s answered %d", where, reader.status)
         return reader.answer()
 
-    def _read_answer(self, sock: socket.socket, reader: _Reader, deadline: float, kernel: bool) -> bool:
+    def _read_answer(self, sock: socket.socket, reader: AnswerReader, deadline: float, kernel: bool) -> bool:
         """Read until the answer is complete (or its kept body full); say whether the
         connection may carry another request."""
         while not reader.complete:

@@ -56,7 +56,7 @@ def authorization(write_key: str) -> str:
     return "Basic " + base64.b64encode(f"{write_key}:".encode("latin-1", "replace")).decode("ascii")
 
 
-class _Authorization(requests.auth.AuthBase):
+class AuthorizationHeader(requests.auth.AuthBase):
     """Sets the header :func:`authorization` gives. Set as the session's ``auth``, so requests
     never swaps in Basic auth from a matching ``.netrc`` entry."""
 
@@ -64,7 +64,7 @@ class _Authorization(requests.auth.AuthBase):
         self._value = value  # a Secret: no attribute holds the header in the clear
 
     def __repr__(self) -> str:
-        return "<_Authorization>"
+        return "<AuthorizationHeader>"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = self._value.value

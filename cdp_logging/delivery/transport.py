@@ -1,9 +1,9 @@
-"""One HTTP POST of a batch, and the retry policy around it.
+"""One HTTP POST of a batch: :class:`HTTPTransport`, the real
+:class:`~cdp_logging.delivery.protocol.Transport` (its own kept-alive connections, or
+``requests`` through a proxy), and the host a write key goes to by default.
 
-:class:`Transport` is the small interface the client talks to; :class:`HTTPTransport` is the
-real one (its own kept-alive connections, or ``requests`` through a proxy), and
-``cdp_logging.testing`` has one that keeps what it is given. :func:`send_with_retries`
-decides what is worth retrying and how long to wait.
+The interface is in :mod:`cdp_logging.delivery.protocol`, the retry policy around a post in
+:mod:`cdp_logging.delivery.retry`.
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from .protocol import (
     RESPONSE_TEXT_LIMIT,
     Response,
     USER_AGENT,
-    _Authorization,
+    AuthorizationHeader,
     authorization,
 )
 from .watched import (
-    _Route,
-    _Watchdog,
-    _WatchedAdapter,
-    _proxy_for,
-    _requests_is_patched,
-    _scrubbed,
-    _warn_if_unencrypted,
+    Route,
+    Watchdog,
+    WatchedAdapter,
+    proxy_for,
+    requests_is_patched,
+    scrubbed_error,
+    warn_if_unencrypted,
 )
 
 
@@ -111,24 +111,24 @@ class HTTPTransport:
         self.host = check_host(host)
         self.timeout = timeout
         self.gzip = gzip
-        _warn_if_unencrypted(self.host)
+        warn_if_unencrypted(self.host)
         self._session: requests.Session | None = None
-        #: How requests go: None until the first one; then a _Route, or False for requests.
-        self._route: _Route | bool | None = None
+        #: How requests go: None until the first one; then a Route, or False for requests.
+        self._route: Route | bool | None = None
         #: Connections not in use; a thread takes one (or opens one) for each request.
         self._idle: list[Connection] = []
         #: Ends a request through requests at its deadline (made with the session).
-        self._watchdog: _Watchdog | None = None
+        self._watchdog: Watchdog | None = None
 
     def __repr__(self) -> str:
         return f"HTTPTransport(host={self.host!r}, gzip={self.gzip}, timeout={self.timeout})"
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
-        adapter = _WatchedAdapter()
+        adapter = WatchedAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.auth = _Authorization(Secret(authorization(self._write_key.value)))
+        session.auth = AuthorizationHeader(Secret(authorization(self._write_key.value)))
         # No compressed answers: nothing is inflated that a server chose to make large.
         session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT,
                                 "Accept-Encoding": "identity"})
@@ -143,8 +143,8 @@ class HTTPTransport:
             headers = {"Content-Encoding": "gzip"}
         route = self._route
         if route is None:
-            route = self._route = _Route.for_host(self.host, self._write_key)
-        if route and not _requests_is_patched():
+            route = self._route = Route.for_host(self.host, self._write_key)
+        if route and not requests_is_patched():
             return self._post_direct(route, path, body, timeout)  # type: ignore[arg-type]
         return self._post_requests(path, body, headers, timeout)
 
@@ -163,7 +163,7 @@ class HTTPTransport:
             session = self._session = self._new_session()
         watchdog = self._watchdog
         if watchdog is None:
-            watchdog = self._watchdog = _Watchdog()
+            watchdog = self._watchdog = Watchdog()
         # requests bounds each read, not the whole answer: the watchdog ends what runs longer.
         watchdog.arm(time.monotonic() + longest)
         try:
@@ -191,16 +191,16 @@ class HTTPTransport:
             where = f"{url.hostname}:{port_of(url)}"
             if isinstance(err, requests.exceptions.ProxyError):
                 # The proxy failed, not the API host: say which, or the wrong one is looked into.
-                where = f"the proxy {_proxy_for(session, self.host)} (on the way to {where})"
+                where = f"the proxy {proxy_for(session, self.host)} (on the way to {where})"
             if watchdog.fired:
                 raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
-                                     _scrubbed(err)) from None
+                                     scrubbed_error(err)) from None
             message = scrubbed(f"{type(err).__name__}: {describe_failure(err, where)}", self._write_key.value)
-            raise TransportError(message, _scrubbed(err)) from None
+            raise TransportError(message, scrubbed_error(err)) from None
         finally:
             watchdog.disarm()
 
-    def _post_direct(self, route: _Route, path: str, body: bytes, limit: float | None) -> Response:
+    def _post_direct(self, route: Route, path: str, body: bytes, limit: float | None) -> Response:
         try:
             connection = self._idle.pop()
         except IndexError:

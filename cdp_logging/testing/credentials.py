@@ -8,7 +8,7 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
-from .wire import _header
+from .wire import header_value
 
 
 def credentials_refused(headers: Mapping[str, str], expected: str | None) -> str | None:
@@ -19,7 +19,7 @@ def credentials_refused(headers: Mapping[str, str], expected: str | None) -> str
     >>> credentials_refused({"Authorization": "Basic a2V5Og=="}, "key") is None
     True
     """
-    authorization = _header(headers, "Authorization", "")
+    authorization = header_value(headers, "Authorization", "")
     if not authorization:
         return "missing Authorization: use Basic auth, the write key as user name, no password"
     scheme, _, token = authorization.strip().partition(" ")
