@@ -350,9 +350,9 @@ class RulesError(ConfigurationError):
 
 class TransportError(CDPError):
     """No usable HTTP answer: the connection failed or timed out, the answer broke HTTP, or
-    a transport raised something else. ``cause`` holds why (for :class:`HTTPTransport
-    <cdp_logging.delivery.transport.HTTPTransport>`, one of the subclasses below when it sends
-    through its own connections, ``requests``' exception when through a proxy).
+    a transport raised something else. ``cause`` holds why: for the library's HTTP transport,
+    one of the subclasses below, whether it sent through its own connections or through
+    ``requests`` and a proxy (then ``requests``' exception is the subclass's ``__cause__``).
 
     A custom :class:`cdp_logging.Transport` raises it for a failed attempt; the batch is
     retried, and reported as a :class:`DeliveryError` when given up.

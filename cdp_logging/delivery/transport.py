@@ -21,6 +21,7 @@ import requests.utils
 
 # TransportError is imported from here too (its home before errors.py).
 from ..errors import TransportError as TransportError
+from ..errors import ConnectError, ConnectTimeout, ProtocolError, ReadTimeout, TLSError
 from .answer import MAX_BODY_BYTES, Answer
 from .connection import Connection, Timeout, describe_failure, port_of
 from .endpoint import check_host, check_write_key, scrubbed
@@ -193,10 +194,10 @@ class HTTPTransport:
                 # The proxy failed, not the API host: say which, or the wrong one is looked into.
                 where = f"the proxy {proxy_for(session, self.host)} (on the way to {where})"
             if watchdog.fired:
-                raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
-                                     scrubbed_error(err)) from None
-            message = scrubbed(f"{type(err).__name__}: {describe_failure(err, where)}", self._write_key.value)
-            raise TransportError(message, scrubbed_error(err)) from None
+                said = f"no complete answer from {where} within the timeout"
+                raise TransportError(f"Timeout: {said}", ReadTimeout(said, scrubbed_error(err))) from None
+            said = scrubbed(describe_failure(err, where), self._write_key.value)
+            raise TransportError(f"{type(err).__name__}: {said}", _own_error(scrubbed_error(err), said)) from None
         finally:
             watchdog.disarm()
 
@@ -240,3 +241,25 @@ class HTTPTransport:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _own_error(err: BaseException, said: str) -> BaseException:
+    """The library's own error (:mod:`cdp_logging.errors`) for what ``requests`` raised, saying
+    ``said``, with ``err`` as its cause: a DeliveryError's ``cause`` is of the same classes
+    whichever way the batch went. ``err`` itself when it is not a connection failure."""
+    kind: type[TransportError]
+    if isinstance(err, requests.exceptions.ConnectTimeout):  # before ConnectionError: it is one
+        kind = ConnectTimeout
+    elif isinstance(err, (requests.Timeout, TimeoutError)):
+        kind = ReadTimeout
+    elif isinstance(err, requests.exceptions.SSLError):  # before ConnectionError: it is one
+        kind = TLSError
+    elif isinstance(err, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        kind = ProtocolError
+    elif isinstance(err, requests.ConnectionError):  # a proxy's failure (ProxyError) included
+        kind = ConnectError
+    else:
+        return err
+    own = kind(said, err)
+    own.__cause__ = err
+    return own
