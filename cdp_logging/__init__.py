@@ -21,20 +21,27 @@ if TYPE_CHECKING:
     from .constants import DEFAULT_HOST, EU_HOST
     from .errors import (
         BeforeSendError,
+        CallbackError,
         CDPError,
         ConfigurationError,
+        ConnectError,
+        ConnectTimeout,
         DeliveryError,
         EventDroppedError,
         EventTooLargeError,
         InvalidEventError,
+        ProtocolError,
+        ReadTimeout,
         RulesError,
         SpoolError,
+        TLSError,
+        TransportError,
     )
-    from .delivery.transport import Response
+    from .delivery.protocol import Response
     from .delivery.protocol import Transport
     from .handler import CDPHandler
     from .lifecycle import flush_after
-    from .outcomes import CallbackError, Stats
+    from .outcomes import Stats
     from .redaction import DEFAULT_REDACT_KEYS
     from .registry import close_all_clients, flush_all_clients
     from .rules import RuleSet
@@ -50,16 +57,22 @@ __all__ = [
     "CDPHandler",
     "CallbackError",
     "ConfigurationError",
+    "ConnectError",
+    "ConnectTimeout",
     "DeliveryError",
     "EventDroppedError",
     "EventTooLargeError",
     "InvalidEventError",
+    "ProtocolError",
+    "ReadTimeout",
     "Response",
     "RuleSet",
     "RulesError",
     "SpoolError",
     "Stats",
+    "TLSError",
     "Transport",
+    "TransportError",
     "__version__",
     "close_all_clients",
     "events",
@@ -74,7 +87,7 @@ __all__ = [
 # orjson) would cost that start a few hundred milliseconds.
 _MODULES = {
     "Analytics": "client",
-    "CallbackError": "outcomes",
+    "CallbackError": "errors",
     "Stats": "outcomes",
     "close_all_clients": "registry",
     "flush_all_clients": "registry",
@@ -92,6 +105,12 @@ _MODULES = {
     "ConfigurationError": "errors",
     "RulesError": "errors",
     "SpoolError": "errors",
+    "TransportError": "errors",
+    "ConnectError": "errors",
+    "ConnectTimeout": "errors",
+    "ProtocolError": "errors",
+    "ReadTimeout": "errors",
+    "TLSError": "errors",
     "RuleSet": "rules",
     "Response": "delivery.protocol",
     "Transport": "delivery.protocol",

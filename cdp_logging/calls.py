@@ -3,10 +3,8 @@ queued (or captured, or counted as skipped); what is refused is counted and repo
 
 from __future__ import annotations
 
-
-
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -16,10 +14,6 @@ from .messages import build_message, encode_message, encode_plain, substitution_
 from .privacy import caller_origin
 from .fields import SHOWN_CHARS
 from .reporting import warn
-
-if TYPE_CHECKING:
-    # Imported when a client has a spool: a client without one never loads sqlite3.
-    pass
 from .outcomes import Callback, DeliveryOutcomes
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
-
 import inspect
 import os
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-
 
 from .delivery.connection import Timeout
 from .secret import Secret
@@ -30,7 +27,7 @@ if TYPE_CHECKING:
 from .outcomes import _Counters
 from .registry import _track_client
 from .calls import Calls
-from .options import _without_api_path, check_options
+from .options import without_api_path, check_options
 from .option_sources import from_environment
 from .privacy import leaving_step
 from .shutdown import ShutdownDeadlines
@@ -158,7 +155,7 @@ class Analytics(Calls, ShutdownDeadlines):
             numbers=given, timeout=timeout,
         )
 
-        self.host = _without_api_path(host)
+        self.host = without_api_path(host)
         if key.value:
             warn_if_other_region(key.value, self.host)
         self.enable = enable

@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 #: ``on_error(error, batch)``: the error, and the messages of the batch that failed.
-OnError = Callable[[CDPError, list], object]
+OnError = Callable[[CDPError, list[dict[str, Any]]], object]
 
 
 class _ProxiedTransport(HTTPTransport):
@@ -172,7 +172,7 @@ class Client:
         )
         self.host = self.analytics.host
         self._dropped = threading.local()
-        self._last_failed: list | None = None
+        self._last_failed: list[dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"<cdp_logging.compat.Client host={self.host!r} send={self.send}>"
@@ -305,7 +305,7 @@ class Client:
             return analytics.flush(timeout=None), message
         return True, message
 
-    def _finished(self, error: CDPError | None, batch: list) -> None:
+    def _finished(self, error: CDPError | None, batch: list[dict[str, Any]]) -> None:
         """Every call's callback: notes a refused call, and gives ``on_error`` each failed batch once."""
         if isinstance(error, EventDroppedError):
             self._dropped.message_id = error.message_id  # on the caller's thread, within send()

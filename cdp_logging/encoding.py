@@ -295,7 +295,7 @@ _FIXED_COLUMNS = tuple((column, char * _IDS_PER_REFILL)
                        for column, char in ((8, b"-"), (13, b"-"), (14, b"4"), (18, b"-"), (23, b"-"), (36, b" ")))
 #: Ids made but not yet used; emptied in forked children, which must not reuse the parent's.
 _spare_ids: list[str] = []
-_take_spare_id = _spare_ids.pop  # atomic: two threads never take the same id
+take_spare_id = _spare_ids.pop  # atomic: two threads never take the same id
 
 
 def _make_message_ids() -> list[str]:
@@ -320,7 +320,7 @@ def new_message_id() -> str:
     """
     while True:
         try:
-            return _take_spare_id()
+            return take_spare_id()
         except IndexError:
             _spare_ids.extend(_make_message_ids())
 

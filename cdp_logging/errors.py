@@ -1,11 +1,27 @@
 """The exceptions of cdp_logging: what a user can catch, or receives in ``error_handler``.
 
-Everything derives from :class:`CDPError`. Errors about the event itself
-(:class:`InvalidEventError`, :class:`EventTooLargeError`) are raised by the client's calls
-(:class:`BeforeSendError`, an InvalidEventError, only reported);
-errors about delivery (:class:`DeliveryError`, :class:`EventDroppedError`, :class:`SpoolError`)
-are never raised in the application: they go to ``error_handler`` or, without one, to the
-``cdp_logging`` logger.
+Errors about the event itself are raised by the client's calls (a :class:`BeforeSendError` is
+only reported); errors about delivery are never raised in the application: they go to
+``error_handler`` or, without one, to the ``cdp_logging`` logger. A :class:`TransportError`
+is what a :class:`cdp_logging.Transport` raises when it got no usable answer; the one a batch
+last failed with is the :class:`DeliveryError`'s ``cause``. The tree::
+
+    CDPError
+    ├── InvalidEventError (also a ValueError)   a call's fields break the API's rules
+    │   ├── EventTooLargeError                  over the API's 32 KB per event
+    │   └── BeforeSendError                     the before_send option failed
+    ├── ConfigurationError (also a ValueError)  configuration the library cannot use
+    │   └── RulesError                          a mapping rule is invalid
+    ├── DeliveryError                           a batch was not delivered
+    ├── EventDroppedError                       an event could not be queued
+    ├── CallbackError                           a per-call callback raised
+    ├── SpoolError                              the spool file cannot be used
+    └── TransportError                          no usable HTTP answer
+        ├── ConnectError                        no connection (name, refused, lost)
+        ├── TLSError                            TLS failed (certificate, handshake)
+        ├── ConnectTimeout                      no connection within the timeout
+        ├── ReadTimeout                         no complete answer within the timeout
+        └── ProtocolError                       the answer was not HTTP/1.x
 """
 
 from __future__ import annotations
@@ -101,7 +117,6 @@ class EventTooLargeError(InvalidEventError):
             message_id=message_id,
             origin=origin,
         )
-
 
 
 class BeforeSendError(InvalidEventError):
@@ -247,6 +262,23 @@ class EventDroppedError(CDPError):
         super().__init__(f"event dropped ({which}): {reason}")
 
 
+class CallbackError(CDPError):
+    """A per-call callback raised; the error it raised is ``__cause__``.
+
+    Reported (to ``error_handler``, or logged) on the worker, which carries on delivering.
+
+    Example::
+
+        def on_error(error: CDPError) -> None:
+            if isinstance(error, CallbackError):
+                sentry_sdk.capture_exception(error.__cause__)
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"a callback raised {type(cause).__name__}: {cause}")
+        self.__cause__ = cause
+
+
 class SpoolError(CDPError):
     """The spool file cannot be used; the client carries on with its in-memory queue.
 
@@ -331,3 +363,85 @@ class RulesError(ConfigurationError):
         if rule is not None:
             where.append(f"rule {rule}" + (f" ({described})" if described else ""))
         super().__init__(": ".join([*where, problem]))
+
+
+class TransportError(CDPError):
+    """No usable HTTP answer: the connection failed or timed out, the answer broke HTTP, or
+    a transport raised something else. ``cause`` holds why: for the library's HTTP transport,
+    one of the subclasses below, whether it sent through its own connections or through
+    ``requests`` and a proxy (then ``requests``' exception is the subclass's ``__cause__``).
+
+    A custom :class:`cdp_logging.Transport` raises it for a failed attempt (``sent=True``
+    when the request went out in full and only the answer was lost); the batch is retried,
+    and reported as a :class:`DeliveryError` when given up.
+
+    Example::
+
+        class MyTransport:
+            def post(self, path: str, body: bytes) -> cdp_logging.Response:
+                try:
+                    reply = my_http.post(path, body)
+                except my_http.Error as err:
+                    raise cdp_logging.TransportError(f"could not send: {err}", err) from err
+                return cdp_logging.Response(reply.status, reply.text)
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.cause = cause
+        #: True when the request had gone out in full and only its answer was lost (cut, timed
+        #: out): the API may have the events, so they are reported as unconfirmed.
+        self.sent = sent
+
+
+class ConnectError(TransportError):
+    """No connection to the host: its name did not resolve, it refused, or the connection
+    was lost while the request or its answer was on the way.
+
+    Example::
+
+        def on_error(err: cdp_logging.CDPError) -> None:
+            if isinstance(err, DeliveryError) and isinstance(err.cause, ConnectError):
+                alert(f"the collector is unreachable: {err.cause}")
+    """
+
+
+class TLSError(TransportError):
+    """TLS with the host failed: the certificate was not trusted, or the handshake broke (a
+    plain HTTP server behind an ``https://`` host, say).
+
+    Example::
+
+        if isinstance(delivery_error.cause, TLSError):
+            print("check REQUESTS_CA_BUNDLE:", delivery_error.cause)
+    """
+
+
+class ConnectTimeout(TransportError):
+    """No connection (TCP and TLS) within the timeout.
+
+    Example::
+
+        if isinstance(delivery_error.cause, (ConnectTimeout, ReadTimeout)):
+            metrics.increment("cdp.timeouts")
+    """
+
+
+class ReadTimeout(TransportError):
+    """The request could not be sent, or its answer did not arrive whole, within the timeout.
+
+    Example::
+
+        if isinstance(delivery_error.cause, ReadTimeout):
+            print("the API answered too slowly:", delivery_error.cause)
+    """
+
+
+class ProtocolError(TransportError):
+    """The server's answer was not HTTP/1.x as expected, or the connection ended within it.
+
+    Example::
+
+        if isinstance(delivery_error.cause, ProtocolError):
+            print("not an HTTP/1.1 server, or a proxy in the way:", delivery_error.cause)
+    """

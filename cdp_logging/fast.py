@@ -3,13 +3,11 @@ plainly valid; anything else goes the full way through :func:`~cdp_logging.messa
 
 from __future__ import annotations
 
-
 from typing import Any
 
-
 from . import encoding as _encoding
-from .encoding import _take_spare_id, iso_from_epoch, new_message_id
-from .messages import _DEFAULT_CONTEXT, LIBRARY
+from .encoding import take_spare_id, iso_from_epoch, new_message_id
+from .messages import DEFAULT_CONTEXT, LIBRARY
 from .scoping import active_scope
 
 
@@ -55,14 +53,14 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
             # new_message_id() and iso_from_epoch(), inlined: as calls they would cost a
             # tenth of what the application's thread spends on the event.
             try:
-                message_id = _take_spare_id()
+                message_id = take_spare_id()
             except IndexError:
                 message_id = new_message_id()
             first, stamps = _encoding._recent_stamps
             index = int(timestamp * 1000) - first
             return {"type": "track", "messageId": message_id,
                     "timestamp": stamps[index] if 0 <= index < 1000 else iso_from_epoch(timestamp),
-                    "userId": user_id, "event": event, "properties": body, "context": _DEFAULT_CONTEXT}
+                    "userId": user_id, "event": event, "properties": body, "context": DEFAULT_CONTEXT}
     allowed = _FAST_FIELDS.get(call)
     if allowed is None or not fields.keys() <= allowed or type(timestamp) is not float:
         return None
@@ -122,5 +120,5 @@ def fast_message(call: str, fields: dict[str, Any], timestamp: float) -> dict[st
                 message["category"] = category
             if body is not None:
                 message["properties"] = body
-    message["context"] = _DEFAULT_CONTEXT if context is None else {"library": LIBRARY, **context}
+    message["context"] = DEFAULT_CONTEXT if context is None else {"library": LIBRARY, **context}
     return message

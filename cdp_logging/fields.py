@@ -3,7 +3,6 @@ bad value is shown in an error."""
 
 from __future__ import annotations
 
-
 import datetime as _dt
 import decimal
 import math
@@ -12,7 +11,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
-
 
 from .encoding import iso_from_datetime, iso_from_epoch, new_message_id
 from .errors import InvalidEventError
@@ -24,10 +22,10 @@ SHOWN_CHARS = 80
 
 
 #: Epoch seconds a timestamp may take: the years 1 to 9999, what a datetime can hold.
-_FIRST_EPOCH = -62_135_596_800.0
+FIRST_EPOCH = -62_135_596_800.0
 
 
-_LAST_EPOCH = 253_402_300_799.999
+LAST_EPOCH = 253_402_300_799.999
 
 
 def shown(value: Any) -> str:
@@ -56,7 +54,7 @@ def shown(value: Any) -> str:
     return f"{kind} {text}"
 
 
-def _message_id(call: str, value: Any) -> str:
+def message_id_field(call: str, value: Any) -> str:
     if value is None:
         return new_message_id()
     if isinstance(value, str) and value:
@@ -86,7 +84,7 @@ def _id_text(value: Any) -> str | None:
         return None
 
 
-def _timestamp(call: str, value: Any, message_id: str) -> str:
+def timestamp_field(call: str, value: Any, message_id: str) -> str:
     if value is None:
         return iso_from_epoch(time.time())
     problem = "must be a datetime, a date, epoch seconds or an ISO-8601 string"
@@ -97,7 +95,7 @@ def _timestamp(call: str, value: Any, message_id: str) -> str:
             return f"{value.isoformat()}T00:00:00.000Z"
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             seconds = float(value)
-            if _FIRST_EPOCH <= seconds <= _LAST_EPOCH:  # NaN fails both
+            if FIRST_EPOCH <= seconds <= LAST_EPOCH:  # NaN fails both
                 return iso_from_epoch(seconds)
             problem = "epoch seconds must fall in the years 1 to 9999"
         elif isinstance(value, str):
@@ -113,7 +111,7 @@ def _timestamp(call: str, value: Any, message_id: str) -> str:
     raise InvalidEventError(call, "timestamp", f"{problem}, got {shown(value)}", message_id=message_id)
 
 
-def _identifier(call: str, field: str, value: Any, message_id: str) -> str | None:
+def identifier_field(call: str, field: str, value: Any, message_id: str) -> str | None:
     """Ids are strings; numbers (0 included, not bools) and UUIDs become strings, as the
     official client sends them; '' counts as absent."""
     if value is None:
@@ -140,20 +138,20 @@ def _identifier(call: str, field: str, value: Any, message_id: str) -> str | Non
     )
 
 
-def _object_type(call: str, value: Any, message_id: str) -> str | None:
+def object_type_field(call: str, value: Any, message_id: str) -> str | None:
     """An object type is a whole number from 1 (or its string): 1.5 is a mistake, not an id."""
     if isinstance(value, numbers.Number) and not isinstance(value, numbers.Integral):
         raise InvalidEventError(
             call, "object_type_id", f"must be a string or an integer, got {shown(value)}", message_id=message_id
         )
-    return _identifier(call, "object_type_id", value, message_id)
+    return identifier_field(call, "object_type_id", value, message_id)
 
 
-def _nobody(call: str, message_id: str) -> InvalidEventError:
+def missing_user_error(call: str, message_id: str) -> InvalidEventError:
     return InvalidEventError(call, "user_id", "user_id or anonymous_id is required", message_id=message_id)
 
 
-def _mapping(call: str, field: str, value: Any, message_id: str) -> Any:
+def mapping_field(call: str, field: str, value: Any, message_id: str) -> Any:
     if type(value) is dict or isinstance(value, Mapping):
         return value
     raise InvalidEventError(
@@ -161,7 +159,7 @@ def _mapping(call: str, field: str, value: Any, message_id: str) -> Any:
     )
 
 
-def _text(call: str, field: str, value: Any, message_id: str) -> str:
+def text_field(call: str, field: str, value: Any, message_id: str) -> str:
     if isinstance(value, str):
         return value
     raise InvalidEventError(call, field, f"must be a string, got {shown(value)}", message_id=message_id)

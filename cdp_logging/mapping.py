@@ -84,7 +84,6 @@ def calls_from_record(record: logging.LogRecord) -> list[tuple[str, dict[str, An
 _CALL_KEYS = frozenset(CALL_TYPES)
 
 
-
 def call_fields(call: str, payload: Any, timestamp: float | None) -> dict[str, Any]:
     """A call key's payload as the call's fields in snake_case, ``timestamp`` (epoch seconds,
     the moment of the log call) where it gives none: a copy, or with ``timestamp`` None the

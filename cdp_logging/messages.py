@@ -6,7 +6,6 @@ both accept and reject exactly the same input.
 
 from __future__ import annotations
 
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,15 +18,15 @@ from .errors import EventTooLargeError, InvalidEventError
 from .scoping import active_scope
 from .fields import (
     SHOWN_CHARS,
-    _FIRST_EPOCH,
-    _LAST_EPOCH,
-    _identifier,
-    _mapping,
-    _message_id,
-    _nobody,
-    _object_type,
-    _text,
-    _timestamp,
+    FIRST_EPOCH,
+    LAST_EPOCH,
+    identifier_field,
+    mapping_field,
+    message_id_field,
+    missing_user_error,
+    object_type_field,
+    text_field,
+    timestamp_field,
     shown,
 )
 
@@ -36,7 +35,7 @@ from .fields import (
 LIBRARY = {"name": "cdp-logging", "version": __version__}
 
 
-_DEFAULT_CONTEXT = {"library": LIBRARY}
+DEFAULT_CONTEXT = {"library": LIBRARY}
 
 
 _COMMON = ("context", "integrations", "timestamp", "message_id")
@@ -115,24 +114,24 @@ def build_message(
     if message_id is None:
         message_id = new_message_id()
     elif type(message_id) is not str or not message_id:
-        message_id = _message_id(call, message_id)
+        message_id = message_id_field(call, message_id)
     message: dict[str, Any] = {
         "type": call,
         "messageId": message_id,
         "timestamp": iso_from_epoch(timestamp)
-        if type(timestamp) is float and _FIRST_EPOCH <= timestamp <= _LAST_EPOCH
-        else _timestamp(call, timestamp, message_id),
+        if type(timestamp) is float and FIRST_EPOCH <= timestamp <= LAST_EPOCH
+        else timestamp_field(call, timestamp, message_id),
     }
     if user_id is not None:
         if type(user_id) is not str:
-            user_id = _identifier(call, "user_id", user_id, message_id)
+            user_id = identifier_field(call, "user_id", user_id, message_id)
         if user_id:
             message["userId"] = user_id
         else:
             user_id = None
     if anonymous_id is not None:
         if type(anonymous_id) is not str:
-            anonymous_id = _identifier(call, "anonymous_id", anonymous_id, message_id)
+            anonymous_id = identifier_field(call, "anonymous_id", anonymous_id, message_id)
         if anonymous_id:
             message["anonymousId"] = anonymous_id
         else:
@@ -144,43 +143,43 @@ def build_message(
             raise InvalidEventError(call, "event", problem, message_id=message_id)
         message["event"] = event
         if user_id is None and anonymous_id is None:
-            raise _nobody(call, message_id)
+            raise missing_user_error(call, message_id)
         if properties is not None:
-            message["properties"] = _mapping(call, "properties", properties, message_id)
+            message["properties"] = mapping_field(call, "properties", properties, message_id)
     elif call == "identify":
         if user_id is None and anonymous_id is None:
-            raise _nobody(call, message_id)
+            raise missing_user_error(call, message_id)
         if traits is not None:
-            message["traits"] = _mapping(call, "traits", traits, message_id)
+            message["traits"] = mapping_field(call, "traits", traits, message_id)
     elif call == "page" or call == "screen":
         if user_id is None and anonymous_id is None:
-            raise _nobody(call, message_id)
+            raise missing_user_error(call, message_id)
         if name is not None:
-            message["name"] = _text(call, "name", name, message_id)
+            message["name"] = text_field(call, "name", name, message_id)
         if category is not None:
-            message["category"] = _text(call, "category", category, message_id)
+            message["category"] = text_field(call, "category", category, message_id)
         if properties is not None:
-            message["properties"] = _mapping(call, "properties", properties, message_id)
+            message["properties"] = mapping_field(call, "properties", properties, message_id)
     elif call == "group":
-        group = _identifier(call, "group_id", group_id, message_id)
+        group = identifier_field(call, "group_id", group_id, message_id)
         if group is None:
             raise InvalidEventError(call, "group_id", "is required", message_id=message_id)
         message["groupId"] = group
-        object_type = _object_type(call, object_type_id, message_id)
+        object_type = object_type_field(call, object_type_id, message_id)
         if object_type is not None:
             message["objectTypeId"] = object_type
         if traits is not None:
-            traits = _mapping(call, "traits", traits, message_id)
+            traits = mapping_field(call, "traits", traits, message_id)
             in_traits = traits.get("object_type_id")
             if in_traits is not None:
                 # The docs also accept the object type as traits.object_type_id, a string there too.
                 traits = {
                     **traits,
-                    "object_type_id": _object_type(call, in_traits, message_id),
+                    "object_type_id": object_type_field(call, in_traits, message_id),
                 }
             message["traits"] = traits
     else:  # alias
-        previous = _identifier(call, "previous_id", previous_id, message_id)
+        previous = identifier_field(call, "previous_id", previous_id, message_id)
         if previous is None:
             raise InvalidEventError(call, "previous_id", "is required", message_id=message_id)
         if user_id is None:
@@ -188,11 +187,11 @@ def build_message(
         message["previousId"] = previous
 
     if context is None:
-        message["context"] = _DEFAULT_CONTEXT
+        message["context"] = DEFAULT_CONTEXT
     else:
-        message["context"] = {"library": LIBRARY, **_mapping(call, "context", context, message_id)}
+        message["context"] = {"library": LIBRARY, **mapping_field(call, "context", context, message_id)}
     if integrations is not None:
-        message["integrations"] = _mapping(call, "integrations", integrations, message_id)
+        message["integrations"] = mapping_field(call, "integrations", integrations, message_id)
     return message
 
 

@@ -3,12 +3,9 @@ unknown ``CDP_*`` variable says, once per process."""
 
 from __future__ import annotations
 
-
-
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Iterable, Mapping
-
 
 from .delivery.connection import Timeout
 from .secret import Secret
@@ -17,16 +14,11 @@ from .constants import (
 )
 from . import environment
 from .option_table import CLIENT_OPTIONS, check_value, option_error
-from .reporting import ErrorHandler, warn
+from .reporting import ErrorHandler, logger, warn
 from .delivery.endpoint import check_write_key
 from .delivery.transport import (
     default_host,
 )
-
-if TYPE_CHECKING:
-    # Imported when a client has a spool: a client without one never loads sqlite3.
-    pass
-from .outcomes import logger
 
 
 _warned_missing_write_key = False
@@ -68,7 +60,7 @@ def _missing_write_key() -> None:
     )
 
 
-def _without_api_path(host: str) -> str:
+def without_api_path(host: str) -> str:
     """The host without a trailing ``/v1`` or ``/v1/batch``: the client adds the path, and
     ``https://cdp.customer.io/v1`` would otherwise be posted to at ``/v1/v1/batch`` (404)."""
     host = host.rstrip("/")
@@ -78,7 +70,7 @@ def _without_api_path(host: str) -> str:
     return host
 
 
-def _unusable_environment_key(key: Secret) -> bool:
+def _unusable_environment_key(key: Secret[Any]) -> bool:
     """Refuse a key holding a control character (ValueError, the key not shown); but one read
     from CDP_WRITE_KEY is a bad environment variable, which never stops an application: one
     warning, and no key (True)."""
@@ -95,7 +87,7 @@ def _unusable_environment_key(key: Secret) -> bool:
 
 
 def check_options(
-    key: Secret, options: Iterable[str], *, host: str | None, enable: bool, require_write_key: bool,
+    key: Secret[Any], options: Iterable[str], *, host: str | None, enable: bool, require_write_key: bool,
     error_handler: ErrorHandler | None, overflow: str, spool_path: object, spool_full: str, gzip: bool,
     transport: object, numbers: Mapping[str, Any], timeout: Timeout,
 ) -> tuple[str, bool, float]:

@@ -12,12 +12,15 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from .delivery.batcher import IN_FLIGHT_AT_CLOSE, Batcher, Item
+from .delivery.batcher import IN_FLIGHT_AT_CLOSE, Batcher
+from .delivery.items import Item
 from .delivery.items import is_plain, item_bytes, message_ids
 from .constants import (
     BATCH_PATH, ENV_WRITE_KEY,
 )
 from .encoding import now_iso
+# CallbackError is imported from here too (its home before errors.py).
+from .errors import CallbackError as CallbackError
 from .errors import CDPError, DeliveryError, EventDroppedError, SpoolError
 from .reporting import Reporter
 from .delivery.retry import Outcome, RetryPolicy, send_with_retries
@@ -33,7 +36,7 @@ logger = logging.getLogger("cdp_logging")
 
 #: ``callback(error, batch)``: error is None on success; batch lists the messages sent
 #: in the same request (as dicts).
-Callback = Callable[[Any, list], object]
+Callback = Callable[[Any, list[dict[str, Any]]], object]
 
 
 class Stats(TypedDict):
@@ -118,23 +121,6 @@ class _Counters:
             values = self.values
             values["delivered"] += events
             values["batches"] += 1
-
-
-class CallbackError(CDPError):
-    """A per-call callback raised; the error it raised is ``__cause__``.
-
-    Reported (to ``error_handler``, or logged) on the worker, which carries on delivering.
-
-    Example::
-
-        def on_error(error: CDPError) -> None:
-            if isinstance(error, CallbackError):
-                sentry_sdk.capture_exception(error.__cause__)
-    """
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"a callback raised {type(cause).__name__}: {cause}")
-        self.__cause__ = cause
 
 
 def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -> DeliveryError:
@@ -314,7 +300,7 @@ class DeliveryOutcomes:
         for callback in callbacks:
             self._run_callback(callback, error, batch)
 
-    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list) -> None:
+    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list[dict[str, Any]]) -> None:
         try:
             callback(error, batch)
         except Exception as err:

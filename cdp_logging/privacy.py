@@ -120,7 +120,8 @@ class LeavingStep:
         problem = _not_a_message(result, call)
         if problem:
             raise BeforeSendError(call, f"before_send returned {problem}", message_id=message_id)
-        return result
+        checked: dict[str, Any] = result  # _not_a_message found it a dict
+        return checked
 
 
 def _own_copy(message: dict[str, Any]) -> dict[str, Any]:

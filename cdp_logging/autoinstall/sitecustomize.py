@@ -4,17 +4,20 @@ configured by environment variables.
 
 It never stops the program: a failure is reported once on standard error and the program
 runs on without the handler. Kept to plain syntax so that any Python that finds it on
-PYTHONPATH (an older one, or one without cdp-logging installed) fails politely.
+PYTHONPATH (an older one, or one without cdp-logging installed) fails politely: its types
+are comments, which mypy reads and no Python has to.
 """
 
 import os
 import sys
+import types  # noqa: F401 - named in a type comment, which ruff does not read
 
 #: Set once a failure is reported, so child processes do not repeat the same message.
 _REPORTED = "_CDP_LOGGING_REPORTED"
 
 
 def _run_displaced_sitecustomize():
+    # type: () -> None
     """Import the sitecustomize that this one hides, as the site module would have."""
     here = os.path.dirname(os.path.realpath(__file__))
     ours = sys.modules.get("sitecustomize")
@@ -35,12 +38,14 @@ def _run_displaced_sitecustomize():
 
 
 def _put_back(ours):
+    # type: (types.ModuleType | None) -> None
     """With no other sitecustomize, this one stays the module site imported."""
     if ours is not None:
         sys.modules["sitecustomize"] = ours
 
 
 def _as_site_reports(err):
+    # type: (BaseException) -> None
     if sys.flags.verbose:
         sys.excepthook(*sys.exc_info())
     else:
@@ -49,6 +54,7 @@ def _as_site_reports(err):
 
 
 def _install_handler():
+    # type: () -> None
     try:
         from cdp_logging.autoinstall import describe_failure, install
     except Exception as err:
@@ -62,6 +68,7 @@ def _install_handler():
 
 
 def _report(reason):
+    # type: (str) -> None
     """Write why this process sends nothing, unless a parent process said the same."""
     if os.environ.get(_REPORTED) == reason:
         return

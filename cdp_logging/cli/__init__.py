@@ -14,7 +14,6 @@ Each subcommand is one ``add_<name>(subcommands)`` function that adds its parser
 
 from __future__ import annotations
 
-
 import argparse
 import os
 import sys

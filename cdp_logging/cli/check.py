@@ -3,7 +3,6 @@ event it makes or why the API would refuse it."""
 
 from __future__ import annotations
 
-
 import argparse
 import http
 import io
@@ -15,7 +14,8 @@ import sys
 from typing import Any, TextIO
 from collections.abc import Iterable, Iterator
 
-from ..config import ENV_RULES, VARIABLES, handler_from_environment, read_environment
+from ..config import VARIABLES, handler_from_environment, read_environment
+from ..constants import ENV_RULES
 from ..constants import ENV_WRITE_KEY
 from ..errors import ConfigurationError, InvalidEventError
 from ..handler import CDPHandler
@@ -23,8 +23,8 @@ from ..messages import build_message, encode_message
 from ..privacy import leaving_step
 from ..redaction import Redactor, redact_keys_from_environment
 from ..rules import LinearPattern, faults_of, linear_pattern
-from .common import EXIT_CONFIGURATION, EXIT_REJECTED, _error, environment_help
-from .run import _quiet_without_write_key
+from .common import EXIT_CONFIGURATION, EXIT_REJECTED, print_error, environment_help
+from .run import quiet_without_write_key
 
 
 #: The format of ``logging.basicConfig()``'s lines; --format for others.
@@ -74,18 +74,18 @@ def check(arguments: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         environ = dict(os.environ)
-        _quiet_without_write_key(environ)  # the description says it
+        quiet_without_write_key(environ)  # the description says it
         rules = read_environment(environ).get("rules")
         faults = [] if rules is None else faults_of(rules)
         if faults:
             # Every one, where an application would skip each with a warning or an error.
             for fault in faults:
-                _error(f"{ENV_RULES}={fault}")
+                print_error(f"{ENV_RULES}={fault}")
             return EXIT_CONFIGURATION
         handler = handler_from_environment(environ)
         line_pattern = _line_pattern(arguments.format)
     except ConfigurationError as err:
-        _error(str(err))
+        print_error(str(err))
         return EXIT_CONFIGURATION
     try:
         if not arguments.json:

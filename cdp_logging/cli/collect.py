@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import argparse
 import json
 import os
@@ -12,7 +11,7 @@ import threading
 from typing import Any
 
 from ..constants import ENV_WRITE_KEY
-from .common import EXIT_CONFIGURATION, _error
+from .common import EXIT_CONFIGURATION, print_error
 
 
 def add_collect(subcommands: Any) -> None:
@@ -56,7 +55,7 @@ def collect(arguments: argparse.Namespace) -> int:
         if write_key is not None:
             check_write_key(write_key)
     except ValueError as err:
-        _error(str(err))
+        print_error(str(err))
         return EXIT_CONFIGURATION
     out = sys.stdout
     lock = threading.Lock()
@@ -80,7 +79,7 @@ def collect(arguments: argparse.Namespace) -> int:
     try:
         collector.start()
     except OSError as err:
-        _error(f"cannot listen on {arguments.host}:{arguments.port}: {err.strerror or err}")
+        print_error(f"cannot listen on {arguments.host}:{arguments.port}: {err.strerror or err}")
         return EXIT_CONFIGURATION
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())

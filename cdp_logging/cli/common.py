@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
 import sys
 
 from ..config import VARIABLES
-
 
 
 #: Exit statuses: a configuration that cannot work, and shell's "command not found" pair.
@@ -23,7 +21,7 @@ EXIT_NOT_FOUND = 127
 EXIT_REJECTED = 1
 
 
-def _error(message: str) -> None:
+def print_error(message: str) -> None:
     sys.stderr.write(f"cdp-logging: {message}\n")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import argparse
 import os
 import subprocess
@@ -10,10 +9,11 @@ import sys
 from typing import Any
 
 from ..autoinstall import SITE_DIRECTORY
-from ..config import ENV_RULES, handler_from_environment
+from ..config import handler_from_environment
+from ..constants import ENV_RULES
 from ..constants import ENV_ENABLE, ENV_WRITE_KEY
 from ..errors import ConfigurationError
-from .common import EXIT_CONFIGURATION, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, _error, environment_help
+from .common import EXIT_CONFIGURATION, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, print_error, environment_help
 
 
 def add_run(subcommands: Any) -> None:
@@ -36,7 +36,7 @@ def run(arguments: argparse.Namespace) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        _error("give the command to run after --, as in: cdp-logging run -- python app.py")
+        print_error("give the command to run after --, as in: cdp-logging run -- python app.py")
         return EXIT_CONFIGURATION
     if os.environ.get(ENV_RULES, "").strip():
         # The program may change directory (gunicorn --chdir) before reading it; and the
@@ -46,10 +46,10 @@ def run(arguments: argparse.Namespace) -> int:
     try:
         handler_from_environment().client.close_and_flush(timeout=0)
     except ConfigurationError as err:
-        _error(f"{err}\ncdp-logging: {argv[0]} was not started")
+        print_error(f"{err}\ncdp-logging: {argv[0]} was not started")
         return EXIT_CONFIGURATION
     environ = dict(os.environ)  # taken after the check: what it reported, it marked reported
-    _quiet_without_write_key(environ)
+    quiet_without_write_key(environ)
     environ["PYTHONPATH"] = os.pathsep.join(
         [SITE_DIRECTORY, *(entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
                            if entry and entry != SITE_DIRECTORY)]
@@ -57,7 +57,7 @@ def run(arguments: argparse.Namespace) -> int:
     return _replace_process(argv, environ)
 
 
-def _quiet_without_write_key(environ: dict[str, str]) -> None:
+def quiet_without_write_key(environ: dict[str, str]) -> None:
     """Without a write key the handler sends nothing and said so once, here: the command's
     processes send nothing too, without saying it again each."""
     if not environ.get(ENV_WRITE_KEY, "").strip():
@@ -72,8 +72,8 @@ def _replace_process(argv: list[str], environ: dict[str, str]) -> int:
             os.execvpe(argv[0], argv, environ)  # noqa: S606 - `run` becomes the user command, as exec(1) does
         return subprocess.call(argv, env=environ)
     except FileNotFoundError:
-        _error(f"command not found: {argv[0]}")
+        print_error(f"command not found: {argv[0]}")
         return EXIT_NOT_FOUND
     except PermissionError:
-        _error(f"cannot execute: {argv[0]}")
+        print_error(f"cannot execute: {argv[0]}")
         return EXIT_NOT_EXECUTABLE

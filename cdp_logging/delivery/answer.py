@@ -3,16 +3,18 @@ inflated body each have a limit, and what breaks HTTP is a :class:`ProtocolError
 
 from __future__ import annotations
 
-
 import zlib
 from collections.abc import Iterator, Mapping
-
-import requests
 
 try:
     import httptools
 except ImportError:  # pragma: no cover - then HTTPTransport sends through requests
     httptools = None  # type: ignore[assignment]
+
+from ..errors import ProtocolError
+
+#: Whether answers can be parsed here (httptools imported); without it requests sends.
+PARSER_AVAILABLE = httptools is not None
 
 
 #: The most response heads may take in all (interim 1xx answers included); the API's are a
@@ -28,10 +30,6 @@ MAX_BODY_BYTES = 64 * 1024
 #: The most a compressed answer is inflated to (the library asks for none, but a server may
 #: send one anyway).
 MAX_INFLATED_BYTES = 64 * 1024
-
-
-class ProtocolError(requests.ConnectionError):
-    """The server's answer was not HTTP/1.x as expected (or the connection ended within it)."""
 
 
 class Headers(Mapping[str, str]):
@@ -117,7 +115,7 @@ class Answer:
             return body.decode("utf-8", "replace")
 
 
-class _Reader:
+class AnswerReader:
     """One answer as httptools parses it: the callbacks keep the final answer's status,
     headers and (bounded) body; interim 1xx answers are passed over.
 

@@ -10,19 +10,21 @@ is an error that closes the connection, never bytes left over to "answer" the ne
 
 Nothing a server does holds the worker past one deadline per request: connecting, sending
 and the whole answer end within ``timeout`` (or ``(connect, read)``: connecting within the
-first, the rest within the second). At most :data:`MAX_HEAD_BYTES` of heads (interim
-``1xx`` answers included) and :data:`MAX_BODY_BYTES` of body are read: longer heads are an
-error, and of a longer body the rest is left unread and the connection closed. Redirects
-are answers like any other: never followed.
+first, the rest within the second). At most
+:data:`~cdp_logging.delivery.answer.MAX_HEAD_BYTES` of heads (interim ``1xx`` answers
+included) and :data:`~cdp_logging.delivery.answer.MAX_BODY_BYTES` of body are read: longer
+heads are an error, and of a longer body the rest is left unread and the connection closed.
+Redirects are answers like any other: never followed.
 
 TLS certificates are verified against the bundle ``requests`` uses (``REQUESTS_CA_BUNDLE``,
-``CURL_CA_BUNDLE``, else certifi's) and host names checked. Failures raise ``requests``'
-exception types (``requests.ConnectionError``, ``requests.Timeout``, ``requests.exceptions.SSLError``)
-with a message naming the host, the port and what went wrong.
+``CURL_CA_BUNDLE``, else certifi's) and host names checked. Failures raise the library's own
+:class:`~cdp_logging.errors.TransportError` subclasses (:class:`~cdp_logging.errors.ConnectError`,
+:class:`~cdp_logging.errors.TLSError`, :class:`~cdp_logging.errors.ConnectTimeout`,
+:class:`~cdp_logging.errors.ReadTimeout`, :class:`~cdp_logging.errors.ProtocolError`) with a
+message naming the host, the port and what went wrong.
 """
 
 from __future__ import annotations
-
 
 import logging
 import os
@@ -41,8 +43,9 @@ try:
     import httptools
 except ImportError:  # pragma: no cover - then HTTPTransport sends through requests
     httptools = None  # type: ignore[assignment]
+from ..errors import ConnectError, ConnectTimeout, ProtocolError, ReadTimeout, TLSError, TransportError
 from ..secret import Secret
-from .answer import Answer, ProtocolError, _Reader
+from .answer import Answer, AnswerReader
 
 
 _RECV_SIZE = 65536
@@ -53,8 +56,6 @@ Timeout = float | tuple[float, float]
 
 
 logger = logging.getLogger("cdp_logging")
-
-
 
 
 def tls_context() -> ssl.SSLContext:
@@ -93,10 +94,10 @@ def describe_failure(error: BaseException, where: str) -> str:
             hint = " (plain HTTP server?)" if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
                                                          "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST") else ""
             return f"TLS handshake with {where} failed{hint}: {reason}"
-    if isinstance(error, requests.exceptions.ConnectTimeout):
+    if isinstance(error, (requests.exceptions.ConnectTimeout, ConnectTimeout)):
         return f"could not connect to {where}: no connection within the timeout"
-    if any(isinstance(cause, (requests.Timeout, TimeoutError)) or type(cause).__name__ == "ReadTimeoutError"
-           for cause in causes(error)):
+    if any(isinstance(cause, (requests.Timeout, TimeoutError, ReadTimeout))
+           or type(cause).__name__ == "ReadTimeoutError" for cause in causes(error)):
         return f"no complete answer from {where} within the timeout"
     if isinstance(error, ProtocolError):
         return str(error)
@@ -171,8 +172,8 @@ class Connection:
     def post(self, request: Secret[bytes], *, timeout: Timeout, limit: float | None = None) -> Answer:
         """Send ``request.value`` (the request head and body) and return the answer, all
         within ``timeout`` (seconds, or ``(connect, read)``) and within ``limit`` seconds
-        if given. Raises ``requests.RequestException`` subclasses; after any error the
-        connection is closed, never reused."""
+        if given. Raises :class:`~cdp_logging.errors.TransportError` subclasses; after any
+        error the connection is closed, never reused."""
         started = time.monotonic()
         if isinstance(timeout, tuple):
             connect_timeout, read_timeout = timeout
@@ -191,7 +192,7 @@ class Connection:
             try:
                 return self._exchange(request, started, connect_timeout, read_timeout,
                                       overall, isinstance(timeout, tuple))
-            except requests.ConnectionError as err:
+            except (ConnectError, ProtocolError) as err:
                 # A kept-alive connection the server closed between requests fails before
                 # any answer arrives: the request was not taken, so it goes once more on a
                 # new connection, within the same deadline. A new connection failing is a
@@ -229,10 +230,9 @@ class Connection:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=_left(deadline, True))
         except TimeoutError as err:
-            raise requests.exceptions.ConnectTimeout(
-                f"could not connect to {where}: no connection within the timeout") from err
+            raise ConnectTimeout(f"could not connect to {where}: no connection within the timeout") from err
         except OSError as err:
-            raise requests.ConnectionError(describe_failure(err, where)) from err
+            raise ConnectError(describe_failure(err, where)) from err
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
@@ -240,14 +240,13 @@ class Connection:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
         except ssl.SSLError as err:
             sock.close()
-            raise requests.exceptions.SSLError(describe_failure(err, where)) from err
+            raise TLSError(describe_failure(err, where)) from err
         except TimeoutError as err:
             sock.close()
-            raise requests.exceptions.ConnectTimeout(
-                f"TLS handshake with {where} not done within the timeout") from err
+            raise ConnectTimeout(f"TLS handshake with {where} not done within the timeout") from err
         except OSError as err:
             sock.close()
-            raise requests.ConnectionError(f"TLS handshake with {where} failed: {_strerror(err)}") from err
+            raise ConnectError(f"TLS handshake with {where} failed: {_strerror(err)}") from err
         return sock
 
     def _exchange(self, request: Secret[bytes], started: float, connect_timeout: float,
@@ -265,25 +264,24 @@ class Connection:
         try:
             _send(sock, request, deadline, kernel)
         except (TimeoutError, BlockingIOError, _Expired) as err:
-            raise requests.exceptions.ReadTimeout(f"could not send to {where} within the timeout") from err
+            raise ReadTimeout(f"could not send to {where} within the timeout") from err
         except ssl.SSLError as err:
-            raise requests.exceptions.SSLError(describe_failure(err, where)) from err
+            raise TLSError(describe_failure(err, where)) from err
         except OSError as err:
-            raise _unanswered(requests.ConnectionError(
+            raise _unanswered(ConnectError(
                 f"connection to {where} lost while sending: {_strerror(err)}")) from err
-        reader = _Reader()
+        reader = AnswerReader()
         try:
             keep = self._read_answer(sock, reader, deadline, kernel)
         except (TimeoutError, BlockingIOError, _Expired) as err:
-            raise _sent(requests.exceptions.ReadTimeout(
-                f"no complete answer from {where} within the timeout")) from err
+            raise _sent(ReadTimeout(f"no complete answer from {where} within the timeout")) from err
         except ssl.SSLError as err:
-            raise _sent(requests.exceptions.SSLError(describe_failure(err, where))) from err
+            raise _sent(TLSError(describe_failure(err, where))) from err
         except ProtocolError as err:
             raise _sent(_unanswered(ProtocolError(f"bad answer from {where}: {err}"),
                                     answered=getattr(err, "answered", True))) from None
         except OSError as err:
-            raise _sent(_unanswered(requests.ConnectionError(
+            raise _sent(_unanswered(ConnectError(
                 f"connection to {where} lost while reading the answer: {_strerror(err)}"),
                 answered=bool(reader.head_bytes or reader.headers_done))) from err
         if not keep:
@@ -291,7 +289,7 @@ class Connection:
         logger.debug("cdp-logging: %s answered %d", where, reader.status)
         return reader.answer()
 
-    def _read_answer(self, sock: socket.socket, reader: _Reader, deadline: float, kernel: bool) -> bool:
+    def _read_answer(self, sock: socket.socket, reader: AnswerReader, deadline: float, kernel: bool) -> bool:
         """Read until the answer is complete (or its kept body full); say whether the
         connection may carry another request."""
         while not reader.complete:
@@ -378,14 +376,16 @@ def _set_kernel_timeout(sock: socket.socket, option: int, timeout: float) -> Non
                     struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000) or (0 if seconds else 1)))
 
 
-def _unanswered(error: requests.RequestException, *, answered: bool = False) -> requests.RequestException:
-    """Mark whether any byte of an answer had arrived when ``error`` happened."""
+def _unanswered(error: TransportError, *, answered: bool = False) -> TransportError:
+    """Mark whether any byte of an answer had arrived when ``error`` happened (a request no
+    byte of whose answer came may go once more on a new connection)."""
+    # An attribute of this module's own making, read back by Connection.post only.
     error.answered = answered  # type: ignore[attr-defined]
     return error
 
 
-def _sent(error: requests.RequestException) -> requests.RequestException:
+def _sent(error: TransportError) -> TransportError:
     """Mark ``error`` as happening after the whole request was sent: the server may have
     acted on it, and only its answer was lost (:attr:`TransportError.sent`)."""
-    error.sent = True  # type: ignore[attr-defined]
+    error.sent = True
     return error

@@ -3,7 +3,6 @@ which threads are the library's own."""
 
 from __future__ import annotations
 
-
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,6 @@ from typing import Any, Literal, Union
 from collections.abc import Callable, Sequence
 
 import orjson
-
 
 
 logger = logging.getLogger("cdp_logging")

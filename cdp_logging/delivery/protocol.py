@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-
 import base64
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,10 +16,9 @@ import requests.sessions
 import requests.utils
 
 from .._version import __version__
+# TransportError is imported from here too (its home before errors.py).
+from ..errors import TransportError as TransportError
 from ..secret import Secret
-
-
-logger = logging.getLogger("cdp_logging")
 
 
 USER_AGENT = f"cdp-logging/{__version__}"
@@ -59,7 +56,7 @@ def authorization(write_key: str) -> str:
     return "Basic " + base64.b64encode(f"{write_key}:".encode("latin-1", "replace")).decode("ascii")
 
 
-class _Authorization(requests.auth.AuthBase):
+class AuthorizationHeader(requests.auth.AuthBase):
     """Sets the header :func:`authorization` gives. Set as the session's ``auth``, so requests
     never swaps in Basic auth from a matching ``.netrc`` entry."""
 
@@ -67,7 +64,7 @@ class _Authorization(requests.auth.AuthBase):
         self._value = value  # a Secret: no attribute holds the header in the clear
 
     def __repr__(self) -> str:
-        return "<_Authorization>"
+        return "<AuthorizationHeader>"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = self._value.value
@@ -85,18 +82,6 @@ class Response:
     status: int
     text: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-class TransportError(Exception):
-    """No usable HTTP response: the connection failed or timed out, the answer broke HTTP,
-    or a transport raised something else. ``cause`` holds why; ``sent`` is True when the
-    request had gone out in full and only its answer was lost (cut, timed out): the API may
-    have the events."""
-
-    def __init__(self, message: str, cause: BaseException | None = None, *, sent: bool = False) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.sent = sent
 
 
 class Transport(Protocol):

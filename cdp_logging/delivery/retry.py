@@ -3,7 +3,6 @@ Retry-After), when to give up, and the :class:`Outcome` of a batch's sending."""
 
 from __future__ import annotations
 
-
 import email.utils
 import inspect
 import random
@@ -12,8 +11,8 @@ import time
 from dataclasses import dataclass
 from collections.abc import Callable
 
-
-from .protocol import Response, Transport, TransportError
+from ..errors import TransportError
+from .protocol import Response, Transport
 
 
 #: Statuses worth retrying besides 5xx; 501 and 505 will not change on a retry.

@@ -1,13 +1,12 @@
-"""One HTTP POST of a batch, and the retry policy around it.
+"""One HTTP POST of a batch: :class:`HTTPTransport`, the real
+:class:`~cdp_logging.delivery.protocol.Transport` (its own kept-alive connections, or
+``requests`` through a proxy), and the host a write key goes to by default.
 
-:class:`Transport` is the small interface the client talks to; :class:`HTTPTransport` is the
-real one (its own kept-alive connections, or ``requests`` through a proxy), and
-``cdp_logging.testing`` has one that keeps what it is given. :func:`send_with_retries`
-decides what is worth retrying and how long to wait.
+The interface is in :mod:`cdp_logging.delivery.protocol`, the retry policy around a post in
+:mod:`cdp_logging.delivery.retry`.
 """
 
 from __future__ import annotations
-
 
 import gzip as _gzip
 import http.client
@@ -22,32 +21,32 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import Answer, Connection, Timeout, causes, describe_failure, port_of
+# TransportError is imported from here too (its home before errors.py).
+from ..errors import TransportError as TransportError
+from ..errors import ConnectError, ConnectTimeout, ProtocolError, ReadTimeout, TLSError
+from .answer import MAX_BODY_BYTES, Answer
+from .connection import Connection, Timeout, causes, describe_failure, port_of
 from .endpoint import check_host, check_write_key, scrubbed
 from ..secret import Secret
-from .answer import MAX_BODY_BYTES
 from .pacing import NoSlot, Pacer
 from ..constants import DEFAULT_HOST, EU_HOST
 from .protocol import (
     key_region,
     RESPONSE_TEXT_LIMIT,
     Response,
-    TransportError,
     USER_AGENT,
-    _Authorization,
+    AuthorizationHeader,
     authorization,
 )
 from .watched import (
-    _Route,
-    _Watchdog,
-    _WatchedAdapter,
-    _proxy_for,
-    _requests_is_patched,
-    _scrubbed,
-    _warn_if_unencrypted,
+    Route,
+    Watchdog,
+    WatchedAdapter,
+    proxy_for,
+    requests_is_patched,
+    scrubbed_error,
+    warn_if_unencrypted,
 )
-
-
 
 
 _REGION_HOSTS = {"us": DEFAULT_HOST, "eu": EU_HOST}
@@ -116,14 +115,14 @@ class HTTPTransport:
         self.host = check_host(host)
         self.timeout = timeout
         self.gzip = gzip
-        _warn_if_unencrypted(self.host)
+        warn_if_unencrypted(self.host)
         self._session: requests.Session | None = None
-        #: How requests go: None until the first one; then a _Route, or False for requests.
-        self._route: _Route | bool | None = None
+        #: How requests go: None until the first one; then a Route, or False for requests.
+        self._route: Route | bool | None = None
         #: Connections not in use; a thread takes one (or opens one) for each request.
         self._idle: list[Connection] = []
         #: Ends a request through requests at its deadline (made with the session).
-        self._watchdog: _Watchdog | None = None
+        self._watchdog: Watchdog | None = None
         #: Requests through requests go one at a time (the watchdog watches one).
         self._requests_lock = threading.Lock()
         #: When set (by the client), every request takes a slot from it: concurrent
@@ -135,10 +134,10 @@ class HTTPTransport:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
-        adapter = _WatchedAdapter()
+        adapter = WatchedAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.auth = _Authorization(Secret(authorization(self._write_key.value)))
+        session.auth = AuthorizationHeader(Secret(authorization(self._write_key.value)))
         # No compressed answers: nothing is inflated that a server chose to make large.
         session.headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT,
                                 "Accept-Encoding": "identity"})
@@ -168,8 +167,8 @@ class HTTPTransport:
                    timeout: float | None) -> Response:
         route = self._route
         if route is None:
-            route = self._route = _Route.for_host(self.host, self._write_key)
-        if route and not _requests_is_patched():
+            route = self._route = Route.for_host(self.host, self._write_key)
+        if route and not requests_is_patched():
             return self._post_direct(route, path, body, timeout)  # type: ignore[arg-type]
         with self._requests_lock:
             return self._post_requests(path, body, headers, timeout)
@@ -189,7 +188,7 @@ class HTTPTransport:
             session = self._session = self._new_session()
         watchdog = self._watchdog
         if watchdog is None:
-            watchdog = self._watchdog = _Watchdog()
+            watchdog = self._watchdog = Watchdog()
         # requests bounds each read, not the whole answer: the watchdog ends what runs longer.
         watchdog.arm(time.monotonic() + longest)
         try:
@@ -217,19 +216,20 @@ class HTTPTransport:
             where = f"{url.hostname}:{port_of(url)}"
             if isinstance(err, requests.exceptions.ProxyError):
                 # The proxy failed, not the API host: say which, or the wrong one is looked into.
-                where = f"the proxy {_proxy_for(session, self.host)} (on the way to {where})"
+                where = f"the proxy {proxy_for(session, self.host)} (on the way to {where})"
             # Sent in full, the answer lost: a read timeout, or the server hanging up on it.
             sent = isinstance(err, requests.exceptions.ReadTimeout) or any(
                 isinstance(cause, http.client.RemoteDisconnected) for cause in causes(err))
             if watchdog.fired:
-                raise TransportError(f"Timeout: no complete answer from {where} within the timeout",
-                                     _scrubbed(err), sent=sent) from None
-            message = scrubbed(f"{type(err).__name__}: {describe_failure(err, where)}", self._write_key.value)
-            raise TransportError(message, _scrubbed(err), sent=sent) from None
+                said = f"no complete answer from {where} within the timeout"
+                raise TransportError(f"Timeout: {said}", ReadTimeout(said, scrubbed_error(err)), sent=sent) from None
+            said = scrubbed(describe_failure(err, where), self._write_key.value)
+            raise TransportError(f"{type(err).__name__}: {said}", _own_error(scrubbed_error(err), said),
+                                 sent=sent) from None
         finally:
             watchdog.disarm()
 
-    def _post_direct(self, route: _Route, path: str, body: bytes, limit: float | None) -> Response:
+    def _post_direct(self, route: Route, path: str, body: bytes, limit: float | None) -> Response:
         try:
             connection = self._idle.pop()
         except IndexError:
@@ -237,8 +237,8 @@ class HTTPTransport:
         try:
             answer = connection.post(route.request(path, body, gzip=self.gzip), timeout=self.timeout, limit=limit)
             return Response(answer.status, self._quoted(answer), answer.headers)
-        except requests.RequestException as err:
-            raise TransportError(f"{type(err).__name__}: {err}", err, sent=getattr(err, "sent", False)) from None
+        except TransportError as err:  # the connection's own, named in the message
+            raise TransportError(f"{type(err).__name__}: {err}", err, sent=err.sent) from None
         finally:
             self._idle.append(connection)
 
@@ -272,3 +272,25 @@ class HTTPTransport:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _own_error(err: BaseException, said: str) -> BaseException:
+    """The library's own error (:mod:`cdp_logging.errors`) for what ``requests`` raised, saying
+    ``said``, with ``err`` as its cause: a DeliveryError's ``cause`` is of the same classes
+    whichever way the batch went. ``err`` itself when it is not a connection failure."""
+    kind: type[TransportError]
+    if isinstance(err, requests.exceptions.ConnectTimeout):  # before ConnectionError: it is one
+        kind = ConnectTimeout
+    elif isinstance(err, (requests.Timeout, TimeoutError)):
+        kind = ReadTimeout
+    elif isinstance(err, requests.exceptions.SSLError):  # before ConnectionError: it is one
+        kind = TLSError
+    elif isinstance(err, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        kind = ProtocolError
+    elif isinstance(err, requests.ConnectionError):  # a proxy's failure (ProxyError) included
+        kind = ConnectError
+    else:
+        return err
+    own = kind(said, err)
+    own.__cause__ = err
+    return own

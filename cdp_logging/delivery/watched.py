@@ -3,8 +3,8 @@ request ends at its deadline, however slowly the server answers."""
 
 from __future__ import annotations
 
-
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -20,23 +20,27 @@ import requests.auth
 import requests.sessions
 import requests.utils
 
-from .connection import causes, httptools, port_of, tls_context
+from .answer import PARSER_AVAILABLE
+from .connection import causes, port_of, tls_context
 from .endpoint import hide_passwords
 from ..secret import Secret
-from .protocol import USER_AGENT, authorization, logger
+from .protocol import USER_AGENT, authorization
+
+logger = logging.getLogger("cdp_logging")
 
 
-def _proxy_for(session: requests.Session, url: str) -> str:
+def proxy_for(session: requests.Session, url: str) -> str:
     """``host:port`` of the proxy ``session`` sends requests for ``url`` through."""
     proxies = session.merge_environment_settings(url, {}, None, None, None)["proxies"]
     proxy = requests.utils.select_proxy(url, proxies)
     if not proxy:
         return "(unknown)"
-    parts = urlsplit(requests.utils.prepend_scheme_if_needed(proxy, "http"))
+    # types-requests leaves prepend_scheme_if_needed unannotated; it takes and returns a str.
+    parts = urlsplit(requests.utils.prepend_scheme_if_needed(proxy, "http"))  # type: ignore[no-untyped-call]
     return f"{parts.hostname}:{port_of(parts)}"
 
 
-class _Watchdog:
+class Watchdog:
     """Shuts the socket of a request through ``requests`` still running at its deadline.
 
     ``requests`` (urllib3, http.client) bounds each socket operation by its timeout, so a
@@ -108,7 +112,7 @@ _watching = threading.local()
 
 
 def _register(connection: object) -> None:
-    watchdog: _Watchdog | None = getattr(_watching, "dog", None)
+    watchdog: Watchdog | None = getattr(_watching, "dog", None)
     if watchdog is not None:
         watchdog.using(connection)
 
@@ -138,7 +142,7 @@ class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-class _WatchedAdapter(requests.adapters.HTTPAdapter):
+class WatchedAdapter(requests.adapters.HTTPAdapter):
     """requests' adapter, its connections (direct or through an HTTP proxy) watched."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -146,17 +150,17 @@ class _WatchedAdapter(requests.adapters.HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers keep their own pools
             manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
         return manager
 
 
-class _Route:
+class Route:
     """Where direct requests go and the bytes their heads share, worked out once; the
-    heads, which carry the key, held as :class:`~cdp_logging.delivery.connection.Secret`."""
+    heads, which carry the key, held as :class:`~cdp_logging.secret.Secret`."""
 
-    def __init__(self, url: SplitResult, write_key: Secret) -> None:
+    def __init__(self, url: SplitResult, write_key: Secret[str]) -> None:
         self.url = url
         self._tls: ssl.SSLContext | None = None
         self._heads: dict[tuple[str, bool], Secret[bytes]] = {}
@@ -171,11 +175,11 @@ class _Route:
         )
 
     @classmethod
-    def for_host(cls, host: str, write_key: Secret[str]) -> _Route | bool:
+    def for_host(cls, host: str, write_key: Secret[str]) -> Route | bool:
         """A route for direct requests to ``host``, or False where requests must go (a
         proxy, a URL the lean client does not handle, or no httptools to parse answers)."""
         url = urlsplit(host)
-        if (httptools is None or url.scheme not in ("http", "https") or not url.hostname
+        if (not PARSER_AVAILABLE or url.scheme not in ("http", "https") or not url.hostname
                 or url.username is not None
                 or url.query or url.fragment):
             return False
@@ -216,7 +220,7 @@ _SESSION_SEND = requests.sessions.Session.send
 _GET_ADAPTER = requests.sessions.Session.get_adapter
 
 
-def _requests_is_patched() -> bool:
+def requests_is_patched() -> bool:
     """True while ``responses``, ``requests-mock`` or a mock.patch replaces how requests
     sends: an application's tests that intercept HTTP that way keep intercepting ours."""
     adapter_send = requests.adapters.HTTPAdapter.send
@@ -230,7 +234,7 @@ def _requests_is_patched() -> bool:
                 and getattr(get_adapter, "__module__", None) == "requests.sessions")
 
 
-def _scrubbed(err: BaseException) -> BaseException:
+def scrubbed_error(err: BaseException) -> BaseException:
     """``err`` without what could show the key: ``requests`` keeps the prepared request
     (its Authorization header) on the exception, and the frames of its tracebacks (and of
     those it wraps) hold the headers in their locals."""
@@ -251,7 +255,7 @@ def _scrubbed(err: BaseException) -> BaseException:
     return err
 
 
-def _warn_if_unencrypted(host: str) -> None:
+def warn_if_unencrypted(host: str) -> None:
     """Warn once per transport when the key would cross a network in the clear."""
     url = urlsplit(host)
     if url.scheme != "http":

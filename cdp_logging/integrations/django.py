@@ -23,7 +23,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
-from ..handler import resolve_callable
+from ..option_table import resolve_callable
 from ..scoping import scope
 from .request import call_user_id, request_scope
 

@@ -59,7 +59,6 @@ instead, when logging is configured.
 
 from __future__ import annotations
 
-
 from .patterns import LinearPattern, linear_pattern
 from .rule import Rule, RuleMatch
 from .ruleset import RuleSet, RulesSource, faults_of, load_rules

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import hashlib
 import json
 import logging
@@ -11,7 +10,6 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
 
 from ..errors import RulesError
 from ..reporting import warn
@@ -24,7 +22,7 @@ else:
     import tomli as tomllib
 
 
-def _read_file(source: str) -> list[Any]:
+def read_rules_file(source: str) -> list[Any]:
     """The list of rules in a rules file; raises RulesError naming the file."""
     extension = os.path.splitext(source)[1].lower()
     if extension not in (".json", ".toml"):
@@ -74,7 +72,7 @@ def _writable_by_others(status: os.stat_result) -> str | None:
     return None
 
 
-def _compile(rules: Iterable[Mapping[str, Any]], source: str | None
+def compile_rules(rules: Iterable[Mapping[str, Any]], source: str | None
              ) -> tuple[list[Rule], list[RulesError]]:
     """The rules that work, and the fault of each one that does not, naming it."""
     if isinstance(rules, (str, bytes)) or not isinstance(rules, Iterable):
@@ -96,7 +94,7 @@ def _compile(rules: Iterable[Mapping[str, Any]], source: str | None
 _REPORTED_FAULTS = "_CDP_LOGGING_RULES_REPORTED"
 
 
-def _report(faults: Sequence[RulesError]) -> None:
+def report_faults(faults: Sequence[RulesError]) -> None:
     """One WARNING for a misspelt key, one ERROR for any other fault; once per process tree."""
     if not faults:
         return

@@ -3,7 +3,6 @@ for ``cdp-logging check``."""
 
 from __future__ import annotations
 
-
 import re
 from collections.abc import Sequence
 from typing import Any

@@ -3,7 +3,6 @@ resolvers that read a record."""
 
 from __future__ import annotations
 
-
 import logging
 import math
 import re
@@ -11,10 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 from collections.abc import Callable
 
-
 from ..constants import MAX_MESSAGE_BYTES
 from ..errors import RulesError
-from .templates import MISSING, Resolver, _ConversionError, _Template
+from .templates import MISSING, Resolver, ConversionError, Template
 
 
 #: What ``{record[...]}`` may name: the attributes logging sets on every record.
@@ -48,10 +46,10 @@ _REFERENCE = re.compile(r"(\w+)\[([^\[\]]*)\](?:\|(\w+))?")
 MAX_REFERENCES = 64
 
 
-class _FieldCompiler:
+class FieldCompiler:
     """Turns a rule's field values into resolvers, checking every reference."""
 
-    def __init__(self, template: _Template | None, regex: re.Pattern[str] | None) -> None:
+    def __init__(self, template: Template | None, regex: re.Pattern[str] | None) -> None:
         self.template = template
         self.regex = regex
         self.references = 0
@@ -166,8 +164,8 @@ def _constant(value: Any) -> Resolver:
     return lambda record, groups: value
 
 
-class _TooLong(_ConversionError):
-    def __init__(self, length: int) -> None:  # its own wording, not _ConversionError's
+class _TooLong(ConversionError):
+    def __init__(self, length: int) -> None:  # its own wording, not ConversionError's
         Exception.__init__(self, f"the text made is over {length} characters, more than the "
                                  f"API takes in a whole event ({MAX_MESSAGE_BYTES} bytes)")
 
@@ -228,9 +226,9 @@ def _converting(resolver: Resolver, convert: Callable[[Any], Any], name: str, sh
         try:
             converted = convert(value)
         except (TypeError, ValueError, OverflowError) as err:
-            raise _ConversionError(shown, value, name) from err
+            raise ConversionError(shown, value, name) from err
         if type(converted) is float and not math.isfinite(converted):
-            raise _ConversionError(shown, value, name)
+            raise ConversionError(shown, value, name)
         return converted
 
     return resolve

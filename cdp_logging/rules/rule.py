@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-
 import difflib
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-
 from ..constants import CALL_TYPES
 from ..errors import InvalidEventError, RulesError
 from ..messages import CAMEL_CASE, FIELDS
 from .patterns import LinearPattern, linear_pattern
-from .templates import GUNICORN_ACCESS_ATOMS, MISSING, Resolver, _ConversionError, _Template
-from .references import _FieldCompiler
+from .templates import GUNICORN_ACCESS_ATOMS, MISSING, Resolver, ConversionError, Template
+from .references import FieldCompiler
 
 
 #: The keys a rule may have besides its call.
 RULE_KEYS = ("logger", "level", "message", "regex")
-
 
 
 _REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -83,7 +80,7 @@ class Rule:
                 raise RulesError(f"'regex' must be a string, got {pattern!r}")
             self.regex = linear_pattern(pattern)
         self._logger_dot = self.logger + "."
-        self._template = None if self.message is None else _Template(
+        self._template = None if self.message is None else Template(
             self.message, GUNICORN_ACCESS_ATOMS if self.logger == "gunicorn.access" else frozenset())
         self._text_pattern: Any = None
         self._fields = self._compile_fields(spec[self.call])
@@ -92,7 +89,7 @@ class Rule:
         call = self.call
         if not isinstance(payload, Mapping):
             raise RulesError(f"{call!r} must be a table of the call's fields, got {payload!r}")
-        compiler = _FieldCompiler(self._template, self.regex)
+        compiler = FieldCompiler(self._template, self.regex)
         fields = []
         for key, value in payload.items():
             name = CAMEL_CASE.get(key, key)
@@ -140,7 +137,7 @@ class Rule:
                 continue
             try:
                 value = resolver(record, groups)
-            except _ConversionError as err:
+            except ConversionError as err:
                 raise InvalidEventError(self.call, name, str(err)) from None
             if value is not MISSING:
                 fields[name] = value

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
-
 from .. import events
 from ..errors import RulesError
 from .patterns import PatternSets, matched_text, valid_text
 from .rule import Rule, RuleMatch
-from .loading import _compile, _read_file, _report
+from .loading import compile_rules, read_rules_file, report_faults
 
 
 #: What ``rules=`` accepts: rules, the path of a JSON or TOML file, or a RuleSet.
@@ -49,12 +47,12 @@ class RuleSet:
                  strict: bool | None = None) -> None:
         self.source = source
         try:
-            compiled, faults = _compile(rules, source)
+            compiled, faults = compile_rules(rules, source)
         except RulesError as err:
             faults, compiled = [err], []
         if faults and (events.is_strict() if strict is None else strict):
             raise faults[0]
-        _report(faults)
+        report_faults(faults)
         #: The faults of the rules left out (or of the whole file), in order; empty when
         #: every rule works.
         self.skipped: tuple[RulesError, ...] = tuple(faults)
@@ -84,13 +82,13 @@ class RuleSet:
         ERROR (raised with ``strict``, as in :class:`RuleSet`)."""
         source = os.fspath(path)
         try:
-            loaded = _read_file(source)
+            loaded = read_rules_file(source)
         except RulesError as err:
             if events.is_strict() if strict is None else strict:
                 raise
             empty = cls([], source=source)
             empty.skipped = (err,)
-            _report([err])
+            report_faults([err])
             return empty
         return cls(loaded, source=source, strict=strict)
 
@@ -312,10 +310,10 @@ def faults_of(rules: RulesSource) -> list[RulesError]:
     try:
         if isinstance(rules, (str, os.PathLike)):
             source: str | None = os.fspath(rules)
-            rules = _read_file(os.fspath(rules))
+            rules = read_rules_file(os.fspath(rules))
         else:
             source = None
-        return _compile(rules, source)[1]
+        return compile_rules(rules, source)[1]
     except RulesError as err:
         return [err]
 

@@ -3,13 +3,11 @@ named groups the rule's fields can reference."""
 
 from __future__ import annotations
 
-
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 from collections.abc import Callable
-
 
 from .patterns import LinearPattern, linear_pattern
 
@@ -28,7 +26,7 @@ MISSING: Any = _Missing()
 Resolver = Callable[[logging.LogRecord, Mapping[str, Any]], Any]
 
 
-class _ConversionError(Exception):
+class ConversionError(Exception):
     def __init__(self, reference: str, value: Any, conversion: str) -> None:
         super().__init__(f"{reference} is {value!r}, which |{conversion} cannot convert")
 
@@ -46,7 +44,7 @@ GUNICORN_ACCESS_ATOMS = frozenset(
 )
 
 
-class _Template:
+class Template:
     """What a %-style message template expects: a number of arguments, or named ones."""
 
     def __init__(self, template: str, given: frozenset[str] = frozenset()) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ import orjson
 
 from .. import calls as _calls
 from .lines import format_event_line
-from .matching import _criteria, _describe, _listing, _matches
+from .matching import criteria_for, describe_wanted, listing_of, message_matches
 
 
 __all__ = ["CallType", "CapturedEvents", "capture_events"]
@@ -126,8 +125,8 @@ class CapturedEvents:
             [order] = events.filter("track", event="Order Completed", user_id="42")
             events.filter(properties={"coupon": "SPRING"})
         """
-        wanted = _criteria(type, event, fields)
-        return [message for message in self.messages if _matches(message, wanted)]
+        wanted = criteria_for(type, event, fields)
+        return [message for message in self.messages if message_matches(message, wanted)]
 
     def identifies(self, user_id: str | int | None = None, **fields: Any) -> list[dict[str, Any]]:
         """The identify calls, optionally only those of ``user_id`` or matching ``fields``.
@@ -216,14 +215,14 @@ class CapturedEvents:
             signup = events.one("track", event="Signed Up")
             assert signup["properties"]["plan"] == "free"
         """
-        wanted = _criteria(type, event, fields)
+        wanted = criteria_for(type, event, fields)
         messages = self.messages
-        found = [message for message in messages if _matches(message, wanted)]
+        found = [message for message in messages if message_matches(message, wanted)]
         if len(found) != 1:
             how_many = "none" if not found else str(len(found))
             raise AssertionError(
-                f"expected exactly one {_describe(wanted)}, found {how_many}\n"
-                + _listing(messages, found, wanted)
+                f"expected exactly one {describe_wanted(wanted)}, found {how_many}\n"
+                + listing_of(messages, found, wanted)
             )
         return found[0]
 
@@ -264,23 +263,23 @@ class CapturedEvents:
 
             events.assert_not_sent("track", event="Payment Failed")
         """
-        wanted = _criteria(type, event, fields)
+        wanted = criteria_for(type, event, fields)
         messages = self.messages
-        found = [message for message in messages if _matches(message, wanted)]
+        found = [message for message in messages if message_matches(message, wanted)]
         if found:
             raise AssertionError(
-                f"expected no {_describe(wanted)}, found {len(found)}\n"
-                + _listing(messages, found)
+                f"expected no {describe_wanted(wanted)}, found {len(found)}\n"
+                + listing_of(messages, found)
             )
 
     def _assert_some(self, criteria: dict[str, Any]) -> dict[str, Any]:
-        wanted = _criteria(criteria.pop("type", None), criteria.pop("event", None), criteria)
+        wanted = criteria_for(criteria.pop("type", None), criteria.pop("event", None), criteria)
         messages = self.messages
         for message in messages:
-            if _matches(message, wanted):
+            if message_matches(message, wanted):
                 return message
         raise AssertionError(
-            f"expected {_describe(wanted)}, found none\n" + _listing(messages, [], wanted)
+            f"expected {describe_wanted(wanted)}, found none\n" + listing_of(messages, [], wanted)
         )
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -298,7 +297,7 @@ class CapturedEvents:
             messages = list(self._messages)
         raise AssertionError(
             f"expected at least {count} messages within {timeout:g} s, got {len(messages)}\n"
-            + _listing(messages, [])
+            + listing_of(messages, [])
         )
 
     def format(self) -> str:

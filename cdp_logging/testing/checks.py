@@ -3,14 +3,12 @@ their types, ids and timestamps."""
 
 from __future__ import annotations
 
-
 import re
 from dataclasses import dataclass
 from typing import Any
 
-
 from ..constants import CALL_TYPES
-from .wire import _json_bytes
+from .wire import json_bytes
 
 
 #: JSON nested deeper than this is refused (400): no real event nests so deep, and a parser
@@ -97,7 +95,7 @@ class RejectedMessage:
     path: str
 
 
-def _check_message(
+def check_message(
     message: Any,
     index: int,
     default_type: str | None,
@@ -179,7 +177,7 @@ def _check_message(
             errors.append(_fault(message, index, name, "bad_timestamp", detail))
 
     if max_message_bytes is not None:
-        size = len(_json_bytes(message))
+        size = len(json_bytes(message))
         if size > max_message_bytes:
             detail = f"is {size} bytes, over the {max_message_bytes} byte limit a call"
             errors.append(_fault(message, index, "", "too_large", detail))
@@ -220,7 +218,7 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
+def deeper_than(value: Any, limit: int) -> bool:
     """Whether JSON ``value`` nests arrays and objects more than ``limit`` deep (a walk with
     a stack of its own: the value may be deeper than Python's recursion allows)."""
     stack = [(value, 1)]

@@ -16,7 +16,6 @@ It uses the standard library only, so it runs wherever the library does.
 
 from __future__ import annotations
 
-
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -25,8 +24,8 @@ from typing import Any
 from ..constants import CALL_TYPES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from .checks import Message, MessageError, RejectedMessage
 from .lines import format_event_line
-from .wire import ReceivedRequest, _planned_failure, logger
-from .server import _CollectorServer
+from .wire import ReceivedRequest, planned_failure, logger
+from .server import CollectorServer
 from .receiving import Receiver
 
 
@@ -87,7 +86,7 @@ class LocalCollector(Receiver):
         if self._server is not None:
             raise RuntimeError("the collector is already running")
         self._stopping = threading.Event()
-        server = _CollectorServer((self.host, self._requested_port), self)
+        server = CollectorServer((self.host, self._requested_port), self)
         self._server = server
         self._port = server.server_address[1]
         self._thread = threading.Thread(
@@ -304,7 +303,7 @@ class LocalCollector(Receiver):
             raise ValueError(f"n must be zero or more, not {n}")
         if n == 0:
             return
-        failure = _planned_failure(status, retry_after, body, remaining=n)
+        failure = planned_failure(status, retry_after, body, remaining=n)
         with self._condition:
             self._planned_failures.append(failure)
 
@@ -325,7 +324,7 @@ class LocalCollector(Receiver):
         rule = (
             None
             if predicate is None
-            else (predicate, _planned_failure(status, retry_after, body, 0))
+            else (predicate, planned_failure(status, retry_after, body, 0))
         )
         with self._condition:
             self._failure_rule = rule

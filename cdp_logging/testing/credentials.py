@@ -8,7 +8,7 @@ import binascii
 import hmac
 from collections.abc import Mapping
 
-from .wire import _header
+from .wire import header_value
 
 
 def credentials_refused(headers: Mapping[str, str], expected: str | None) -> str | None:
@@ -19,14 +19,14 @@ def credentials_refused(headers: Mapping[str, str], expected: str | None) -> str
     >>> credentials_refused({"Authorization": "Basic a2V5Og=="}, "key") is None
     True
     """
-    authorization = _header(headers, "Authorization", "")
+    authorization = header_value(headers, "Authorization", "")
     if not authorization:
         return "missing Authorization: use Basic auth, the write key as user name, no password"
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() == "bearer":
-        # Region API keys go as Bearer tokens (transport.authorization), as the API takes
+        # Region API keys go as Bearer tokens (protocol.authorization), as the API takes
         # them. Imported here: the collector alone does not load requests.
-        from ..delivery.transport import key_region
+        from ..delivery.protocol import key_region
 
         if key_region(token.strip()) is None:
             return ("Bearer auth is for region API keys (pk_us_, sk_us_, pk_eu_, sk_eu_); "

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
-
-
 
 
 _MAX_VALUE_CHARS = 40

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Mapping
 from typing import Any
-
 
 from .lines import format_event_line
 
@@ -33,7 +31,7 @@ _LISTED = 50
 _NEAR_MISSES = 5
 
 
-def _criteria(type: str | None, event: str | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+def criteria_for(type: str | None, event: str | None, fields: Mapping[str, Any]) -> dict[str, Any]:
     """The message fields to match, in the API's spelling; criteria given as None are dropped."""
     wanted: dict[str, Any] = {}
     if type is not None:
@@ -50,7 +48,7 @@ def _criteria(type: str | None, event: str | None, fields: Mapping[str, Any]) ->
     return wanted
 
 
-def _matches(message: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+def message_matches(message: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     for field, value in wanted.items():
         if field not in message or not _value_matches(message[field], value):
             return False
@@ -65,7 +63,7 @@ def _value_matches(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
-def _describe(wanted: Mapping[str, Any]) -> str:
+def describe_wanted(wanted: Mapping[str, Any]) -> str:
     """``track "Signed Up" with userId='42'``: the criteria as a failure message states them."""
     text = str(wanted.get("type", "call"))
     if "event" in wanted:
@@ -96,7 +94,7 @@ def _differences(
     return found
 
 
-def _listing(messages: list[dict[str, Any]], marked: list[dict[str, Any]],
+def listing_of(messages: list[dict[str, Any]], marked: list[dict[str, Any]],
              wanted: Mapping[str, Any] | None = None) -> str:
     """Every captured message as a line (``>`` marks matches), then why near misses differ."""
     if not messages:
@@ -116,7 +114,7 @@ def _listing(messages: list[dict[str, Any]], marked: list[dict[str, Any]],
     if wanted and not marked:
         # A message of the same call (and event) is the one the test most likely meant.
         kind = {field: wanted[field] for field in ("type", "event") if field in wanted}
-        near = [message for message in messages if _matches(message, kind)][:_NEAR_MISSES]
+        near = [message for message in messages if message_matches(message, kind)][:_NEAR_MISSES]
         if near and len(kind) < len(wanted):
             lines.append("closest:")
             for message in near:

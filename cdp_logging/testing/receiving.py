@@ -3,35 +3,33 @@ what it answers."""
 
 from __future__ import annotations
 
-
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-
 from ..constants import BATCH_PATH, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
-from .checks import MAX_DEPTH, Message, MessageError, RejectedMessage, _check_message, _deeper_than
+from .checks import MAX_DEPTH, Message, MessageError, RejectedMessage, check_message, deeper_than
 from .wire import (
     ReceivedRequest,
-    _Decoded,
-    _JSON_DECODER,
-    _PlannedFailure,
-    _Response,
-    _SINGLE_CALL_PATHS,
-    _STRICT_MODE_HEADER,
-    _TRUE_HEADER_VALUES,
-    _TooLarge,
-    _error,
-    _error_body,
-    _gunzip,
-    _header,
-    _message_count,
+    Decoded,
+    JSON_DECODER,
+    PlannedFailure,
+    WireResponse,
+    SINGLE_CALL_PATHS,
+    STRICT_MODE_HEADER,
+    TRUE_HEADER_VALUES,
+    BodyTooLarge,
+    error_response,
+    error_body,
+    gunzip,
+    header_value,
+    message_count,
     logger,
 )
 from .credentials import credentials_refused
-from .server import _CollectorServer
+from .server import CollectorServer
 
 
 #: How many messages, rejections and requests a collector keeps by default (the newest).
@@ -91,10 +89,10 @@ class Receiver:
         self._let_go = {"messages": 0, "requests": 0, "rejected": 0}
         #: Messages accepted since the start (or clear()), those let go included.
         self._accepted = 0
-        self._planned_failures: deque[_PlannedFailure] = deque()
-        self._failure_rule: tuple[Callable[[str, Any], bool], _PlannedFailure] | None = None
+        self._planned_failures: deque[PlannedFailure] = deque()
+        self._failure_rule: tuple[Callable[[str, Any], bool], PlannedFailure] | None = None
         self._delay = 0.0
-        self._server: _CollectorServer | None = None
+        self._server: CollectorServer | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
         self._stopping = threading.Event()
@@ -106,13 +104,13 @@ class Receiver:
         headers: dict[str, str],
         body: bytes,
         client_address: tuple[str, int],
-        framing_error: _Response | None,
-    ) -> _Response | None:
+        framing_error: WireResponse | None,
+    ) -> WireResponse | None:
         """Decide the answer and record the request; None when the collector stopped meanwhile."""
         received_at = time.time()
         path = target.partition("?")[0]
         decoded = (
-            _Decoded(None, 0, framing_error) if framing_error else self._decode(path, headers, body)
+            Decoded(None, 0, framing_error) if framing_error else self._decode(path, headers, body)
         )
         with self._condition:
             delay = self._delay
@@ -129,7 +127,7 @@ class Receiver:
         if framing_error is not None:
             response = framing_error
         elif failure is not None:
-            response = _Response(
+            response = WireResponse(
                 failure.status,
                 failure.body,
                 failure.content_type,
@@ -154,7 +152,7 @@ class Receiver:
             client_address=client_address,
         )
         with self._condition:
-            self._keep_request(request, _message_count(decoded.payload))
+            self._keep_request(request, message_count(decoded.payload))
             self._keep("messages", self._messages, accepted)
             self._keep("rejected", self._rejected, rejected)
             self._accepted += len(accepted)
@@ -194,35 +192,35 @@ class Receiver:
             self._messages_in_requests -= dropped
             self._let_go["requests"] += 1
 
-    def _decode(self, path: str, headers: dict[str, str], body: bytes) -> _Decoded:
+    def _decode(self, path: str, headers: dict[str, str], body: bytes) -> Decoded:
         """Decompress and parse the body, or say why it cannot be."""
         limit = self.max_batch_bytes if path == BATCH_PATH else self.max_message_bytes
-        encoding = _header(headers, "Content-Encoding", "identity").strip().lower()
+        encoding = header_value(headers, "Content-Encoding", "identity").strip().lower()
         if encoding == "gzip":
             try:
-                body = _gunzip(body, limit)
-            except _TooLarge:
-                return _Decoded(None, 0, _error(413, f"body is over {limit} bytes decompressed"))
+                body = gunzip(body, limit)
+            except BodyTooLarge:
+                return Decoded(None, 0, error_response(413, f"body is over {limit} bytes decompressed"))
             except ValueError as error:
-                return _Decoded(None, 0, _error(400, f"body is not valid gzip: {error}"))
+                return Decoded(None, 0, error_response(400, f"body is not valid gzip: {error}"))
         elif encoding != "identity":
-            return _Decoded(None, 0, _error(415, f"unsupported Content-Encoding {encoding!r}"))
+            return Decoded(None, 0, error_response(415, f"unsupported Content-Encoding {encoding!r}"))
         if len(body) > limit:
             text = f"body is {len(body)} bytes, over the {limit} byte limit"
-            return _Decoded(None, len(body), _error(413, text))
-        too_deep = _error(400, f"body is JSON nested more than {MAX_DEPTH} levels deep")
+            return Decoded(None, len(body), error_response(413, text))
+        too_deep = error_response(400, f"body is JSON nested more than {MAX_DEPTH} levels deep")
         try:
             # UnicodeDecodeError is a ValueError too: JSON on the wire is UTF-8 (RFC 8259).
-            payload = _JSON_DECODER.decode(body.decode("utf-8"))
+            payload = JSON_DECODER.decode(body.decode("utf-8"))
         except ValueError as error:
-            return _Decoded(None, len(body), _error(400, f"body is not valid JSON: {error}"))
+            return Decoded(None, len(body), error_response(400, f"body is not valid JSON: {error}"))
         except RecursionError:  # far deeper than MAX_DEPTH: the parser gave up first
-            return _Decoded(None, len(body), too_deep)
-        if _deeper_than(payload, MAX_DEPTH):
-            return _Decoded(None, len(body), too_deep)
-        return _Decoded(payload, len(body), None)
+            return Decoded(None, len(body), too_deep)
+        if deeper_than(payload, MAX_DEPTH):
+            return Decoded(None, len(body), too_deep)
+        return Decoded(payload, len(body), None)
 
-    def _take_failure(self, path: str, payload: Any) -> _PlannedFailure | None:
+    def _take_failure(self, path: str, payload: Any) -> PlannedFailure | None:
         with self._condition:
             if self._planned_failures:
                 failure = self._planned_failures[0]
@@ -245,12 +243,12 @@ class Receiver:
         method: str,
         path: str,
         headers: dict[str, str],
-        decoded: _Decoded,
+        decoded: Decoded,
         accepted: list[Message],
         rejected: list[RejectedMessage],
-    ) -> _Response:
+    ) -> WireResponse:
         """Check the request and its messages, sorting them into accepted and rejected."""
-        default_type = _SINGLE_CALL_PATHS.get(path)
+        default_type = SINGLE_CALL_PATHS.get(path)
         refusal = self._refusal(method, path, headers)
         if refusal is not None:
             return refusal
@@ -260,23 +258,23 @@ class Receiver:
         payload = decoded.payload
         if default_type is None:
             if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
-                return _error(400, 'a batch body must be an object with a "batch" list')
+                return error_response(400, 'a batch body must be an object with a "batch" list')
             messages: list[Any] = payload["batch"]
         else:
             if not isinstance(payload, dict):
-                return _error(400, f"the body of {path} must be one message object")
+                return error_response(400, f"the body of {path} must be one message object")
             # A copy, so that the type filled in from the path leaves the recorded payload as sent.
             messages = [dict(payload)]
 
         strict = self.strict or (
-            _header(headers, _STRICT_MODE_HEADER, "").strip().lower() in _TRUE_HEADER_VALUES
+            header_value(headers, STRICT_MODE_HEADER, "").strip().lower() in TRUE_HEADER_VALUES
         )
         # A body within the limit cannot hold a message over it, so each need not be encoded again.
         size_limit = self.max_message_bytes if decoded.size > self.max_message_bytes else None
         message_errors: list[MessageError] = []
         valid: list[Message] = []
         for index, message in enumerate(messages):
-            found = _check_message(message, index, default_type, strict, size_limit)
+            found = check_message(message, index, default_type, strict, size_limit)
             if found:
                 message_errors += found
                 rejected.append(RejectedMessage(message, tuple(found), path))
@@ -284,23 +282,23 @@ class Receiver:
                 valid.append(message)
         error_lines = tuple(str(error) for error in message_errors)
         if strict and message_errors:
-            body = _error_body(400, list(error_lines), errors=[error.as_json() for error in message_errors])
-            return _Response(400, body, errors=error_lines)
+            body = error_body(400, list(error_lines), errors=[error.as_json() for error in message_errors])
+            return WireResponse(400, body, errors=error_lines)
         accepted += valid
         # The documented answer: "A successful request returns an empty object response."
-        return _Response(200, b"{}", errors=error_lines)
+        return WireResponse(200, b"{}", errors=error_lines)
 
-    def _refusal(self, method: str, path: str, headers: dict[str, str]) -> _Response | None:
+    def _refusal(self, method: str, path: str, headers: dict[str, str]) -> WireResponse | None:
         """The answer to a request refused for its method, path or credentials, else None."""
-        if method != "POST" or (path != BATCH_PATH and path not in _SINGLE_CALL_PATHS):
-            endpoints = ", ".join([BATCH_PATH, *_SINGLE_CALL_PATHS])
-            return _error(404, f"no endpoint {method} {path}; POST to one of {endpoints}")
+        if method != "POST" or (path != BATCH_PATH and path not in SINGLE_CALL_PATHS):
+            endpoints = ", ".join([BATCH_PATH, *SINGLE_CALL_PATHS])
+            return error_response(404, f"no endpoint {method} {path}; POST to one of {endpoints}")
         auth_error = credentials_refused(headers, self._write_key)
         if auth_error is not None:
-            return _error(401, auth_error, (("WWW-Authenticate", 'Basic realm="cdp"'),))
+            return error_response(401, auth_error, (("WWW-Authenticate", 'Basic realm="cdp"'),))
         return None
 
-    def _refuse_unread(self, method: str, target: str, headers: dict[str, str], length: int) -> _Response | None:
+    def _refuse_unread(self, method: str, target: str, headers: dict[str, str], length: int) -> WireResponse | None:
         """The answer to a request refused from its head alone (method, path, key, a body of
         ``length`` bytes over the API's limit), before a byte of its body is read; else None."""
         path = target.partition("?")[0]
@@ -312,7 +310,7 @@ class Receiver:
             return refusal
         limit = self.max_batch_bytes if path == BATCH_PATH else self.max_message_bytes
         if length > limit:
-            return _error(413, f"body is {length} bytes, over the {limit} byte limit")
+            return error_response(413, f"body is {length} bytes, over the {limit} byte limit")
         return None
 
     def _notify(self, accepted: list[Message]) -> None:

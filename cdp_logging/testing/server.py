@@ -4,7 +4,6 @@ before a byte of the body is read, and bodies over the API's limits never read i
 
 from __future__ import annotations
 
-
 import contextlib
 import io
 import logging
@@ -15,12 +14,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-
-from .wire import _MAX_DISCARD_BYTES, _Response, _closing_error, _error, _header, logger
+from .wire import MAX_DISCARD_BYTES, WireResponse, closing_error, error_response, header_value, logger
 
 
 #: A refused body up to this long is read and thrown away and the connection kept; a longer
-#: one (up to _MAX_DISCARD_BYTES) is thrown away too, then the connection closed.
+#: one (up to MAX_DISCARD_BYTES) is thrown away too, then the connection closed.
 _KEEP_ALIVE_DISCARD_BYTES = 1024 * 1024
 
 
@@ -31,13 +29,13 @@ class Answering(Protocol):
     max_connections: int
 
     def _refuse_unread(self, method: str, target: str, headers: dict[str, str],
-                       length: int) -> _Response | None: ...
+                       length: int) -> WireResponse | None: ...
 
     def _answer(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                client_address: tuple[str, int], framing_error: _Response | None) -> _Response | None: ...
+                client_address: tuple[str, int], framing_error: WireResponse | None) -> WireResponse | None: ...
 
 
-class _CollectorServer(ThreadingHTTPServer):
+class CollectorServer(ThreadingHTTPServer):
     daemon_threads = True
     # Many clients (one per worker process) may connect at once when a test starts.
     request_queue_size = 128
@@ -68,7 +66,7 @@ class _CollectorServer(ThreadingHTTPServer):
             logger.log(logging.DEBUG if said else logging.WARNING,
                        "%d connections open (max_connections): refusing new ones (%s)",
                        self.collector.max_connections, client_address)
-            busy = _error(503, f"the collector has {self.collector.max_connections} connections open; "
+            busy = error_response(503, f"the collector has {self.collector.max_connections} connections open; "
                                "try again")
             with contextlib.suppress(OSError):
                 request.setblocking(False)
@@ -106,7 +104,7 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out as two writes; without TCP_NODELAY the second can wait ~40 ms for
     # the client's delayed ACK.
     disable_nagle_algorithm = True
-    server: _CollectorServer
+    server: CollectorServer
 
     def do_POST(self) -> None:
         self._handle()
@@ -176,25 +174,25 @@ class _CollectorRequestHandler(BaseHTTPRequestHandler):
         instead of the answer."""
         left = length
         with contextlib.suppress(OSError, ValueError):
-            while left > 0 and length - left < _MAX_DISCARD_BYTES:
+            while left > 0 and length - left < MAX_DISCARD_BYTES:
                 chunk = self.rfile.read1(min(left, 65536))
                 if not chunk:
                     break
                 left -= len(chunk)
         return left == 0
 
-    def _framing(self, headers: dict[str, str]) -> tuple[int, _Response | None]:
+    def _framing(self, headers: dict[str, str]) -> tuple[int, WireResponse | None]:
         """The body's length, or an answer closing the connection when it cannot be known."""
         # Without a length the end of the body is unknown, so these answers also end the connection.
-        if _header(headers, "Transfer-Encoding", ""):
-            return 0, _closing_error(411, "send a Content-Length; chunked bodies are refused")
-        length_text = _header(headers, "Content-Length", "")
+        if header_value(headers, "Transfer-Encoding", ""):
+            return 0, closing_error(411, "send a Content-Length; chunked bodies are refused")
+        length_text = header_value(headers, "Content-Length", "")
         if not length_text:
             if self.command == "POST":
-                return 0, _closing_error(411, "a POST needs a Content-Length")
+                return 0, closing_error(411, "a POST needs a Content-Length")
             return 0, None
         if not length_text.isdigit():
-            return 0, _closing_error(400, f"bad Content-Length {length_text!r}")
+            return 0, closing_error(400, f"bad Content-Length {length_text!r}")
         return int(length_text), None
 
     def _read_body(self, length: int) -> bytes | None:

@@ -3,14 +3,12 @@ errors, planned failures."""
 
 from __future__ import annotations
 
-
 import json
 import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-
 
 from ..constants import CALL_TYPES
 
@@ -20,18 +18,18 @@ logger = logging.getLogger("cdp_logging.testing.collector")
 
 
 # The API's limits, call types and paths are named once, in constants.py.
-_SINGLE_CALL_PATHS = {f"/v1/{call_type}": call_type for call_type in CALL_TYPES}
+SINGLE_CALL_PATHS = {f"/v1/{call_type}": call_type for call_type in CALL_TYPES}
 
 
-_STRICT_MODE_HEADER = "X-Strict-Mode"
+STRICT_MODE_HEADER = "X-Strict-Mode"
 
 
-_TRUE_HEADER_VALUES = frozenset({"1", "true", "yes"})
+TRUE_HEADER_VALUES = frozenset({"1", "true", "yes"})
 
 
 # The most of a refused body read (and thrown away) after the answer, so that a client still
 # sending sees the answer rather than a reset connection; past it the connection is closed.
-_MAX_DISCARD_BYTES = 64 * 1024 * 1024
+MAX_DISCARD_BYTES = 64 * 1024 * 1024
 
 
 #: The ``code`` of an error answer, by status (the official Python client reads ``code`` and
@@ -44,12 +42,12 @@ _ERROR_CODES = {
 }
 
 
-def _error_body(status: int, lines: list[str], **more: Any) -> bytes:
+def error_body(status: int, lines: list[str], **more: Any) -> bytes:
     """An error answer's JSON: ``code`` and ``message`` (what clients read), and the API's
     documented ``{"meta": {"errors": [...]}}``."""
     code = _ERROR_CODES.get(status, "client_error" if status < 500 else "server_error")
     message = lines[0] if len(lines) == 1 else f"{len(lines)} errors; the first: {lines[0]}" if lines else code
-    return _json_bytes({"code": code, "message": message, "meta": {"errors": lines}, **more})
+    return json_bytes({"code": code, "message": message, "meta": {"errors": lines}, **more})
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class ReceivedRequest:
         return None
 
 
-class _Response(NamedTuple):
+class WireResponse(NamedTuple):
     status: int
     body: bytes
     content_type: str = "application/json"
@@ -101,14 +99,14 @@ class _Response(NamedTuple):
     refused: bool = False
 
 
-class _Decoded(NamedTuple):
+class Decoded(NamedTuple):
     payload: Any
     size: int
-    error: _Response | None
+    error: WireResponse | None
 
 
 @dataclass
-class _PlannedFailure:
+class PlannedFailure:
     status: int
     body: bytes
     content_type: str
@@ -116,11 +114,11 @@ class _PlannedFailure:
     remaining: int
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
     pass
 
 
-def _gunzip(body: bytes, limit: int) -> bytes:
+def gunzip(body: bytes, limit: int) -> bytes:
     """Decompress a gzip body, refusing to produce more than ``limit`` bytes (gzip bombs)."""
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -128,7 +126,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     except zlib.error as error:
         raise ValueError(str(error)) from None
     if len(data) > limit:
-        raise _TooLarge
+        raise BodyTooLarge
     if not decompressor.eof:
         raise ValueError("the gzip stream is truncated")
     if decompressor.unused_data:
@@ -141,22 +139,22 @@ def _refuse_constant(name: str) -> Any:
 
 
 # Python's json accepts NaN and Infinity, which are not JSON and which the API refuses.
-_JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
-def _json_bytes(value: Any) -> bytes:
+def json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _error(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
+def error_response(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> WireResponse:
     """A refusal of the request as a whole; its body is not kept."""
     # The API documents its error answers as {"meta": {"errors": ["..."]}}; clients read
     # "code" and "message".
-    body = _error_body(status, [text])
-    return _Response(status, body, headers=headers, errors=(text,), refused=True)
+    body = error_body(status, [text])
+    return WireResponse(status, body, headers=headers, errors=(text,), refused=True)
 
 
-def _message_count(payload: Any) -> int:
+def message_count(payload: Any) -> int:
     """How many messages a kept payload holds (a single call's, or a batch's); 0 for none."""
     if payload is None:
         return 0
@@ -165,11 +163,11 @@ def _message_count(payload: Any) -> int:
     return 1
 
 
-def _closing_error(status: int, text: str) -> _Response:
-    return _error(status, text)._replace(close=True)
+def closing_error(status: int, text: str) -> WireResponse:
+    return error_response(status, text)._replace(close=True)
 
 
-def _header(headers: Mapping[str, str], name: str, default: str) -> str:
+def header_value(headers: Mapping[str, str], name: str, default: str) -> str:
     wanted = name.lower()
     for key, value in headers.items():
         if key.lower() == wanted:
@@ -177,15 +175,15 @@ def _header(headers: Mapping[str, str], name: str, default: str) -> str:
     return default
 
 
-def _planned_failure(
+def planned_failure(
     status: int,
     retry_after: float | str | None,
     body: bytes | str | Mapping[str, Any] | None,
     remaining: int,
-) -> _PlannedFailure:
+) -> PlannedFailure:
     if body is None:
         encoded, content_type = (
-            _error_body(status, [f"failure planned by the test: status {status}"]),
+            error_body(status, [f"failure planned by the test: status {status}"]),
             "application/json",
         )
     elif isinstance(body, bytes):
@@ -193,10 +191,10 @@ def _planned_failure(
     elif isinstance(body, str):
         encoded, content_type = body.encode("utf-8"), "text/plain; charset=utf-8"
     else:
-        encoded, content_type = _json_bytes(dict(body)), "application/json"
+        encoded, content_type = json_bytes(dict(body)), "application/json"
     if isinstance(retry_after, float) and retry_after.is_integer():
         retry_after = int(retry_after)
-    return _PlannedFailure(
+    return PlannedFailure(
         status=status,
         body=encoded,
         content_type=content_type,

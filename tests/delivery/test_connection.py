@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from cdp_logging import ProtocolError, ReadTimeout, TLSError
 from cdp_logging.delivery.transport import HTTPTransport, TransportError
 from support.helpers import wait_until
 from support.raw_server import OK, RawServer, make_certificate, server_context
@@ -90,14 +91,17 @@ def test_chunked_answers_and_interim_answers_are_read_whole(
     assert second.status == 503 and raw_server.connections == 1
 
 
-def test_no_answer_is_a_transport_error_caused_by_a_requests_connection_error(
+def test_no_answer_is_a_transport_error_caused_by_the_libraries_own_protocol_error(
     raw_server: RawServer, transport_for: Callable[..., HTTPTransport]
 ) -> None:
     raw_server.answer = lambda head, body: None
     transport = transport_for(raw_server.url)
     with pytest.raises(TransportError) as caught:
         transport.post("/v1/batch", BODY)
-    assert isinstance(caught.value.cause, requests.ConnectionError)
+    # The lean connection raises the library's own errors, not requests' types.
+    assert isinstance(caught.value.cause, ProtocolError)
+    assert not isinstance(caught.value.cause, requests.RequestException)
+    assert str(caught.value).startswith("ProtocolError: bad answer from 127.0.0.1:")
 
 
 def test_a_slow_answer_is_a_timeout(raw_server: RawServer, transport_for: Callable[..., HTTPTransport]) -> None:
@@ -110,7 +114,8 @@ def test_a_slow_answer_is_a_timeout(raw_server: RawServer, transport_for: Callab
             transport.post("/v1/batch", BODY)
     finally:
         release.set()
-    assert isinstance(caught.value.cause, requests.Timeout)
+    assert isinstance(caught.value.cause, ReadTimeout)
+    assert not isinstance(caught.value.cause, requests.RequestException)
     assert time.monotonic() - started < 3
 
 
@@ -172,7 +177,8 @@ def test_tls_certificates_are_verified(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     with pytest.raises(TransportError) as caught:
         transport_for(tls_server.url).post("/v1/batch", BODY)
-    assert isinstance(caught.value.cause, requests.exceptions.SSLError)
+    assert isinstance(caught.value.cause, TLSError) and "certificate not trusted" in str(caught.value)
+    assert not isinstance(caught.value.cause, requests.RequestException)
     assert tls_server.requests == []
 
 

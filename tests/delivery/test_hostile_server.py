@@ -352,9 +352,11 @@ def _fails_within_the_timeout_then_sends(transport: HTTPTransport, error: str) -
     """The first batch fails with ``error`` (a regex) within the timeout; the next is sent."""
     try:
         started = time.monotonic()
-        with pytest.raises(TransportError, match=error):
+        with pytest.raises(TransportError, match=error) as caught:
             transport.post("/v1/batch", BODY)
         assert time.monotonic() - started < TIMEOUT + MARGIN
+        # On either path (the lean connection, requests), the library's own error.
+        assert isinstance(caught.value.cause, cdp_logging.ReadTimeout), repr(caught.value.cause)
         assert transport.post("/v1/batch", BODY).status == 200
     finally:
         transport.close()
@@ -389,7 +391,8 @@ def test_a_refused_connection_names_the_host_and_port() -> None:
     transport = HTTPTransport(f"http://127.0.0.1:{port}", WRITE_KEY, timeout=TIMEOUT)
     with pytest.raises(TransportError) as caught:
         transport.post("/v1/batch", BODY)
-    assert str(caught.value) == f"ConnectionError: could not connect to 127.0.0.1:{port}: connection refused"
+    assert str(caught.value) == f"ConnectError: could not connect to 127.0.0.1:{port}: connection refused"
+    assert isinstance(caught.value.cause, cdp_logging.ConnectError)
 
 
 def _closed_port() -> int:
@@ -410,6 +413,10 @@ def test_a_refused_proxy_is_named_as_the_proxy(host: str, monkeypatch: pytest.Mo
     where = host.split("//")[1] + ("" if host.startswith("http:") else ":443")
     assert str(caught.value) == (f"ProxyError: could not connect to the proxy 127.0.0.1:{port} "
                                  f"(on the way to {where}): connection refused")
+    # Through requests too, the cause is the library's own error, requests' behind it.
+    cause = caught.value.cause
+    assert isinstance(cause, cdp_logging.ConnectError) and str(cause) == str(caught.value).split(": ", 1)[1]
+    assert isinstance(cause.__cause__, requests.exceptions.ProxyError)
 
 
 def test_a_proxy_that_refuses_the_tunnel_is_named_with_its_answer(monkeypatch: pytest.MonkeyPatch) -> None:

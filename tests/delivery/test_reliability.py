@@ -15,11 +15,10 @@ from typing import Any
 from collections.abc import Callable, Iterator
 
 import pytest
-import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cdp_logging import Analytics, CDPError, CDPHandler, DeliveryError, EventDroppedError
+from cdp_logging import Analytics, CDPError, CDPHandler, ConnectError, DeliveryError, EventDroppedError
 from cdp_logging.delivery.transport import Response as TransportResponse
 from cdp_logging.delivery.retry import RetryPolicy, retry_after_seconds
 from support.reliability import (
@@ -300,7 +299,7 @@ def test_a_batch_that_cannot_connect_reports_the_connection_error(
     [error] = errors.of(DeliveryError)
     assert error.message_ids == [message_id] and error.attempts == 2 and error.status is None
     assert "could not connect" in str(error)
-    assert isinstance(error.cause, requests.ConnectionError)
+    assert isinstance(error.cause, ConnectError)
     assert WRITE_KEY not in str(error)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from collections.abc import Callable
 
 import pytest
-import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -119,7 +118,7 @@ def test_the_request_is_bounded_by_the_timeout(
     error = recorder.errors[0]
     assert isinstance(error, DeliveryError)
     assert error.status is None and error.message_ids == [message_id]
-    assert isinstance(error.cause, requests.Timeout)
+    assert isinstance(error.cause, cdp_logging.ReadTimeout)
 
 
 def test_an_unreachable_host_becomes_a_delivery_error_with_its_cause(
@@ -130,7 +129,7 @@ def test_an_unreachable_host_becomes_a_delivery_error_with_its_cause(
     assert client.flush(timeout=10) is False
     error = recorder.errors[0]
     assert isinstance(error, DeliveryError) and error.status is None
-    assert isinstance(error.cause, requests.ConnectionError)
+    assert isinstance(error.cause, cdp_logging.ConnectError)
     assert error.message_ids == [message_id]
     assert recorder.callbacks[0][0] is error
 

@@ -219,7 +219,7 @@ class SpoolFile(OpenedFile):
         """The oldest id under no lease, or None."""
         after = 0
         while True:
-            row_id = db.execute("SELECT min(id) FROM events WHERE id > ?", (after,)).fetchone()[0]
+            row_id: int | None = db.execute("SELECT min(id) FROM events WHERE id > ?", (after,)).fetchone()[0]
             if row_id is None:
                 return None
             span = _lease_over(row_id, leased)
@@ -230,14 +230,16 @@ class SpoolFile(OpenedFile):
     def look(self) -> tuple[int | None, int | None, int]:
         """(oldest id, newest id, number of events) in the spool now."""
         with self._transaction(write=False) as db:
-            return db.execute(
+            now: tuple[int | None, int | None, int] = db.execute(
                 "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events), events FROM totals"
             ).fetchone()
+            return now
 
     def count_up_to(self, last_id: int) -> int:
         """How many rows with an id up to ``last_id`` remain."""
         with self._transaction(write=False) as db:
-            return db.execute("SELECT count(*) FROM events WHERE id <= ?", (last_id,)).fetchone()[0]
+            count: int = db.execute("SELECT count(*) FROM events WHERE id <= ?", (last_id,)).fetchone()[0]
+            return count
 
     def existing(self, ids: list[int]) -> set[int]:
         """Which of ``ids`` are still in the spool."""

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from collections.abc import Callable
 
 
-from ..batcher import Item
+from ..items import Item
 from ..items import own_thread
 from ...errors import SpoolError
 from ..retry import Outcome

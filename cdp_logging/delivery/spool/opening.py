@@ -272,7 +272,7 @@ class OpenedFile:
 
     def _check_is_spool(self, db: sqlite3.Connection) -> int:
         """The file's application id, once it is known to be a spool or empty."""
-        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        application_id: int = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         if application_id not in (0, APPLICATION_ID) or (application_id == 0 and tables):

@@ -8,7 +8,7 @@ import threading
 import time
 
 
-from ..batcher import Item
+from ..items import Item
 from ..items import item_bytes, message_ids
 from ...errors import DeliveryError
 from .common import ANSWER_RESERVE, FLUSH_POLL, SpoolBusy, SpoolUnavailable
