@@ -26,7 +26,7 @@ from .client import Analytics
 from .errors import InvalidEventError
 from .nested import calls_from_values, has_calls
 from .reporting import threads_in_report
-from .route import send_call
+from .route import FrontClient, send_call
 
 __all__ = ["CDPSink"]
 
@@ -48,29 +48,15 @@ class CDPSink:
     """
 
     def __init__(self, client: Analytics | None = None, **options: Any) -> None:
-        if client is not None and options:
-            raise TypeError(f"CDPSink: give either client= or client options, not both "
-                            f"(got {', '.join(sorted(options))})")
-        if client is not None and not isinstance(client, Analytics):
-            raise TypeError(f"CDPSink option 'client' must be a cdp_logging.Analytics, got {client!r}")
-        self._client = client
-        self._owns_client = client is None
-        self._options = options
-        self._lock = threading.Lock()
+        self._holder = FrontClient("CDPSink", client, options)
 
     def __repr__(self) -> str:
-        return f"<CDPSink {self._client!r}>"
+        return f"<CDPSink {self._holder.current!r}>"
 
     @property
     def client(self) -> Analytics:
         """The client the sink sends through (made on first use when none was given)."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = Analytics(**self._options)
-                client = self._client
-        return client
+        return self._holder.get()
 
     def write(self, message: Any) -> None:
         """Send what the message's ``extra`` asks for (loguru calls it with each message)."""
@@ -103,8 +89,8 @@ class CDPSink:
     def stop(self) -> None:
         """Deliver what is queued and stop the client, if the sink made it (loguru calls this
         when the sink is removed)."""
-        if self._owns_client and self._client is not None:
-            self._client.close_and_flush()
+        if self._holder.made and self._holder.current is not None:
+            self._holder.current.close_and_flush()
 
 
 def _failure(err: Exception, origin: str, call: str = "track") -> InvalidEventError:

@@ -6,6 +6,7 @@ reported with where it came from."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,3 +44,38 @@ def send_call(client: Analytics, call: str, fields: dict[str, Any], origin: Call
     except InvalidEventError as err:
         # Too large or not encodable: the client counted it when it refused it.
         client.report(err.with_origin(origin()))
+
+
+class FrontClient:
+    """The client a logging front (the structlog processor, the loguru sink) sends through:
+    the one it was given, or one made from its options the first time it is needed, which
+    the front then closes.
+
+    Example::
+
+        holder = FrontClient("CDPSink", None, {"flush_interval": 5.0})
+        holder.get().track(user_id="42", event="Signed Up")
+    """
+
+    def __init__(self, front: str, client: Analytics | None, options: dict[str, Any]) -> None:
+        if client is not None and options:
+            raise TypeError(f"{front}: give either client= or client options, not both "
+                            f"(got {', '.join(sorted(options))})")
+        if client is not None and not isinstance(client, Analytics):
+            raise TypeError(f"{front} option 'client' must be a cdp_logging.Analytics, got {client!r}")
+        #: The client, once there is one.
+        self.current = client
+        #: Whether the front made its client (and so closes it).
+        self.made = client is None
+        self._options = options
+        self._lock = threading.Lock()
+
+    def get(self) -> Analytics:
+        """The client, made now if this is the first time it is needed."""
+        client = self.current
+        if client is None:
+            with self._lock:
+                if self.current is None:
+                    self.current = Analytics(**self._options)
+                client = self.current
+        return client

@@ -34,7 +34,7 @@ from typing import Any
 from .client import Analytics
 from .nested import CALL_KEYS, calls_from_values
 from .reporting import threads_in_report, warn
-from .route import send_call
+from .route import FrontClient, send_call
 from .errors import InvalidEventError
 
 __all__ = ["CDPProcessor", "rendering_problem", "send_to_cdp"]
@@ -60,28 +60,15 @@ class CDPProcessor:
     """
 
     def __init__(self, client: Analytics | None = None, **options: Any) -> None:
-        if client is not None and options:
-            raise TypeError(f"CDPProcessor: give either client= or client options, not both "
-                            f"(got {', '.join(sorted(options))})")
-        if client is not None and not isinstance(client, Analytics):
-            raise TypeError(f"CDPProcessor option 'client' must be a cdp_logging.Analytics, got {client!r}")
-        self._client = client
-        self._options = options
-        self._lock = threading.Lock()
+        self._holder = FrontClient("CDPProcessor", client, options)
 
     def __repr__(self) -> str:
-        return f"<CDPProcessor {self._client!r}>"
+        return f"<CDPProcessor {self._holder.current!r}>"
 
     @property
     def client(self) -> Analytics:
         """The client the processor sends through (made on first use when none was given)."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = Analytics(**self._options)
-                client = self._client
-        return client
+        return self._holder.get()
 
     def __call__(self, logger: Any, method_name: str,
                  event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -89,7 +76,7 @@ class CDPProcessor:
         if event_dict.keys().isdisjoint(CALL_KEYS) or (
                 threads_in_report and threading.get_ident() in threads_in_report):
             return event_dict
-        client = self._client if self._client is not None else self.client
+        client = self._holder.get()
         timestamp = time.time()
         present = event_dict.keys() & CALL_KEYS
         if len(present) == 1 and "user_id" not in event_dict and "anonymous_id" not in event_dict \
