@@ -112,7 +112,7 @@ def encode(value: Any, substituted: list[Any] | None = None) -> bytes:
             raise EncodingError(f"cannot encode as JSON: {err}") from err
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # re reads the escapes: no lone surrogate in the source
 
 
 def valid_unicode(text: str, substituted: list[Any] | None = None) -> str:
@@ -122,7 +122,7 @@ def valid_unicode(text: str, substituted: list[Any] | None = None) -> str:
 
     Example::
 
-        >>> valid_unicode("caf\udce9")
+        >>> valid_unicode("caf\\udce9")
         'caf\ufffd'
     """
     try:

@@ -63,7 +63,7 @@ SET_MAX_PATTERNS = 64
 MATCHED_CHARS = 32 * 1024
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # re reads the escapes: no lone surrogate in the source
 
 
 def matched_text(message: str) -> str:
@@ -73,7 +73,7 @@ def matched_text(message: str) -> str:
 
     Example::
 
-        matched_text("file \udcff.txt")   # "file \ufffd.txt"
+        matched_text("file \\udcff.txt")   # "file \ufffd.txt"
     """
     if len(message) > MATCHED_CHARS:
         message = message[:MATCHED_CHARS]
@@ -85,7 +85,7 @@ def valid_text(text: str) -> str:
 
     Example::
 
-        valid_text("caf\udce9")   # "caf\ufffd"
+        valid_text("caf\\udce9")   # "caf\ufffd"
     """
     if text.isascii():
         return text

@@ -153,9 +153,11 @@ class SpoolFile(OpenedFile):
         # Kept for someone to look at, bounded: each row's first QUARANTINE_ROW_BYTES, the
         # newest QUARANTINE_ROWS rows.
         db.executemany("INSERT OR REPLACE INTO quarantine "
-                       "SELECT id, CASE WHEN length(data) > ?1 THEN substr(data, 1, ?1) ELSE data END, ?2, ?3 "
-                       "FROM events WHERE id = ?4",
-                       [(QUARANTINE_ROW_BYTES, problem, now, row_id) for row_id, problem in unreadable])
+                       "SELECT id, CASE WHEN length(data) > ? THEN substr(data, 1, ?) ELSE data END, ?, ? "
+                       "FROM events WHERE id = ?",
+                       # Plain ? placeholders: numbered ones with a sequence are deprecated (3.12).
+                       [(QUARANTINE_ROW_BYTES, QUARANTINE_ROW_BYTES, problem, now, row_id)
+                        for row_id, problem in unreadable])
         self._delete(db, [row_id for row_id, _ in unreadable], 0)
         trim_quarantine(db)
         self._quarantined.extend(unreadable)
