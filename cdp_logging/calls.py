@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -17,9 +17,6 @@ from .privacy import caller_origin
 from .fields import SHOWN_CHARS
 from .reporting import warn
 
-if TYPE_CHECKING:
-    # Imported when a client has a spool: a client without one never loads sqlite3.
-    pass
 from .outcomes import Callback, DeliveryOutcomes
 
 
@@ -232,15 +229,40 @@ class Calls(DeliveryOutcomes):
                         "before_send returned None", message_id=message["messageId"]), [])
                 return str(message["messageId"])
             message = checked
-        return self.queue_checked(message, callback)
+        return self._queue(message, callback)
 
-    def queue_checked(self, message: dict[str, Any], callback: Callback | None = None) -> str:
-        """The second half of :meth:`send`: encode and queue a message that went through
-        redaction and ``before_send`` (the handler's fast path runs them itself).
+    def enqueue(self, message: dict[str, Any], origin: str | Callable[[], str]) -> None:
+        """Redact, run ``before_send``, encode and queue a built message, as :meth:`send`
+        does, for a front that knows where the message came from: nothing is raised; a
+        message refused is counted and reported with ``origin`` (where it came from, or a
+        function saying it, called only then). Every logging front ends here.
 
-        Example: ``analytics.queue_checked(message)``, ``message`` being what the step returned.
+        Example::
+
+            message = build_message("track", user_id="42", event="Signed Up")
+            analytics.enqueue(message, "shop/cart.py:12")
         """
-        data = encode_plain(message)
+        try:
+            leaving = self._leaving
+            if leaving is not None and (message := leaving(message)) is None:  # type: ignore[assignment]
+                return  # dropped by before_send: counted by the step
+            data = encode_plain(message)
+            if data is not None and self.enable and not capture_sinks:
+                # Nearly every event: encoded in one step, queued.
+                refused = self._batcher.put(data, len(data))
+                if refused is not None:
+                    self._count_dropped(refused, message["messageId"])
+                return
+            self._queue(message, None, data)
+        except InvalidEventError as err:
+            # Stopped before encoding, too large or not encodable: counted already.
+            self._reporter.report(err.with_origin(origin if isinstance(origin, str) else origin()))
+
+    def _queue(self, message: dict[str, Any], callback: Callback | None = None, data: bytes | None = None) -> str:
+        """Encode (unless ``data`` is the message encoded already) and queue, capture or skip
+        a message that went through redaction and ``before_send``."""
+        if data is None:
+            data = encode_plain(message)
         if data is None:
             substituted: list[Any] = []
             try:
@@ -268,21 +290,13 @@ class Calls(DeliveryOutcomes):
             return message_id
         refused = self._batcher.put(data if callback is None else (data, callback), len(data))
         if refused is not None:
-            self.count_dropped(refused, message_id)
+            self._count_dropped(refused, message_id)
             if callback is not None:
                 self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
         return message_id
 
-    def count_dropped(self, reason: str, message_id: str) -> None:
-        """Count and report an event the queue refused (``reason``: why), as :meth:`send`
-        does; for a handler that queued it itself.
-
-        Example::
-
-            refused = analytics._batcher.put(data, len(data))
-            if refused is not None:
-                analytics.count_dropped(refused, message_id)
-        """
+    def _count_dropped(self, reason: str, message_id: str) -> None:
+        """Count and report an event the queue refused (``reason``: why)."""
         self._counters.add("dropped")
         self._reporter.report(EventDroppedError(reason, message_id=message_id))
 

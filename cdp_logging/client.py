@@ -207,6 +207,9 @@ class Analytics(Calls, ShutdownDeadlines):
             on_abandoned=self._abandon,
             name=f"cdp-logging-{id(self):x}",
         )
+        #: Idents of the threads delivering for this client (its worker and helpers, the
+        #: spool's sender): a front ignores what they log, which could otherwise loop.
+        self.own_threads: set[int] = self._batcher.own_threads
         if spool_path is not None and enable:
             self._spool = spool.Spool(
                 spool.SpoolFile(
@@ -343,6 +346,7 @@ class Analytics(Calls, ShutdownDeadlines):
     def _after_fork_in_child(self) -> None:
         # Every lock the parent's threads might have held at the fork is replaced.
         self._batcher.reset_after_fork()
+        self.own_threads = self._batcher.own_threads
         if self._spool is not None:
             self._spool.after_fork()
             self._spool.own_threads = self._batcher.own_threads

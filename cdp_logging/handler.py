@@ -12,14 +12,12 @@ from threading import get_ident
 from typing import Any
 from collections.abc import Iterable
 
-from .calls import capture_sinks
 from .client import Analytics
 from .option_table import resolve_callable
 from .secret import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
-from .messages import encode_plain
 from .nested import calls_from_values, nested_values
 from .route import send_call
 from .structlog import watch_structlog
@@ -151,10 +149,13 @@ class CDPHandler(logging.Handler):
         if self._reopen:
             self._open_new_client()
         thread = get_ident()
-        if thread in threads_in_report or thread in self.client._batcher.own_threads:
+        if thread in threads_in_report or thread in self.client.own_threads:
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
         if self._fast_path and not self.filters:
+            # The first branch of the one route: a record with one call whose payload is a
+            # dict of the common fields (see fast.fast_message), built in one step and handed
+            # to the client as emit() -> send() would; anything else takes those steps.
             if ("track" in attributes and "identify" not in attributes and "event" not in attributes
                     and "page" not in attributes and "screen" not in attributes
                     and "group" not in attributes and "alias" not in attributes):
@@ -163,10 +164,6 @@ class CDPHandler(logging.Handler):
                 present = attributes.keys() & PAYLOAD_KEYS
                 call = present.pop() if len(present) == 1 else ""
             if call:
-                # Nearly every record: one call whose payload is a dict of the common fields
-                # (see fast.fast_message), timestamped at the log call as
-                # calls_from_record would. Its message is built and queued here, in one
-                # step; anything else takes emit(), calls() and send().
                 payload = attributes[call]
                 if "user_id" in attributes or "anonymous_id" in attributes or "context" in attributes:
                     payload = None  # values beside the call key fill it: see mapping.fill_unset
@@ -174,24 +171,8 @@ class CDPHandler(logging.Handler):
                     message = fast_message(call, payload, record.created) if type(payload) is dict else None
                     if message is None:
                         self.emit(record)
-                        return True
-                    client = self.client
-                    leaving = client._leaving
-                    try:
-                        # Analytics.send(): redaction and before_send (None: dropped), then
-                        # without its rarer cases, queued as it would be.
-                        if leaving is not None and (message := leaving(message)) is None:
-                            return True
-                        data = encode_plain(message)
-                        if data is not None and client.enable and not capture_sinks:
-                            refused = client._batcher.put(data, len(data))
-                            if refused is not None:
-                                client.count_dropped(refused, message["messageId"])
-                            return True
-                        client.queue_checked(message)
-                    except InvalidEventError as err:
-                        # Stopped before encoding, too large or not encodable: counted already.
-                        client.report(err.with_origin(_origin(record, self.rules)))
+                    else:
+                        self.client.enqueue(message, lambda: _origin(record))
                 except Exception:
                     self.handleError(record)
                 return True
