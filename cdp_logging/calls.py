@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -17,19 +17,28 @@ from .privacy import caller_origin
 from .fields import SHOWN_CHARS
 from .reporting import warn
 
-from .outcomes import Callback, DeliveryOutcomes
+from .outcomes import Callback
 
+
+if TYPE_CHECKING:
+    from .delivery.batcher import Batcher
+    from .outcomes import Outcomes, _Counters
+    from .reporting import Reporter
 
 #: While ``cdp_logging.testing`` captures events, every encoded message goes to these
 #: functions instead of the queue (in every client), so tests see exactly what would be sent.
 capture_sinks: list[Callable[[bytes], None]] = []
 
 
-class Calls(DeliveryOutcomes):
+class Calls:
     """The six calls of :class:`~cdp_logging.Analytics`, and :meth:`send`, which they share."""
 
     # Set by Analytics.__init__.
     enable: bool
+    _outcomes: Outcomes
+    _counters: _Counters
+    _reporter: Reporter
+    _batcher: Batcher
     #: Redaction and before_send (see cdp_logging.privacy.leaving_step): the message to encode,
     #: or None (dropped); raises InvalidEventError, counted, for one not to send. None when
     #: neither is on.
@@ -218,14 +227,14 @@ class Calls(DeliveryOutcomes):
                 checked = leaving(message)
             except InvalidEventError as err:  # counted by the step
                 if callback is not None:
-                    self._run_callback(callback, err, [])
+                    self._outcomes.run_callback(callback, err, [])
                 if origin is None:
                     origin = caller_origin()
                 self.report(err.with_origin(origin if isinstance(origin, str) else origin()))
                 return str(message["messageId"])
             if checked is None:
                 if callback is not None:
-                    self._run_callback(callback, EventDroppedError(
+                    self._outcomes.run_callback(callback, EventDroppedError(
                         "before_send returned None", message_id=message["messageId"]), [])
                 return str(message["messageId"])
             message = checked
@@ -283,7 +292,7 @@ class Calls(DeliveryOutcomes):
                     sink(data)
                 if callback is not None:
                     # Captured counts as delivered: the callback sees success at once.
-                    self._run_callback(callback, None, [orjson.loads(data)])
+                    self._outcomes.run_callback(callback, None, [orjson.loads(data)])
                 return message_id
         if not self.enable:
             self._counters.add("skipped")
@@ -292,7 +301,7 @@ class Calls(DeliveryOutcomes):
         if refused is not None:
             self._count_dropped(refused, message_id)
             if callback is not None:
-                self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
+                self._outcomes.run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
         return message_id
 
     def _count_dropped(self, reason: str, message_id: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 
 
+import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Iterable, Mapping
 
 
@@ -23,10 +24,7 @@ from .delivery.transport import (
     default_host,
 )
 
-if TYPE_CHECKING:
-    # Imported when a client has a spool: a client without one never loads sqlite3.
-    pass
-from .outcomes import logger
+logger = logging.getLogger("cdp_logging")
 
 
 _warned_missing_write_key = False

@@ -19,36 +19,51 @@ from .file import SpoolFile
 
 
 class SpoolClient(Protocol):
-    """What the spool needs from its client (:class:`cdp_logging.Analytics`): a way to post a
-    batch, and to count, report and call back as events settle."""
+    """What the spool tells its client (the engine's
+    :class:`~cdp_logging.outcomes.Outcomes`) as events settle: outward calls only.
 
-    def _post(self, messages: list[bytes], *, interrupt: threading.Event,
-              deadline: Callable[[], float | None], answer_reserve: float = 0.0) -> Outcome: ...
+    Example::
 
-    def _delivered(self, items: list[Item]) -> None: ...
+        spool = Spool(file, client=outcomes, post=sender.post, ...)
+    """
 
-    def _refused(self, items: list[Item], outcome: Outcome) -> None: ...
+    def delivered(self, items: list[Item]) -> None:
+        """The API acknowledged these events."""
 
-    def _kept(self, messages: list[bytes], outcome: Outcome, retry_in: float) -> None: ...
+    def refused(self, items: list[Item], outcome: Outcome) -> None:
+        """The API refused these events for good."""
 
-    def _spool_dropped(self, count: int, items: list[Item], reason: str) -> None: ...
+    def kept(self, messages: list[bytes], outcome: Outcome, retry_in: float) -> None:
+        """A batch was given up for now; its events stay in the spool."""
 
-    def _spool_unusable(self, error: SpoolError) -> None: ...
+    def dropped(self, count: int, items: list[Item], reason: str) -> None:
+        """``count`` events were dropped (a full spool, unreadable rows); ``items``: those with callbacks."""
 
-    def _spool_replaced(self, error: SpoolError) -> None: ...
+    def unusable(self, error: SpoolError) -> None:
+        """The spool cannot be used any more."""
 
-    def _finish(self, items: list[Item], error: Any) -> None: ...
+    def replaced(self, error: SpoolError) -> None:
+        """A corrupt spool file was moved aside and a fresh one made."""
+
+    def finish(self, items: list[Item], error: Any) -> None:
+        """These events are settled (``error`` None: delivered): run their callbacks."""
+
+
+#: ``post(messages, interrupt=, deadline=, answer_reserve=)``: send one body of encoded
+#: messages with retries (:meth:`cdp_logging.delivery.sending.BatchSender.post`).
+Post = Callable[..., Outcome]
 
 
 class SenderLoop:
     """The thread that claims batches from a :class:`SpoolFile`, posts them through the client
     and settles their rows; :class:`Spool` adds what the client calls."""
 
-    def __init__(self, file: SpoolFile, client: SpoolClient, *, max_events_in_batch: int,
+    def __init__(self, file: SpoolFile, client: SpoolClient, *, post: Post, max_events_in_batch: int,
                  max_batch_bytes: int, flush_interval: float, backoff: Callable[[int], float],
                  name: str) -> None:
         self.file = file
         self._client = client
+        self._post = post
         #: Where the sender counts itself while it runs: the batcher's ``own_threads``, which
         #: the client puts here, so that records logged on the sender are told apart.
         self.own_threads: set[int] = set()
@@ -58,7 +73,7 @@ class SenderLoop:
         self._backoff = backoff
         self._name = name
         self.unusable: SpoolError | None = file.unusable
-        file.on_replaced = client._spool_replaced
+        file.on_replaced = client.replaced
         self._init_state()
 
     def _init_state(self) -> None:
@@ -178,7 +193,7 @@ class SenderLoop:
             self._settled = []
             quarantined = self.file.take_quarantined()
             if quarantined is not None:
-                self._client._spool_dropped(quarantined.count, [], (
+                self._client.dropped(quarantined.count, [], (
                     f"{quarantined.count} row(s) of the spool {self.file.path} could not be read "
                     f"({quarantined.first}); moved to its quarantine table, the rows behind are sent"
                 ))
@@ -222,7 +237,7 @@ class SenderLoop:
         parts = [rows]
         while parts:
             part = parts.pop(0)
-            outcome = self._client._post([data for _, data in part], interrupt=self.interrupt,
+            outcome = self._post([data for _, data in part], interrupt=self.interrupt,
                                          deadline=self._closing_deadline,
                                          answer_reserve=self._answer_reserve)
             status = None if outcome.response is None else outcome.response.status
@@ -235,9 +250,9 @@ class SenderLoop:
                     self._acknowledge(ids, release=not parts)
                 items = self._settled_items(part)
                 if outcome.ok:
-                    self._client._delivered(items)
+                    self._client.delivered(items)
                 else:
-                    self._client._refused(items, outcome)
+                    self._client.refused(items, outcome)
             elif status in REFUSED_STATUSES:
                 half = len(part) // 2
                 parts[0:0] = [part[:half], part[half:]]
@@ -254,7 +269,7 @@ class SenderLoop:
                         # sends these rows again, though the API may have them.
                         self._cut_at_close += len(part)
                 if not closing:
-                    self._client._kept([data for p in [part, *parts] for _, data in p], outcome, retry_in)
+                    self._client.kept([data for p in [part, *parts] for _, data in p], outcome, retry_in)
                 return False
         return True
 
@@ -298,6 +313,6 @@ class SenderLoop:
             callbacks, self._callbacks = self._callbacks, {}
             self._wake.notify_all()
             self._looked.notify_all()
-        self._client._spool_unusable(error)
+        self._client.unusable(error)
         if callbacks:
-            self._client._finish(list(callbacks.values()), error)
+            self._client.finish(list(callbacks.values()), error)

@@ -27,7 +27,8 @@ class Spool(SenderLoop):
 
     Example::
 
-        spool = Spool(SpoolFile(path, max_bytes=..., full="drop_oldest", lease=100.0), client,
+        spool = Spool(SpoolFile(path, max_bytes=..., full="drop_oldest", lease=100.0), outcomes,
+                      post=sender.post,
                       max_events_in_batch=20, max_batch_bytes=499_936, flush_interval=10.0,
                       backoff=policy.backoff, name="cdp-logging")
         spool.start()
@@ -61,7 +62,7 @@ class Spool(SenderLoop):
         count = len(appended.dropped_ids) + len(refused)
         if count:
             which = "its oldest events were" if self.file.full == "drop_oldest" else "new events are"
-            self._client._spool_dropped(
+            self._client.dropped(
                 count, dropped + [item for item in refused if type(item) is tuple],
                 f"the spool is full (spool_max_bytes={self.file.max_bytes}): {which} dropped",
             )
@@ -176,10 +177,10 @@ class Spool(SenderLoop):
             remaining = self.file.existing(list(callbacks)) if callbacks else set()
         if callbacks:
             # Gone from the spool: another process sharing it delivered them.
-            self._client._finish([item for i, item in callbacks.items() if i not in remaining], None)
+            self._client.finish([item for i, item in callbacks.items() if i not in remaining], None)
             waiting = [item for i, item in callbacks.items() if i in remaining]
             if waiting:
-                self._client._finish(waiting, DeliveryError(
+                self._client.finish(waiting, DeliveryError(
                     f"not delivered before closing; kept in the spool {self.file.path} for the "
                     "next process to send", message_ids=message_ids(waiting), attempts=0,
                 ))
