@@ -37,7 +37,7 @@ from .privacy import leaving_step
 from .shutdown import ShutdownDeadlines
 
 
-class Analytics(Calls, ShutdownDeadlines):
+class Analytics(Calls):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
     Calls return at once: messages are encoded on the calling thread and sent by a
@@ -183,6 +183,7 @@ class Analytics(Calls, ShutdownDeadlines):
         #: The failed count when closing began: clients closing side by side fail batches
         #: while another's close_and_flush waits, and those belong to this close too.
         self._failed_when_closing: int | None = None
+        self._deadlines = ShutdownDeadlines()
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -294,7 +295,7 @@ class Analytics(Calls, ShutdownDeadlines):
                 print(analytics.stats())
         """
         failed_before = self._counters.given_up()
-        deadline = self._within_shutdown(None if timeout is None else time.monotonic() + timeout)
+        deadline = self._deadlines.within_shutdown(None if timeout is None else time.monotonic() + timeout)
         drained = self._batcher.flush(None if deadline is None else max(0.0, deadline - time.monotonic()))
         spool = self._spool
         if drained and spool is not None and spool.unusable is None:
@@ -353,10 +354,27 @@ class Analytics(Calls, ShutdownDeadlines):
         timeout = self.shutdown_timeout if timeout is None else timeout
         if self._failed_when_closing is None:
             self._failed_when_closing = self._counters.given_up()
-        deadline = self._closing_deadline(timeout)
+        deadline = self._deadlines.closing_deadline(timeout)
         self._batcher.begin_close(timeout, deadline=deadline)
         if self._spool is not None:
             self._spool.begin_close(timeout, deadline=deadline)
+
+    def _shutdown_begins(self, deadline: float) -> None:
+        """The process began shutting down: every wait from now on ends by ``deadline``."""
+        self._deadlines.shutdown_begins(deadline)
+
+    def _count_cut_in_spool(self, spool: Spool, timeout: float) -> None:
+        """After the spool's close: count and tell the events of a request still unanswered
+        at the deadline, which the next process sends again."""
+        cut = spool.unconfirmed_at_close or 0
+        if cut:
+            self._counters.add("unconfirmed", cut)
+            warn(
+                "cdp-logging: %d event(s) were in a request still unanswered when the shutdown "
+                "timeout (%gs) ran out; they stay in the spool %s and the next process sends "
+                "them again, with the same messageIds: the API may get them twice",
+                cut, timeout, spool.file.path,
+            )
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`.
@@ -395,7 +413,7 @@ class Analytics(Calls, ShutdownDeadlines):
         self._counters = self._outcomes.counters
         self._reporter = self._outcomes.reporter
         self._failed_when_closing = None
-        self._close_deadline = self._shutdown_deadline = None
+        self._deadlines = ShutdownDeadlines()
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
             reset()
