@@ -240,16 +240,18 @@ class Calls:
             message = checked
         return self._queue(message, callback)
 
-    def enqueue(self, message: dict[str, Any], origin: str | Callable[[], str]) -> None:
+    def enqueue(self, message: dict[str, Any], origin: str | Callable[..., str], source: Any = None) -> None:
         """Redact, run ``before_send``, encode and queue a built message, as :meth:`send`
         does, for a front that knows where the message came from: nothing is raised; a
-        message refused is counted and reported with ``origin`` (where it came from, or a
-        function saying it, called only then). Every logging front ends here.
+        message refused is counted and reported with ``origin``: where it came from, or a
+        function saying it, called only then (with ``source`` when one is given, as logging
+        formats a message's arguments only when it is emitted). Every logging front ends here.
 
         Example::
 
             message = build_message("track", user_id="42", event="Signed Up")
             analytics.enqueue(message, "shop/cart.py:12")
+            analytics.enqueue(message, lambda record: f"line {record.lineno}", record)
         """
         try:
             leaving = self._leaving
@@ -265,7 +267,8 @@ class Calls:
             self._queue(message, None, data)
         except InvalidEventError as err:
             # Stopped before encoding, too large or not encodable: counted already.
-            self._reporter.report(err.with_origin(origin if isinstance(origin, str) else origin()))
+            where = origin if isinstance(origin, str) else origin() if source is None else origin(source)
+            self._reporter.report(err.with_origin(where))
 
     def _queue(self, message: dict[str, Any], callback: Callback | None = None, data: bytes | None = None) -> str:
         """Encode (unless ``data`` is the message encoded already) and queue, capture or skip

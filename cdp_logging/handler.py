@@ -23,7 +23,7 @@ from .route import send_call
 from .structlog import watch_structlog
 from .fast import fast_message
 from .reporting import threads_in_report
-from .rules import RuleSet, RulesSource, load_rules
+from .rules import RuleMatch, RuleSet, RulesSource, load_rules
 from .shutdown import closing_handler, flush_handler, track_handler
 
 
@@ -135,13 +135,16 @@ class CDPHandler(logging.Handler):
             assert handler.handle(record)
         """
         attributes = record.__dict__
+        matched = None
         if ("track" not in attributes and "identify" not in attributes and "event" not in attributes
                 and "page" not in attributes and "screen" not in attributes
                 and "group" not in attributes and "alias" not in attributes):
             # Most records: the seven payload keys (PAYLOAD_KEYS), looked up one by one:
             # cheaper than any set operation, which would first make a view of the keys.
             rules = self.rules
-            if (rules is None or rules.find(record) is None) and (
+            if rules is not None:
+                matched = rules.find(record)
+            if matched is None and (
                     # Nor loguru's values under extra, nor structlog's event dict as the message
                     # (ProcessorFormatter.wrap_for_formatter's records carry _logger).
                     ("extra" not in attributes and "_logger" not in attributes) or nested_values(record) is None):
@@ -153,35 +156,53 @@ class CDPHandler(logging.Handler):
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
         if self._fast_path and not self.filters:
-            # The first branch of the one route: a record with one call whose payload is a
-            # dict of the common fields (see fast.fast_message), built in one step and handed
-            # to the client as emit() -> send() would; anything else takes those steps.
-            if ("track" in attributes and "identify" not in attributes and "event" not in attributes
-                    and "page" not in attributes and "screen" not in attributes
-                    and "group" not in attributes and "alias" not in attributes):
-                call = "track"  # the commonest record of all, found without making a set
+            # The first branches of the one route, for a handler whose steps are not overridden:
+            # what emit() -> calls() -> send() would do, in fewer steps; anything else takes those.
+            if matched is not None:
+                if "extra" not in attributes and "_logger" not in attributes:  # else nested values win
+                    self._send_matched(record, matched)
+                    return True
             else:
-                present = attributes.keys() & PAYLOAD_KEYS
-                call = present.pop() if len(present) == 1 else ""
-            if call:
-                payload = attributes[call]
-                if "user_id" in attributes or "anonymous_id" in attributes or "context" in attributes:
-                    payload = None  # values beside the call key fill it: see mapping.fill_unset
-                try:
-                    message = fast_message(call, payload, record.created) if type(payload) is dict else None
-                    if message is None:
-                        self.emit(record)
-                    else:
-                        self.client.enqueue(message, lambda: _origin(record))
-                except Exception:
-                    self.handleError(record)
-                return True
+                # A record with one call whose payload is a dict of the common fields (see
+                # fast.fast_message): its message built in one step and handed to the client.
+                if ("track" in attributes and "identify" not in attributes and "event" not in attributes
+                        and "page" not in attributes and "screen" not in attributes
+                        and "group" not in attributes and "alias" not in attributes):
+                    call = "track"  # the commonest record of all, found without making a set
+                else:
+                    present = attributes.keys() & PAYLOAD_KEYS
+                    call = present.pop() if len(present) == 1 else ""
+                if call:
+                    payload = attributes[call]
+                    if "user_id" in attributes or "anonymous_id" in attributes or "context" in attributes:
+                        payload = None  # values beside the call key fill it: see mapping.fill_unset
+                    try:
+                        message = fast_message(call, payload, record.created) if type(payload) is dict else None
+                        if message is None:
+                            self.emit(record)
+                        else:
+                            self.client.enqueue(message, _origin, record)
+                    except Exception:
+                        self.handleError(record)
+                    return True
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):
             record = result
         if result:
             self.emit(record)
         return result
+
+    def _send_matched(self, record: logging.LogRecord, matched: RuleMatch) -> None:
+        """A record a rule matched: the match :meth:`handle` found makes its call, and says
+        where it came from if it is refused, rather than :meth:`calls` finding it again."""
+        origin = lambda: _origin(record, matched=matched)  # noqa: E731 - called only on a refusal
+        try:
+            call, fields = matched.call(record)
+            send_call(self.client, call, fields, origin)
+        except InvalidEventError as err:
+            self.client.count_invalid(err.with_origin(origin()))
+        except Exception:
+            self.handleError(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Turn the record into calls and queue them; never raises into the application.
@@ -330,13 +351,14 @@ def _reconfiguring_logging() -> bool:
     return bool(is_owned is not None and is_owned())
 
 
-def _origin(record: logging.LogRecord, rules: RuleSet | None = None) -> str:
+def _origin(record: logging.LogRecord, rules: RuleSet | None = None, *, matched: RuleMatch | None = None) -> str:
+    """Where a refused record came from: its logger and line, and the rule it matched
+    (``matched``, else found again in ``rules``: only on the error path of an overridden step)."""
     origin = f"logger {record.name!r} at {record.pathname}:{record.lineno}"
-    if rules is not None and not has_payload(record):
-        # Only on the error path: finding the rule again costs nothing that matters here.
+    if matched is None and rules is not None and not has_payload(record):
         matched = rules.find(record)
-        if matched is not None:
-            origin += f", rule {matched.rule.number} ({matched.rule.describe()})"
+    if matched is not None:
+        origin += f", rule {matched.rule.number} ({matched.rule.describe()})"
     return origin
 
 
