@@ -4,7 +4,7 @@ queued (or captured, or counted as skipped); what is refused is counted and repo
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -14,19 +14,28 @@ from .messages import build_message, encode_message, encode_plain, substitution_
 from .privacy import caller_origin
 from .fields import SHOWN_CHARS
 from .reporting import warn
-from .outcomes import Callback, DeliveryOutcomes
+from .outcomes import Callback
 
+
+if TYPE_CHECKING:
+    from .delivery.batcher import Batcher
+    from .outcomes import Outcomes, _Counters
+    from .reporting import Reporter
 
 #: While ``cdp_logging.testing`` captures events, every encoded message goes to these
 #: functions instead of the queue (in every client), so tests see exactly what would be sent.
 capture_sinks: list[Callable[[bytes], None]] = []
 
 
-class Calls(DeliveryOutcomes):
+class Calls:
     """The six calls of :class:`~cdp_logging.Analytics`, and :meth:`send`, which they share."""
 
     # Set by Analytics.__init__.
     enable: bool
+    _outcomes: Outcomes
+    _counters: _Counters
+    _reporter: Reporter
+    _batcher: Batcher
     #: Redaction and before_send (see cdp_logging.privacy.leaving_step): the message to encode,
     #: or None (dropped); raises InvalidEventError, counted, for one not to send. None when
     #: neither is on.
@@ -215,26 +224,54 @@ class Calls(DeliveryOutcomes):
                 checked = leaving(message)
             except InvalidEventError as err:  # counted by the step
                 if callback is not None:
-                    self._run_callback(callback, err, [])
+                    self._outcomes.run_callback(callback, err, [])
                 if origin is None:
                     origin = caller_origin()
                 self.report(err.with_origin(origin if isinstance(origin, str) else origin()))
                 return str(message["messageId"])
             if checked is None:
                 if callback is not None:
-                    self._run_callback(callback, EventDroppedError(
+                    self._outcomes.run_callback(callback, EventDroppedError(
                         "before_send returned None", message_id=message["messageId"]), [])
                 return str(message["messageId"])
             message = checked
-        return self.queue_checked(message, callback)
+        return self._queue(message, callback)
 
-    def queue_checked(self, message: dict[str, Any], callback: Callback | None = None) -> str:
-        """The second half of :meth:`send`: encode and queue a message that went through
-        redaction and ``before_send`` (the handler's fast path runs them itself).
+    def enqueue(self, message: dict[str, Any], origin: str | Callable[..., str], source: Any = None) -> None:
+        """Redact, run ``before_send``, encode and queue a built message, as :meth:`send`
+        does, for a front that knows where the message came from: nothing is raised; a
+        message refused is counted and reported with ``origin``: where it came from, or a
+        function saying it, called only then (with ``source`` when one is given, as logging
+        formats a message's arguments only when it is emitted). Every logging front ends here.
 
-        Example: ``analytics.queue_checked(message)``, ``message`` being what the step returned.
+        Example::
+
+            message = build_message("track", user_id="42", event="Signed Up")
+            analytics.enqueue(message, "shop/cart.py:12")
+            analytics.enqueue(message, lambda record: f"line {record.lineno}", record)
         """
-        data = encode_plain(message)
+        try:
+            leaving = self._leaving
+            if leaving is not None and (message := leaving(message)) is None:  # type: ignore[assignment]
+                return  # dropped by before_send: counted by the step
+            data = encode_plain(message)
+            if data is not None and self.enable and not capture_sinks:
+                # Nearly every event: encoded in one step, queued.
+                refused = self._batcher.put(data, len(data))
+                if refused is not None:
+                    self._count_dropped(refused, message["messageId"])
+                return
+            self._queue(message, None, data)
+        except InvalidEventError as err:
+            # Stopped before encoding, too large or not encodable: counted already.
+            where = origin if isinstance(origin, str) else origin() if source is None else origin(source)
+            self._reporter.report(err.with_origin(where))
+
+    def _queue(self, message: dict[str, Any], callback: Callback | None = None, data: bytes | None = None) -> str:
+        """Encode (unless ``data`` is the message encoded already) and queue, capture or skip
+        a message that went through redaction and ``before_send``."""
+        if data is None:
+            data = encode_plain(message)
         if data is None:
             substituted: list[Any] = []
             try:
@@ -255,28 +292,20 @@ class Calls(DeliveryOutcomes):
                     sink(data)
                 if callback is not None:
                     # Captured counts as delivered: the callback sees success at once.
-                    self._run_callback(callback, None, [orjson.loads(data)])
+                    self._outcomes.run_callback(callback, None, [orjson.loads(data)])
                 return message_id
         if not self.enable:
             self._counters.add("skipped")
             return message_id
         refused = self._batcher.put(data if callback is None else (data, callback), len(data))
         if refused is not None:
-            self.count_dropped(refused, message_id)
+            self._count_dropped(refused, message_id)
             if callback is not None:
-                self._run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
+                self._outcomes.run_callback(callback, EventDroppedError(refused, message_id=message_id), [])
         return message_id
 
-    def count_dropped(self, reason: str, message_id: str) -> None:
-        """Count and report an event the queue refused (``reason``: why), as :meth:`send`
-        does; for a handler that queued it itself.
-
-        Example::
-
-            refused = analytics._batcher.put(data, len(data))
-            if refused is not None:
-                analytics.count_dropped(refused, message_id)
-        """
+    def _count_dropped(self, reason: str, message_id: str) -> None:
+        """Count and report an event the queue refused (``reason``: why)."""
         self._counters.add("dropped")
         self._reporter.report(EventDroppedError(reason, message_id=message_id))
 

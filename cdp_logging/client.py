@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .delivery.connection import Timeout
 from .secret import Secret
 from .delivery.batcher import Batcher
+from .delivery.sending import BatchSender
 from .delivery.items import BODY_OVERHEAD, Overflow
 from .constants import (
     ENV_WRITE_KEY, MAX_BATCH_BYTES,
@@ -24,7 +25,7 @@ from .delivery.protocol import Transport
 if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
     from .delivery.spool import Spool, SpoolFull
-from .outcomes import _Counters
+from .outcomes import Outcomes, Stats
 from .registry import _track_client
 from .calls import Calls
 from .options import without_api_path, check_options
@@ -33,7 +34,7 @@ from .privacy import leaving_step
 from .shutdown import ShutdownDeadlines
 
 
-class Analytics(Calls, ShutdownDeadlines):
+class Analytics(Calls):
     """A Customer.io Data Pipelines client: validates, queues and delivers calls in batches.
 
     Calls return at once: messages are encoded on the calling thread and sent by a
@@ -167,18 +168,19 @@ class Analytics(Calls, ShutdownDeadlines):
             max_backoff=float(max_backoff),
             max_retry_after=float(max_retry_after),
         )
-        self._reporter = Reporter(error_handler)
+        self._outcomes = Outcomes(Reporter(error_handler), on_spool_unusable=self._batch_in_memory)
+        # The outcomes' own, bound here too: the calls count and report on the caller's thread.
+        self._reporter = self._outcomes.reporter
+        self._counters = self._outcomes.counters
         self._leaving = leaving_step(redact_keys, before_send, self._count_redacted, self._count_dropped_by_before_send,
                                      self._count_not_sent)
         self._transport: Transport = transport or HTTPTransport(
             self.host, Secret(key.value or ""), timeout=timeout, gzip=gzip
         )
-        self._counters = _Counters()
-        #: Why the last batch given up failed, for the summary at close.
-        self._last_failure = ""
         #: The failed count when closing began: clients closing side by side fail batches
         #: while another's close_and_flush waits, and those belong to this close too.
         self._failed_when_closing: int | None = None
+        self._deadlines = ShutdownDeadlines()
         self._max_events_in_batch = max_events_in_batch
         self._flush_interval = float(flush_interval)
         self._spool: Spool | None = None
@@ -190,8 +192,12 @@ class Analytics(Calls, ShutdownDeadlines):
             # spool_sync_interval; the spool's own thread batches and sends.
             max_events_in_batch, flush_interval = spool.WRITE_EVENTS, spool_sync_interval
         self._max_concurrent_requests = concurrency = _paced(self, max_concurrent_requests)
+        self._sender = BatchSender(
+            self._transport, self.retry_policy, on_settled=self._outcomes.settled,
+            on_retry=self._outcomes.count_retry, max_events_in_batch=self._max_events_in_batch,
+        )
         self._batcher = Batcher(
-            self._write_to_spool if spooling else self._deliver,
+            self._sender.write_to_spool if spooling else self._sender.deliver,
             max_events_in_batch=max_events_in_batch,
             flush_interval=float(flush_interval),
             max_queue_size=max_queue_size,
@@ -201,9 +207,13 @@ class Analytics(Calls, ShutdownDeadlines):
             max_concurrent_requests=1 if spooling else concurrency,
             overflow=overflow,
             overflow_timeout=float(overflow_timeout),
-            on_abandoned=self._abandon,
+            on_abandoned=self._outcomes.abandoned,
             name=f"cdp-logging-{id(self):x}",
         )
+        self._sender.batcher = self._batcher
+        #: Idents of the threads delivering for this client (its worker and helpers, the
+        #: spool's sender): a front ignores what they log, which could otherwise loop.
+        self.own_threads: set[int] = self._batcher.own_threads
         if spool_path is not None and enable:
             self._spool = spool.Spool(
                 spool.SpoolFile(
@@ -211,7 +221,8 @@ class Analytics(Calls, ShutdownDeadlines):
                     # A lease outlives the longest a batch's sending may take.
                     lease=longest_request + float(max_retry_time) + spool.LEASE_MARGIN,
                 ),
-                self,
+                self._outcomes,
+                post=self._sender.post,
                 max_events_in_batch=self._max_events_in_batch,
                 max_batch_bytes=MAX_BATCH_BYTES - BODY_OVERHEAD,
                 flush_interval=self._flush_interval,
@@ -219,8 +230,42 @@ class Analytics(Calls, ShutdownDeadlines):
                 name=f"cdp-logging-{id(self):x}",
             )
             self._spool.own_threads = self._batcher.own_threads
+            self._sender.spool = self._spool
             self._spool.start()
         _track_client(self)
+
+    def stats(self) -> Stats:
+        """Counts of what happened to the calls made so far.
+
+        Example::
+
+            >>> analytics.stats()["delivered"]
+            20
+        """
+        values = dict(self._counters.values)
+        spool = self._spool
+        return Stats(
+            queued=self._batcher.accepted,
+            delivered=values["delivered"],
+            failed=values["failed"],
+            unconfirmed=values["unconfirmed"],
+            dropped=values["dropped"],
+            invalid=values["invalid"],
+            substituted=values["substituted"],
+            skipped=values["skipped"],
+            batches=values["batches"],
+            retries=values["retries"],
+            pending=self._batcher.pending + (spool.in_flight if spool else 0),
+            spooled=spool.spooled if spool else 0,
+            dropped_by_before_send=values["dropped_by_before_send"],
+            redacted=self._counters.redacted_counts(),
+        )
+
+    def _batch_in_memory(self) -> None:
+        """The spool became unusable: batch and send from memory, as without a spool."""
+        self._batcher.max_events_in_batch = self._max_events_in_batch
+        self._batcher.flush_interval = self._flush_interval
+        self._batcher.max_concurrent_requests = self._max_concurrent_requests
 
     def __repr__(self) -> str:
         return f"<Analytics host={self.host!r} enable={self.enable} pending={self._batcher.pending}>"
@@ -247,7 +292,7 @@ class Analytics(Calls, ShutdownDeadlines):
                 print(analytics.stats())
         """
         failed_before = self._counters.given_up()
-        deadline = self._within_shutdown(None if timeout is None else time.monotonic() + timeout)
+        deadline = self._deadlines.within_shutdown(None if timeout is None else time.monotonic() + timeout)
         drained = self._batcher.flush(None if deadline is None else max(0.0, deadline - time.monotonic()))
         spool = self._spool
         if drained and spool is not None and spool.unusable is None:
@@ -289,10 +334,10 @@ class Analytics(Calls, ShutdownDeadlines):
         self._failed_when_closing = failed_before + not_delivered  # a later call reports only what is new
         # Only what the deadline cut short is the timeout's doing; a batch the API refused
         # (HTTP 401, say) failed for its own reason, however soon, and its own line said so.
-        cut_short = not delivered or self._last_failure.startswith(GAVE_UP_CLOSING)
+        cut_short = not delivered or self._outcomes.last_failure.startswith(GAVE_UP_CLOSING)
         if not_delivered and (cut_short or self.error_handler is not None):
             why = (f"before closing (shutdown timeout {timeout:g}s)" if cut_short
-                   else f"while closing: {self._last_failure}")
+                   else f"while closing: {self._outcomes.last_failure}")
             warn(
                 "cdp-logging: %d event(s) could not be delivered %s; since start: %d delivered, "
                 "%d failed, %d unconfirmed, %d dropped",
@@ -306,10 +351,27 @@ class Analytics(Calls, ShutdownDeadlines):
         timeout = self.shutdown_timeout if timeout is None else timeout
         if self._failed_when_closing is None:
             self._failed_when_closing = self._counters.given_up()
-        deadline = self._closing_deadline(timeout)
+        deadline = self._deadlines.closing_deadline(timeout)
         self._batcher.begin_close(timeout, deadline=deadline)
         if self._spool is not None:
             self._spool.begin_close(timeout, deadline=deadline)
+
+    def _shutdown_begins(self, deadline: float) -> None:
+        """The process began shutting down: every wait from now on ends by ``deadline``."""
+        self._deadlines.shutdown_begins(deadline)
+
+    def _count_cut_in_spool(self, spool: Spool, timeout: float) -> None:
+        """After the spool's close: count and tell the events of a request still unanswered
+        at the deadline, which the next process sends again."""
+        cut = spool.unconfirmed_at_close or 0
+        if cut:
+            self._counters.add("unconfirmed", cut)
+            warn(
+                "cdp-logging: %d event(s) were in a request still unanswered when the shutdown "
+                "timeout (%gs) ran out; they stay in the spool %s and the next process sends "
+                "them again, with the same messageIds: the API may get them twice",
+                cut, timeout, spool.file.path,
+            )
 
     def close(self, timeout: float | None = None) -> bool:
         """The same as :meth:`close_and_flush`.
@@ -340,13 +402,15 @@ class Analytics(Calls, ShutdownDeadlines):
     def _after_fork_in_child(self) -> None:
         # Every lock the parent's threads might have held at the fork is replaced.
         self._batcher.reset_after_fork()
+        self.own_threads = self._batcher.own_threads
         if self._spool is not None:
             self._spool.after_fork()
             self._spool.own_threads = self._batcher.own_threads
-        self._counters = _Counters()
+        self._outcomes.reset_after_fork()
+        self._counters = self._outcomes.counters
+        self._reporter = self._outcomes.reporter
         self._failed_when_closing = None
-        self._close_deadline = self._shutdown_deadline = None
-        self._reporter = Reporter(self._reporter.error_handler)
+        self._deadlines = ShutdownDeadlines()
         reset = getattr(self._transport, "reset", None)
         if reset is not None:
             reset()

@@ -12,20 +12,18 @@ from threading import get_ident
 from typing import Any
 from collections.abc import Iterable
 
-from .calls import capture_sinks
 from .client import Analytics
 from .option_table import resolve_callable
 from .secret import Secret
 from .constants import CALL_TYPES
 from .errors import InvalidEventError
 from .mapping import PAYLOAD_KEYS, calls_from_record, has_payload
-from .messages import encode_plain
 from .nested import calls_from_values, nested_values
 from .route import send_call
 from .structlog import watch_structlog
 from .fast import fast_message
 from .reporting import threads_in_report
-from .rules import RuleSet, RulesSource, load_rules
+from .rules import RuleMatch, RuleSet, RulesSource, load_rules
 from .shutdown import closing_handler, flush_handler, track_handler
 
 
@@ -137,13 +135,16 @@ class CDPHandler(logging.Handler):
             assert handler.handle(record)
         """
         attributes = record.__dict__
+        matched = None
         if ("track" not in attributes and "identify" not in attributes and "event" not in attributes
                 and "page" not in attributes and "screen" not in attributes
                 and "group" not in attributes and "alias" not in attributes):
             # Most records: the seven payload keys (PAYLOAD_KEYS), looked up one by one:
             # cheaper than any set operation, which would first make a view of the keys.
             rules = self.rules
-            if (rules is None or rules.find(record) is None) and (
+            if rules is not None:
+                matched = rules.find(record)
+            if matched is None and (
                     # Nor loguru's values under extra, nor structlog's event dict as the message
                     # (ProcessorFormatter.wrap_for_formatter's records carry _logger).
                     ("extra" not in attributes and "_logger" not in attributes) or nested_values(record) is None):
@@ -151,56 +152,58 @@ class CDPHandler(logging.Handler):
         if self._reopen:
             self._open_new_client()
         thread = get_ident()
-        if thread in threads_in_report or thread in self.client._batcher.own_threads:
+        if thread in threads_in_report or thread in self.client.own_threads:
             # Logged by an error_handler or a callback: feeding it back could loop.
             return False
         if self._fast_path and not self.filters:
-            if ("track" in attributes and "identify" not in attributes and "event" not in attributes
-                    and "page" not in attributes and "screen" not in attributes
-                    and "group" not in attributes and "alias" not in attributes):
-                call = "track"  # the commonest record of all, found without making a set
+            # The first branches of the one route, for a handler whose steps are not overridden:
+            # what emit() -> calls() -> send() would do, in fewer steps; anything else takes those.
+            if matched is not None:
+                if "extra" not in attributes and "_logger" not in attributes:  # else nested values win
+                    self._send_matched(record, matched)
+                    return True
             else:
-                present = attributes.keys() & PAYLOAD_KEYS
-                call = present.pop() if len(present) == 1 else ""
-            if call:
-                # Nearly every record: one call whose payload is a dict of the common fields
-                # (see fast.fast_message), timestamped at the log call as
-                # calls_from_record would. Its message is built and queued here, in one
-                # step; anything else takes emit(), calls() and send().
-                payload = attributes[call]
-                if "user_id" in attributes or "anonymous_id" in attributes or "context" in attributes:
-                    payload = None  # values beside the call key fill it: see mapping.fill_unset
-                try:
-                    message = fast_message(call, payload, record.created) if type(payload) is dict else None
-                    if message is None:
-                        self.emit(record)
-                        return True
-                    client = self.client
-                    leaving = client._leaving
+                # A record with one call whose payload is a dict of the common fields (see
+                # fast.fast_message): its message built in one step and handed to the client.
+                if ("track" in attributes and "identify" not in attributes and "event" not in attributes
+                        and "page" not in attributes and "screen" not in attributes
+                        and "group" not in attributes and "alias" not in attributes):
+                    call = "track"  # the commonest record of all, found without making a set
+                else:
+                    present = attributes.keys() & PAYLOAD_KEYS
+                    call = present.pop() if len(present) == 1 else ""
+                if call:
+                    payload = attributes[call]
+                    if "user_id" in attributes or "anonymous_id" in attributes or "context" in attributes:
+                        payload = None  # values beside the call key fill it: see mapping.fill_unset
                     try:
-                        # Analytics.send(): redaction and before_send (None: dropped), then
-                        # without its rarer cases, queued as it would be.
-                        if leaving is not None and (message := leaving(message)) is None:
-                            return True
-                        data = encode_plain(message)
-                        if data is not None and client.enable and not capture_sinks:
-                            refused = client._batcher.put(data, len(data))
-                            if refused is not None:
-                                client.count_dropped(refused, message["messageId"])
-                            return True
-                        client.queue_checked(message)
-                    except InvalidEventError as err:
-                        # Stopped before encoding, too large or not encodable: counted already.
-                        client.report(err.with_origin(_origin(record, self.rules)))
-                except Exception:
-                    self.handleError(record)
-                return True
+                        message = fast_message(call, payload, record.created) if type(payload) is dict else None
+                        if message is None:
+                            self.emit(record)
+                        else:
+                            self.client.enqueue(message, _origin, record)
+                    except Exception:
+                        self.handleError(record)
+                    return True
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):
             record = result
         if result:
             self.emit(record)
         return result
+
+    def _send_matched(self, record: logging.LogRecord, matched: RuleMatch) -> None:
+        """A record a rule matched: the match :meth:`handle` found makes its call, and says
+        where it came from if it is refused, rather than :meth:`calls` finding it again."""
+        def origin() -> str:  # called only on a refusal
+            return _origin(record, matched=matched)
+        try:
+            call, fields = matched.call(record)
+            send_call(self.client, call, fields, origin)
+        except InvalidEventError as err:
+            self.client.count_invalid(err.with_origin(origin()))
+        except Exception:
+            self.handleError(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Turn the record into calls and queue them; never raises into the application.
@@ -349,13 +352,14 @@ def _reconfiguring_logging() -> bool:
     return bool(is_owned is not None and is_owned())
 
 
-def _origin(record: logging.LogRecord, rules: RuleSet | None = None) -> str:
+def _origin(record: logging.LogRecord, rules: RuleSet | None = None, *, matched: RuleMatch | None = None) -> str:
+    """Where a refused record came from: its logger and line, and the rule it matched
+    (``matched``, else found again in ``rules``: only on the error path of an overridden step)."""
     origin = f"logger {record.name!r} at {record.pathname}:{record.lineno}"
-    if rules is not None and not has_payload(record):
-        # Only on the error path: finding the rule again costs nothing that matters here.
+    if matched is None and rules is not None and not has_payload(record):
         matched = rules.find(record)
-        if matched is not None:
-            origin += f", rule {matched.rule.number} ({matched.rule.describe()})"
+    if matched is not None:
+        origin += f", rule {matched.rule.number} ({matched.rule.describe()})"
     return origin
 
 

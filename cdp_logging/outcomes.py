@@ -5,33 +5,21 @@ from __future__ import annotations
 
 
 import json
-import logging
 import threading
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 from collections.abc import Callable, Sequence
 
 import orjson
 
-from .delivery.batcher import IN_FLIGHT_AT_CLOSE, Batcher
-from .delivery.items import Item
-from .delivery.items import is_plain, item_bytes, message_ids
-from .constants import (
-    BATCH_PATH, ENV_WRITE_KEY,
-)
-from .encoding import now_iso
+from .delivery.batcher import IN_FLIGHT_AT_CLOSE
+from .delivery.items import Item, is_plain, item_bytes, message_ids
+from .constants import ENV_WRITE_KEY
 # CallbackError is imported from here too (its home before errors.py).
 from .errors import CallbackError as CallbackError
 from .errors import CDPError, DeliveryError, EventDroppedError, SpoolError
 from .reporting import Reporter
-from .delivery.retry import Outcome, RetryPolicy, send_with_retries
-from .delivery.protocol import Transport
+from .delivery.retry import Outcome
 
-if TYPE_CHECKING:
-    # Imported when a client has a spool: a client without one never loads sqlite3.
-    from .delivery.spool import Spool
-
-
-logger = logging.getLogger("cdp_logging")
 
 
 #: ``callback(error, batch)``: error is None on success; batch lists the messages sent
@@ -153,158 +141,101 @@ def _delivery_error(items: Sequence[Item], outcome: Outcome, suffix: str = "") -
     )
 
 
-class DeliveryOutcomes:
-    """The worker's side of :class:`~cdp_logging.Analytics` (and the spool's client): send
-    a batch, then count, report and call back what became of it."""
+class Outcomes:
+    """What the engine does as events settle: count them, report them, run their per-call
+    callbacks. Delivery and the spool call it, outward (its methods are the spool's
+    :class:`~cdp_logging.delivery.spool.SpoolClient`); it never calls back into them.
 
-    # Set by Analytics.__init__.
-    retry_policy: RetryPolicy
-    _reporter: Reporter
-    _transport: Transport
-    _counters: _Counters
-    _last_failure: str
-    _max_events_in_batch: int
-    _max_concurrent_requests: int
-    _flush_interval: float
-    _batcher: Batcher
-    _spool: Spool | None
+    Example::
 
-    def stats(self) -> Stats:
-        """Counts of what happened to the calls made so far.
+        outcomes = Outcomes(Reporter(error_handler), on_spool_unusable=batch_in_memory)
+        sender = BatchSender(transport, policy, on_settled=outcomes.settled, on_retry=outcomes.count_retry)
+    """
 
-        Example::
+    def __init__(self, reporter: Reporter, *, on_spool_unusable: Callable[[], object]) -> None:
+        #: The counts behind :meth:`cdp_logging.Analytics.stats`.
+        self.counters = _Counters()
+        self.reporter = reporter
+        #: Why the last batch given up failed, for the summary at close.
+        self.last_failure = ""
+        self._on_spool_unusable = on_spool_unusable
 
-            >>> analytics.stats()["delivered"]
-            20
-        """
-        values = dict(self._counters.values)
-        return Stats(
-            queued=self._batcher.accepted,
-            delivered=values["delivered"],
-            failed=values["failed"],
-            unconfirmed=values["unconfirmed"],
-            dropped=values["dropped"],
-            invalid=values["invalid"],
-            substituted=values["substituted"],
-            skipped=values["skipped"],
-            batches=values["batches"],
-            retries=values["retries"],
-            pending=self._batcher.pending + (self._spool.in_flight if self._spool else 0),
-            spooled=self._spool.spooled if self._spool else 0,
-            dropped_by_before_send=values["dropped_by_before_send"],
-            redacted=self._counters.redacted_counts(),
-        )
+    def reset_after_fork(self) -> None:
+        """In a forked child: counts from zero, and a reporter whose locks no thread holds."""
+        self.counters = _Counters()
+        self.reporter = Reporter(self.reporter.error_handler)
 
-    def _deliver(self, items: list[Item]) -> None:
-        """Send one batch (on the worker thread), then count, call back and report."""
-        plain = is_plain(items)  # no callbacks: the items are the encoded events
-        outcome = self._post(
-            items if plain else [item_bytes(item) for item in items],  # type: ignore[arg-type]
-            interrupt=self._batcher.interrupt, deadline=self._batcher.closing_deadline,
-        )
+    def settled(self, items: list[Item], outcome: Outcome) -> None:
+        """A batch's fate is known: delivered when ``outcome.ok``, else given up for good."""
         if outcome.ok:
-            if self._batcher.settle(len(items)):
-                self._delivered(items, plain)
-            return
-        response = outcome.response
-        if response is not None and response.status == 413 and len(items) > 1:
-            # Halves in order: settle() expects the batch's events settled front to back.
-            half = len(items) // 2
-            self._deliver(items[:half])
-            self._deliver(items[half:])
-            return
-        if not self._batcher.settle(len(items)):
-            return  # close() already reported these events
-        self._refused(items, outcome)
+            self.delivered(items)
+        else:
+            self.refused(items, outcome)
 
-    def _post(self, messages: list[bytes], *, interrupt: threading.Event,
-              deadline: Callable[[], float | None], answer_reserve: float = 0.0) -> Outcome:
-        """Assemble a body from encoded messages and send it, with retries (none starting
-        within ``answer_reserve`` seconds of a closing deadline)."""
-        body = b"".join((
-            b'{"batch":[', b",".join(messages), b'],"sentAt":"', now_iso().encode(), b'"}',
-        ))
-        return send_with_retries(
-            self._transport, BATCH_PATH, body, self.retry_policy,
-            interrupt=interrupt, deadline=deadline, on_retry=self._count_retry,
-            answer_reserve=answer_reserve,
-        )
+    def delivered(self, items: list[Item]) -> None:
+        """Count a batch the API acknowledged and run its callbacks."""
+        self.counters.add_delivered(len(items))
+        if not is_plain(items):
+            self.finish(items, None)
 
-    def _delivered(self, items: list[Item], plain: bool = False) -> None:
-        """Count a batch the API acknowledged and run its callbacks (``plain``: it has none)."""
-        self._counters.add_delivered(len(items))
-        if not plain:
-            self._finish(items, None)
-
-    def _refused(self, items: list[Item], outcome: Outcome) -> None:
+    def refused(self, items: list[Item], outcome: Outcome) -> None:
         """Count, report and call back a batch given up for good."""
         self._fail(items, _delivery_error(items, outcome))
 
-    def _write_to_spool(self, items: list[Item]) -> None:
-        """The worker's work with a spool: write what was queued to it; what cannot be
-        written is sent from memory, in batches as without a spool."""
-        try:
-            unwritten = self._spool.write(items)  # type: ignore[union-attr]
-        except Exception:  # never lose a batch to a fault of the spool's own
-            logger.exception("cdp-logging could not write %d events to the spool; sending them", len(items))
-            unwritten = items
-        size = self._max_events_in_batch
-        for start in range(0, len(unwritten), size):
-            self._deliver(unwritten[start:start + size])
-
-    def _kept(self, messages: list[bytes], outcome: Outcome, retry_in: float) -> None:
+    def kept(self, messages: list[bytes], outcome: Outcome, retry_in: float) -> None:
         """Report a batch given up for now: its events stay in the spool."""
-        self._reporter.report(_delivery_error(
+        self.reporter.report(_delivery_error(
             messages, outcome, f"; the events stay in the spool and are sent again in {retry_in:.1f}s",
         ))
 
-    def _spool_dropped(self, count: int, items: list[Item], reason: str) -> None:
+    def dropped(self, count: int, items: list[Item], reason: str) -> None:
         """Count and report events a full spool dropped; ``items`` are those with callbacks."""
-        self._counters.add("dropped", count)
+        self.counters.add("dropped", count)
         error = EventDroppedError(reason, count=count)
-        self._reporter.report(error)
+        self.reporter.report(error)
         for item in items:
             if isinstance(item, tuple):
-                self._run_callback(item[1], error, [])
+                self.run_callback(item[1], error, [])
 
-    def _spool_unusable(self, error: SpoolError) -> None:
-        """The spool cannot be used: report it, and batch in memory as without a spool."""
-        self._reporter.report(error)
-        self._batcher.max_events_in_batch = self._max_events_in_batch
-        self._batcher.flush_interval = self._flush_interval
-        self._batcher.max_concurrent_requests = self._max_concurrent_requests
+    def unusable(self, error: SpoolError) -> None:
+        """The spool cannot be used: report it; the client batches in memory from now on."""
+        self.reporter.report(error)
+        self._on_spool_unusable()
 
-    def _spool_replaced(self, error: SpoolError) -> None:
+    def replaced(self, error: SpoolError) -> None:
         """A corrupt spool was moved aside and a fresh one made: report it; the spool goes on."""
-        self._reporter.report(error)
+        self.reporter.report(error)
 
-    def _count_retry(self) -> None:
-        self._counters.add("retries")
+    def count_retry(self) -> None:
+        """One more attempt at a batch."""
+        self.counters.add("retries")
 
-    def _fail(self, items: list[Item], error: DeliveryError) -> None:
-        self._last_failure = error.reason
-        self._counters.add("unconfirmed" if error.unconfirmed else "failed", len(items))
-        self._reporter.report(error)
-        self._finish(items, error)
-
-    def _abandon(self, items: list[Item], reason: str) -> None:
+    def abandoned(self, items: list[Item], reason: str) -> None:
+        """Count, report and call back what a close (or a fault) left undelivered."""
         self._fail(items, DeliveryError(reason, message_ids=message_ids(items), attempts=0,
                                         unconfirmed=reason.startswith(IN_FLIGHT_AT_CLOSE)))
 
-    def _finish(self, items: list[Item], error: DeliveryError | None) -> None:
+    def _fail(self, items: list[Item], error: DeliveryError) -> None:
+        self.last_failure = error.reason
+        self.counters.add("unconfirmed" if error.unconfirmed else "failed", len(items))
+        self.reporter.report(error)
+        self.finish(items, error)
+
+    def finish(self, items: list[Item], error: CDPError | None) -> None:
         """Run the per-call callbacks of a finished batch."""
         callbacks = [item[1] for item in items if type(item) is tuple]
         if not callbacks:
             return
         batch = [_decoded(item_bytes(item)) for item in items]
         for callback in callbacks:
-            self._run_callback(callback, error, batch)
+            self.run_callback(callback, error, batch)
 
-    def _run_callback(self, callback: Callback, error: CDPError | None, batch: list[dict[str, Any]]) -> None:
+    def run_callback(self, callback: Callback, error: CDPError | None, batch: list[dict[str, Any]]) -> None:
+        """Call a per-call callback; what it raises is reported, never passed on."""
         try:
             callback(error, batch)
         except Exception as err:
-            self._reporter.report(CallbackError(err))
+            self.reporter.report(CallbackError(err))
 
 
 def _decoded(data: bytes) -> Any:

@@ -2,8 +2,8 @@
 :mod:`cdp_logging.redaction`) then the user's ``before_send``.
 
 Every message passes here once, on the calling thread, after it was built and validated and
-before it is encoded: :meth:`cdp_logging.Analytics.send`, which every front ends in, runs the
-step, and so does the handler's fast path, with the same function.
+before it is encoded: :meth:`cdp_logging.Analytics.send` (the six calls) and
+:meth:`cdp_logging.Analytics.enqueue` (where every logging front ends) run the step.
 
 Example::
 

@@ -1,7 +1,7 @@
 """One call's way in for every logging front (the handler's general path, the structlog and
 loguru fronts): the message built and checked by :func:`~cdp_logging.messages.build_message`
-(where :class:`cdp_logging.scope` fills unset fields), then :meth:`Analytics.send
-<cdp_logging.Analytics.send>`, which encodes and queues it; what is refused is counted and
+(where :class:`cdp_logging.scope` fills unset fields), then :meth:`Analytics.enqueue
+<cdp_logging.Analytics.enqueue>`, which encodes and queues it; what is refused is counted and
 reported with where it came from."""
 
 from __future__ import annotations
@@ -39,11 +39,7 @@ def send_call(client: Analytics, call: str, fields: dict[str, Any], origin: Call
     except InvalidEventError as err:
         client.count_invalid(err.with_origin(origin()))
         return
-    try:
-        client.send(message, origin=origin)
-    except InvalidEventError as err:
-        # Too large or not encodable: the client counted it when it refused it.
-        client.report(err.with_origin(origin()))
+    client.enqueue(message, origin)
 
 
 class FrontClient:

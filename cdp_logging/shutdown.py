@@ -17,14 +17,9 @@ import sys
 import time
 import weakref
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .registry import begin_shutdown
-from .reporting import warn
-
-if TYPE_CHECKING:
-    from .delivery.spool import Spool
-    from .outcomes import _Counters
 
 __all__ = ["ShutdownDeadlines", "begin_logging_shutdown", "closing_handler", "flush_handler",
            "in_logging_shutdown"]
@@ -43,48 +38,42 @@ _ran_out: weakref.WeakKeyDictionary[Any, tuple[float, int]] = weakref.WeakKeyDic
 
 
 class ShutdownDeadlines:
-    """The deadlines of a client's close (mixed into :class:`~cdp_logging.Analytics`): the
-    close's, set once as closing begins, and the process shutdown's, set by
-    :func:`~cdp_logging.registry.begin_shutdown`, by which every later wait ends."""
+    """The deadlines of one client's close: the close's, set once as closing begins, and the
+    process shutdown's, set by :func:`~cdp_logging.registry.begin_shutdown`, by which every
+    later wait ends.
 
-    _counters: _Counters
-    #: When closing must end (monotonic), set once as closing begins.
-    _close_deadline: float | None = None
-    #: When every wait must end once the process began to shut down, else None.
-    _shutdown_deadline: float | None = None
+    Example::
 
-    def _shutdown_begins(self, deadline: float) -> None:
+        deadlines = ShutdownDeadlines()
+        deadlines.shutdown_begins(time.monotonic() + 5.0)
+        batcher.begin_close(5.0, deadline=deadlines.closing_deadline(5.0))
+    """
+
+    def __init__(self) -> None:
+        #: When closing must end (monotonic), set once as closing begins.
+        self.close_deadline: float | None = None
+        #: When every wait must end once the process began to shut down, else None.
+        self.shutdown_deadline: float | None = None
+
+    def shutdown_begins(self, deadline: float) -> None:
         """The process began shutting down: every wait from now on (flush, close) ends by
         ``deadline``, whoever asks for it."""
-        if self._shutdown_deadline is None:
-            self._shutdown_deadline = deadline
+        if self.shutdown_deadline is None:
+            self.shutdown_deadline = deadline
 
-    def _within_shutdown(self, deadline: float | None) -> float | None:
+    def within_shutdown(self, deadline: float | None) -> float | None:
         """``deadline`` (monotonic, None: none), no later than the shutdown's."""
-        ends = self._shutdown_deadline
+        ends = self.shutdown_deadline
         if ends is None:
             return deadline
         return ends if deadline is None else min(deadline, ends)
 
-    def _closing_deadline(self, timeout: float) -> float:
+    def closing_deadline(self, timeout: float) -> float:
         """The close's deadline: ``timeout`` from the first call, within the shutdown's."""
-        if self._close_deadline is None:
-            self._close_deadline = self._within_shutdown(time.monotonic() + timeout)
-        assert self._close_deadline is not None
-        return self._close_deadline
-
-    def _count_cut_in_spool(self, spool: Spool, timeout: float) -> None:
-        """After the spool's close: count and tell the events of a request still unanswered
-        at the deadline, which the next process sends again."""
-        cut = spool.unconfirmed_at_close or 0
-        if cut:
-            self._counters.add("unconfirmed", cut)
-            warn(
-                "cdp-logging: %d event(s) were in a request still unanswered when the shutdown "
-                "timeout (%gs) ran out; they stay in the spool %s and the next process sends "
-                "them again, with the same messageIds: the API may get them twice",
-                cut, timeout, spool.file.path,
-            )
+        if self.close_deadline is None:
+            self.close_deadline = self.within_shutdown(time.monotonic() + timeout)
+        assert self.close_deadline is not None
+        return self.close_deadline
 
 
 def track_handler(handler: Any) -> None:

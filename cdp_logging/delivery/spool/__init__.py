@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from .common import APPLICATION_ID, LEASE_MARGIN, WRITE_EVENTS, SpoolBusy, SpoolFull, SpoolUnavailable
 from .file import SpoolFile
-from .loop import SpoolClient
-from .sender import Spool
+from .sender import Spool, SpoolClient
 
 __all__ = [
     "APPLICATION_ID",

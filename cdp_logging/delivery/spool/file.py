@@ -1,20 +1,65 @@
-"""The spool's rows: append, claim under a lease, acknowledge, release."""
+"""The spool's file: opened safely on first use (SQLite, ours, 0600, no link; a corrupt file
+moved aside), its one connection kept apart across fork, and its rows: append, claim under a
+lease, acknowledge, release."""
 
 from __future__ import annotations
 
 
+import contextlib
+import os
+import secrets
 import sqlite3
+import stat
+import threading
 import time
+import weakref
+from collections.abc import Callable, Iterator
 
 
+from ...errors import SpoolError
 from .common import (
-    Appended, EMPTY_PAGES, QUARANTINE_ROW_BYTES, Quarantined, ROW_OVERHEAD, _chunks,
-    _lease_over, _unreadable, holder_is_gone, trim_quarantine,
+    _is_busy,
+    _is_corrupt,
+    SpoolDiskFull,
+    APPLICATION_ID,
+    BUSY_TIMEOUT,
+    FORK_WAIT,
+    FRESH_SPOOLS,
+    SCHEMA_VERSION,
+    SQLITE_HEADER,
+    SpoolBusy,
+    SpoolFull,
+    SpoolUnavailable,
+    WAL_SIZE_LIMIT,
+    _Garbage,
+    _SCHEMA,
+    holder_identity,
+    logger,
+    trim_quarantine,
+    Appended,
+    EMPTY_PAGES,
+    QUARANTINE_ROW_BYTES,
+    Quarantined,
+    ROW_OVERHEAD,
+    _chunks,
+    _lease_over,
+    _unreadable,
+    holder_is_gone,
 )
-from .opening import OpenedFile
+from .hazards import DiskFull, no_room, private_folder
 
 
-class SpoolFile(OpenedFile):
+#: Connections a forked child inherited from a fork that skipped Python's fork handlers:
+#: never used, never closed (SQLite's state for them belongs to the parent), only kept from
+#: the garbage collector.
+_inherited_connections: list[sqlite3.Connection] = []
+
+
+#: Every SpoolFile, so that each closes its connection before a fork.
+_files: weakref.WeakSet[SpoolFile] = weakref.WeakSet()
+
+
+class SpoolFile:
     """One spool database, opened on first use: each method is one short transaction.
 
     One connection serves the writer and the sender in turn, under a lock. Raises
@@ -35,6 +80,295 @@ class SpoolFile(OpenedFile):
         rows = spool.claim(limit=20, budget=500_000)
         spool.acknowledge([row_id for row_id, _ in rows])
     """
+
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int, full: SpoolFull,
+                 lease: float) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.max_bytes = max_bytes
+        self.full = full
+        self.lease = lease
+        self.unusable: SpoolError | None = None
+        #: Told when a corrupt file was moved aside and a fresh spool made in its place.
+        self.on_replaced: Callable[[SpoolError], None] | None = None
+        self._replaced: list[SpoolError] = []
+        self._fresh_spools = 0
+        self.disk_full = DiskFull()
+        #: Rows claim() set aside as unreadable since the last call of :meth:`take_quarantined`.
+        self._quarantined: list[tuple[int, str]] = []
+        self._init_state()
+        _files.add(self)
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._held_for_fork = False
+        self._db: sqlite3.Connection | None = None
+        self._page_size = 4096
+        #: (device, inode) of the file opened: a file someone put in its place is never moved.
+        self._opened: tuple[int, int] | None = None
+        self._closed = False
+        #: Who this process is, in the rows it claims.
+        self.holder = holder_identity()
+
+    def close(self) -> None:
+        """Close the connection; later calls raise SpoolUnavailable."""
+        with self._lock:
+            self._closed = True
+            self._close_connection()
+
+    def before_fork(self) -> None:
+        """Close the connection, and hold the lock until the fork is done: SQLite's state must
+        not cross a fork (a child using it, even through a new connection, can hang)."""
+        if self._lock.acquire(timeout=FORK_WAIT):
+            self._held_for_fork = True
+            self._close_connection()
+
+    def after_fork_in_parent(self) -> None:
+        """The fork is done: carry on (the connection reopens on next use)."""
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock and a holder identity of its own; a connection of its own
+        is opened on first use."""
+        if self._db is not None:
+            _inherited_connections.append(self._db)
+        self._init_state()
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """The connection, inside ``BEGIN IMMEDIATE ... COMMIT`` when ``write``; errors of
+        SQLite and of the file system become SpoolBusy or SpoolUnavailable."""
+        try:
+            with self._locked_transaction(write) as db:
+                yield db
+        finally:
+            if self._replaced:
+                self._tell_replaced()
+
+    def _tell_replaced(self) -> None:
+        """Report the files moved aside, outside the lock (the handler is the user's code)."""
+        with self._lock:
+            replaced, self._replaced = self._replaced, []
+        for error in replaced:
+            if self.on_replaced is None:
+                logger.warning("%s", error)
+            else:
+                self.on_replaced(error)
+
+    @contextlib.contextmanager
+    def _locked_transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self.unusable is not None:
+                raise SpoolUnavailable(self.unusable)
+            if self._closed:
+                raise SpoolUnavailable(SpoolError("is closed", path=self.path))
+            try:
+                db = self._db if self._db is not None else self._open()
+                if not write:
+                    yield db
+                    return
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except (sqlite3.Error, OSError) as err:
+                raise self._failure(err) from err
+            if write:
+                self.disk_full.written(self.path)
+
+    def _open(self) -> sqlite3.Connection:
+        """With the lock held: make sure the file (and its WAL and shared-memory files) are
+        this user's own and no one else's to write, connect, check that it is a spool, then
+        switch it to WAL and create the tables. A file that is not a SQLite database is moved
+        aside and a fresh spool made in its place."""
+        problem = private_folder(os.path.dirname(self.path))
+        if problem is not None:
+            raise self._give_up(problem)
+        try:
+            self._opened = self._claim(self.path)
+        except _Garbage as garbage:
+            moved_to = self._move_aside(garbage.file_id) if self._fresh_spools < FRESH_SPOOLS else None
+            if moved_to is None:
+                raise self._give_up(f"is not a SQLite database ({garbage}); left in place "
+                                    "(it could not be renamed, or too many were replaced)") from None
+            self._fresh_spools += 1
+            self._replaced.append(SpoolError(
+                f"is not a SQLite database ({garbage})", path=self.path, moved_to=moved_to, fresh=True,
+            ))
+            self._opened = self._claim(self.path)
+        for suffix in ("-wal", "-shm"):
+            self._claim(self.path + suffix, header=False)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            # What SQLite opened by name is the file checked above, and nothing was planted
+            # at its companions' names meanwhile.
+            if _file_id(self.path) != self._opened:
+                raise self._give_up("was replaced while being opened; left as it is")
+            self._set_up(db)
+            for suffix in ("-wal", "-shm"):
+                if os.path.lexists(self.path + suffix):
+                    self._claim(self.path + suffix, header=False)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            raise
+        self._db = db
+        return db
+
+    def _claim(self, path: str, *, header: bool = True) -> tuple[int, int]:
+        """Create ``path`` 0600 (whatever the umask) if missing; else check, without following
+        a link, that it is a regular file of this user's that no one else may write, and, with
+        ``header``, a spool by its SQLite header (or empty) before it is made 0600. Returns
+        its (device, inode); raises SpoolUnavailable (the file left as it is) or _Garbage (not
+        a SQLite file at all).
+
+        A descriptor is only opened on a file no connection of this process has open: closing
+        one would drop the locks SQLite holds on that file for the whole process."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.fchmod(fd, 0o600)
+                status = os.fstat(fd)
+            finally:
+                os.close(fd)
+            return status.st_dev, status.st_ino
+        status = os.lstat(path)
+        file_id = status.st_dev, status.st_ino
+        if stat.S_ISLNK(status.st_mode):
+            raise self._give_up(f"has a symbolic link at {path}; left as it is")
+        if not stat.S_ISREG(status.st_mode):
+            raise self._give_up(f"has something other than a file at {path}; left as it is")
+        if status.st_uid != os.geteuid():
+            raise self._give_up(
+                f"has a file {path} owned by another user (uid {status.st_uid}; this process runs "
+                f"as uid {os.geteuid()}); left as it is. Put the spool in a folder of this user's own"
+            )
+        if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise self._give_up(
+                f"has a file {path} that other users may write (mode {stat.S_IMODE(status.st_mode):o}); "
+                "left as it is"
+            )
+        if header and not _open_here(file_id):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                first_bytes = os.pread(fd, 100, 0)
+            finally:
+                os.close(fd)
+            problem = _header_problem(first_bytes)
+            if problem == _NOT_SQLITE:
+                raise _Garbage("its first bytes are not SQLite's", file_id)
+            if problem is not None:
+                raise self._give_up(problem)
+        if stat.S_IMODE(status.st_mode) != 0o600:
+            os.chmod(path, 0o600)  # by name: no descriptor to close (see above)
+        return file_id
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        # Known to be a spool (or empty) before anything in it changes, such as its journal mode.
+        self._check_is_spool(db)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise self._give_up(f"cannot be used in WAL mode (journal mode {mode!r}; a network file system?)")
+        # NORMAL in WAL mode: a commit survives the process being killed (the OS has it), not
+        # a power cut; FULL would add an fsync to every write.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            application_id = self._check_is_spool(db)
+            for statement in _SCHEMA:
+                db.execute(statement)
+            trim_quarantine(db)
+            if application_id == 0:
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
+
+    def _check_is_spool(self, db: sqlite3.Connection) -> int:
+        """The file's application id, once it is known to be a spool or empty."""
+        application_id: int = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if application_id not in (0, APPLICATION_ID) or (application_id == 0 and tables):
+            raise self._give_up("is another program's database, not a cdp-logging spool; left as it is")
+        if version > SCHEMA_VERSION:
+            raise self._give_up(f"was written by a newer cdp-logging (schema {version}); left as it is")
+        return application_id
+
+    def _give_up(self, problem: str, moved_to: str | None = None) -> SpoolUnavailable:
+        """With the lock held: stop using the file, for good; the exception saying so."""
+        self.unusable = SpoolError(problem, path=self.path, moved_to=moved_to)
+        self._close_connection()
+        return SpoolUnavailable(self.unusable)
+
+    def _failure(self, err: BaseException) -> Exception:
+        """With the lock held: what an error of SQLite or the file system means for the spool."""
+        if _is_busy(err):
+            return SpoolBusy(str(err))
+        reason = no_room(err, self.path)
+        if reason is not None:  # for now: the next write tries again
+            report = self.disk_full.failed(self.path, err, reason)
+            if report is not None:
+                self._replaced.append(report)
+            return SpoolDiskFull(str(err))
+        if _is_corrupt(err):
+            self._close_connection()
+            moved_to = self._move_aside(self._opened)
+            problem = f"is corrupt or not a database ({err})"
+            if moved_to is not None and self._fresh_spools < FRESH_SPOOLS:
+                # The next call makes a fresh spool at the path: durability goes on.
+                self._fresh_spools += 1
+                self._replaced.append(SpoolError(problem, path=self.path, moved_to=moved_to, fresh=True))
+                return SpoolBusy(problem)
+            if moved_to is None:
+                problem += "; left in place (it could not be renamed, or another file took its place)"
+        else:
+            moved_to = None
+            problem = f"cannot be used ({type(err).__name__}: {err})"
+        return self._give_up(problem, moved_to)
+
+    def _move_aside(self, opened: tuple[int, int] | None) -> str | None:
+        """Rename the file ``opened`` (and its WAL) to ``<path>.corrupt-<time>-<pid>``, 0600,
+        unless another file has taken its place; the new name, or None."""
+        if opened is None or _file_id(self.path) != opened:
+            return None
+        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
+        try:
+            os.replace(self.path, aside)
+            fd = os.open(aside, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            os.fchmod(fd, 0o600)  # it still holds users' data
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.replace(self.path + "-wal", aside + "-wal")
+        with contextlib.suppress(OSError):
+            os.remove(self.path + "-shm")
+        return aside
+
+    def _close_connection(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    # -- the rows ----------------------------------------------------------------------------
 
     def append(self, messages: list[bytes]) -> Appended:
         """Add ``messages`` in order, in one transaction. When they do not fit, ``full`` says
@@ -261,3 +595,53 @@ class SpoolFile(OpenedFile):
         db.execute("UPDATE totals SET events = max(0, events - ?), bytes = max(0, bytes - ?)",
                    (len(ids) if count is None else count, size))
 
+
+def _before_fork() -> None:
+    for file in list(_files):
+        file.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for file in list(_files):
+        file.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    for file in list(_files):
+        file.after_fork()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path`` itself (a link is not followed), or None."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+#: What :func:`_header_problem` says of a file that is not a SQLite database at all.
+_NOT_SQLITE = "not SQLite"
+
+
+def _header_problem(header: bytes) -> str | None:
+    """Why a file with these first bytes is not to be used as a spool; None when it is empty,
+    a spool, or a database in WAL mode with no application id yet (a spool whose creation
+    was never checkpointed: SQLite tells the rest)."""
+    if not header:
+        return None
+    if not header.startswith(SQLITE_HEADER) or len(header) < 72:
+        return _NOT_SQLITE
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id == APPLICATION_ID or (application_id == 0 and header[18] == 2):
+        return None
+    return "is another program's database, not a cdp-logging spool; left as it is"
+
+
+def _open_here(file_id: tuple[int, int]) -> bool:
+    """Whether a spool of this process has a connection to the file ``file_id``."""
+    return any(file._db is not None and file._opened == file_id for file in list(_files))
