@@ -31,8 +31,8 @@ from support.reliability import (
     start_api,
     stop_api,
     url,
-    wait_until,
 )
+from support.helpers import wait_until
 
 #: What an exit may take beyond shutdown_timeout on a loaded 2-core machine: interpreter
 #: teardown and the last attempt. A hung request (timeout 10 s) would still show.
