@@ -58,6 +58,17 @@ def _describe(predicate: Callable[[], Any]) -> str:
         return name
 
 
+def closed_by_peer(port: int) -> bool:
+    """True once a TCP connection of this process to ``port`` on 127.0.0.1 was closed by the
+    server and not yet by us (CLOSE_WAIT, as the operating system reports it)."""
+    import psutil
+
+    return any(
+        connection.status == psutil.CONN_CLOSE_WAIT and connection.raddr and connection.raddr.port == port
+        for connection in psutil.Process().net_connections(kind="tcp")
+    )
+
+
 def holds_for(predicate: Callable[[], Any], duration: float) -> bool:
     """True when ``predicate`` stays truthy for ``duration`` seconds (to check that something
     does *not* happen yet)."""

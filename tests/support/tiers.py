@@ -69,6 +69,8 @@ def _text_of(item: pytest.Function) -> str:
     roots: list[Any] = [function]
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     for name in item.fixturenames:
+        if name == "tier_audit":  # its own source names sockets and processes
+            continue
         for definition in definitions.get(name, ()):
             roots.append(getattr(definition, "func", None))
     texts: list[str] = []
