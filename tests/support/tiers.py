@@ -54,7 +54,7 @@ def _source(obj: Any) -> str:
 def _helpers(source: str, namespace: dict[str, Any]) -> Iterator[Any]:
     """The functions and classes of ``namespace`` that ``source`` names and the tests own."""
     for name in set(re.findall(r"\b[A-Za-z_]\w*\b", source)):
-        value = namespace.get(name)
+        value = inspect.unwrap(namespace[name]) if callable(namespace.get(name)) else None  # a cache's function too
         module = getattr(value, "__module__", "") or ""
         if isinstance(value, (FunctionType, type)) and (
             module.startswith("support") or module.startswith("test") or module == namespace.get("__name__")
