@@ -16,9 +16,15 @@ from pytest_httpserver import HTTPServer
 
 import cdp_logging
 from support.helpers import DEADLINE, WRITE_KEY, wait_until
+from support.tiers import mark_by_tier, tier_audit  # noqa: F401  (the audit's fixture)
 
 #: Customer.io's description of the Data Pipelines API, the project's own copy (unchanged).
 OPENAPI_FILE = Path(__file__).resolve().parent / "data" / "customerio-pipelines-openapi.json"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test unit, server or subprocess (tests/support/tiers.py): pytest -m unit."""
+    mark_by_tier(items)
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,9 @@ from support.handlers import (  # noqa: F401  (fixtures)
     run_python,
     server,
     subprocess_env,
-    wait_for,
     write_key,
 )
+from support.helpers import wait_until
 
 
 def test_the_dictconfig_example_delivers_its_events_at_exit(server: HTTPServer, write_key: str) -> None:
@@ -124,9 +124,9 @@ def test_gunicorn_with_the_example_log_config_tracks_requests_from_its_worker(
         env=env, cwd=EXAMPLES.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_for(lambda: socket_path.exists() or gunicorn.poll() is not None, "gunicorn to listen")
+        wait_until(lambda: socket_path.exists() or gunicorn.poll() is not None, message="gunicorn to listen")
         assert gunicorn.poll() is None, gunicorn.communicate()[1]
-        wait_for(lambda: _reachable(socket_path), "gunicorn's worker to answer")
+        wait_until(lambda: _reachable(socket_path), message="gunicorn's worker to answer")
         for n in range(3):
             assert _get(socket_path, f"/page-{n}", visitor=f"visitor-{n}") == b"ok\n"
         gunicorn.send_signal(signal.SIGTERM)

@@ -43,17 +43,28 @@ def hold_parents_first_request_until_a_child_posts(
 ) -> None:
     """So that the parent forks with a request in flight and events queued behind it."""
     child_posted = threading.Event()
+    held = threading.Event()
     first = f"{run_id}-parent-before-0"
 
     def handle(request: Request) -> Response:
         ids = [message["messageId"] for message in batch_of(request)]
         if first in ids:
+            held.set()
             child_posted.wait(30)
         elif not any("-parent-" in message_id for message_id in ids):
             child_posted.set()
         return recorder(request)
 
     server.expect_request(BATCH_PATH, method="POST").respond_with_handler(handle)
+    # The parent asks, before it logs the rest and forks.
+    server.expect_request("/held").respond_with_handler(lambda request: Response(b"yes" if held.is_set() else b"no"))
+
+
+def assert_forked_with_events_in_flight_and_queued(parent: dict[str, Any], recorder: Recorder, run_id: str) -> None:
+    # The first request held only the first event, and every one was still pending: the
+    # others were queued behind it.
+    assert parent["at_fork"]["first_held"] and parent["at_fork"]["pending"] == BEFORE, parent
+    assert [f"{run_id}-parent-before-0"] in [request["ids"] for request in recorder.requests]
 
 
 def run_fork_app(server: HTTPServer, mode: str, run_id: str) -> list[dict[str, Any]]:
@@ -94,8 +105,7 @@ def test_forked_children_and_their_parent_each_deliver_their_own_events_once(
     [parent] = [r for r in reports if r["role"] == "parent"]
     children = [r for r in reports if r["role"].startswith("child")]
     assert parent["child_exit_codes"] == [0, 0]
-    assert parent["at_fork"]["pending"] == BEFORE and parent["at_fork"]["queued_bytes"] > 0, \
-        "the parent forked with events in flight and queued"
+    assert_forked_with_events_in_flight_and_queued(parent, recorder, run_id)
     assert len(children) == 2
     for child in children:
         assert child["pid"] != parent["pid"]
@@ -116,7 +126,7 @@ def test_a_forked_worker_pool_delivers_every_task_event_once(pool: str, api: HTT
     reports = run_fork_app(api, pool, run_id)
 
     [parent] = [r for r in reports if r["role"] == "parent"]
-    assert parent["at_fork"]["pending"] == BEFORE and parent["at_fork"]["queued_bytes"] > 0
+    assert_forked_with_events_in_flight_and_queued(parent, recorder, run_id)
     tasks = [f"{run_id}-task-{i}" for i in range(TASKS)]
     recorder.assert_each_once(parent_ids(run_id) + tasks)
     assert_each_process_used_its_own_connections(recorder)

@@ -45,10 +45,9 @@ from support.handlers import (  # noqa: F401  (fixtures)
     run_python,
     server,
     subprocess_env,
-    wait_for,
-    wait_for_messages,
     write_key,
 )
+from support.helpers import wait_for_messages, wait_until
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -149,7 +148,7 @@ def test_dictconfig_sends_each_of_the_six_calls_with_the_records_timestamps(
 
     log_six_calls(logger)
 
-    assert_six_messages_arrived(wait_for_messages(server, write_key, 6), capture.records)
+    assert_six_messages_arrived(wait_for_messages(server, 6, write_key=write_key), capture.records)
 
 
 def test_fileconfig_sends_each_of_the_six_calls_with_the_records_timestamps(
@@ -190,7 +189,7 @@ def test_fileconfig_sends_each_of_the_six_calls_with_the_records_timestamps(
 
     log_six_calls(logger)
 
-    assert_six_messages_arrived(wait_for_messages(server, write_key, 6), capture.records)
+    assert_six_messages_arrived(wait_for_messages(server, 6, write_key=write_key), capture.records)
 
 
 def test_fileconfig_accepts_the_level_as_the_positional_argument(
@@ -850,7 +849,7 @@ def test_logging_never_waits_for_the_network(httpserver_ipv4: HTTPServer, write_
     logger.addHandler(handler)
     try:
         logger.info("first", extra={"event": "E0", "user_id": "1"})
-        wait_for(entered.is_set, "the first batch to reach the server")
+        wait_until(entered.is_set, message="the first batch to reach the server")
 
         started = time.monotonic()
         for n in range(1, 200):
@@ -962,7 +961,7 @@ def test_close_is_bounded_when_the_server_does_not_answer(httpserver_ipv4: HTTPS
         release.set()
 
     assert elapsed < 3.0, f"close took {elapsed:.1f}s with shutdown_timeout=0.5"
-    wait_for(lambda: handler.client.stats()["pending"] == 0, "the in-flight batch to end")
+    wait_until(lambda: handler.client.stats()["pending"] == 0, message="the in-flight batch to end")
     stats = handler.client.stats()
     assert stats["delivered"] + stats["failed"] + stats["unconfirmed"] == 5
 
@@ -1063,10 +1062,10 @@ def test_reconfiguring_logging_twice_leaves_no_worker_behind_and_loses_no_event(
             sent += 1
 
     _current_cdp_handler().flush()
-    received = wait_for_messages(server, write_key, sent)
+    received = wait_for_messages(server, sent, write_key=write_key)
     assert sorted(m["properties"]["n"] for m in received) == list(range(sent))
-    wait_for(lambda: len(set(_cdp_threads()) - threads_before) == 1,
-             "the workers of replaced handlers to end, leaving the current handler's")
+    wait_until(lambda: len(set(_cdp_threads()) - threads_before) == 1,
+               message="the workers of replaced handlers to end, leaving the current handler's")
     assert max(durations) < 3.0, f"reconfiguring took {max(durations):.1f}s"
 
 
@@ -1090,7 +1089,7 @@ def test_a_handler_left_attached_by_a_later_dictconfig_keeps_sending(
     shop.info("after", extra={"event": "After", "user_id": "1"})
     handler.flush()
 
-    received = wait_for_messages(server, write_key, 2)
+    received = wait_for_messages(server, 2, write_key=write_key)
     assert sorted(m["event"] for m in received) == ["After", "Before"]
     assert handler.client.stats()["dropped"] == 0
     shop.removeHandler(handler)
@@ -1125,9 +1124,9 @@ def test_reconfiguring_with_fileconfig_delivers_what_the_old_handler_held(
         logger.info("order", extra={"event": "Order Completed", "user_id": "1", "n": n})
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}})
 
-    received = wait_for_messages(server, write_key, 3)
+    received = wait_for_messages(server, 3, write_key=write_key)
     assert sorted(m["properties"]["n"] for m in received) == [0, 1, 2]
-    wait_for(lambda: not set(_cdp_threads()) - threads_before, "every cdp-logging thread to end")
+    wait_until(lambda: not set(_cdp_threads()) - threads_before, message="every cdp-logging thread to end")
 
 
 # -- at interpreter exit: real subprocesses ------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from typing import Any
 from collections.abc import Iterator
@@ -31,8 +32,8 @@ from support.reliability import (
     start_api,
     stop_api,
     url,
-    wait_until,
 )
+from support.helpers import wait_until
 
 #: What an exit may take beyond shutdown_timeout on a loaded 2-core machine: interpreter
 #: teardown and the last attempt. A hung request (timeout 10 s) would still show.
@@ -184,7 +185,9 @@ def test_close_is_bounded_when_a_request_hangs_and_reports_every_event_once(api:
     # The hung request now succeeds: the events were already reported, nothing counts twice.
     gate.open.set()
     wait_until(lambda: recorder.count() >= 1, message="the held request completed")
-    wait_until(lambda: not client._batcher._thread.is_alive(), message="the worker finished")
+    worker = f"cdp-logging-{id(client):x}"  # the client's threads, by the name they show
+    wait_until(lambda: not any(t.name.startswith(worker) for t in threading.enumerate()),
+               message="the client's worker to finish")
     stats = client.stats()
     assert (stats["delivered"], (stats["failed"], stats["unconfirmed"])) == (0, given_up)
     assert len(calls) == 5 and all(isinstance(e, DeliveryError) for e in calls)

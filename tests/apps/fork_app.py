@@ -8,7 +8,8 @@ workers end with os._exit before any finalizer, so they deliver from ``on_proces
 hook behind Celery's ``worker_process_shutdown`` signal).
 
 The parent logs BEFORE events, then forks while they are queued (flush_interval is long and
-the test server holds the first request until a child's arrives), logs AFTER events, waits
+the test server holds the first request until a child's arrives; the parent waits for the
+server to say so), logs AFTER events, waits
 for its children and exits. MessageIds: ``RUN-parent-before-I``, ``RUN-parent-after-I``,
 ``RUN-childK-I`` and ``RUN-task-I``. Each process prints one JSON line about itself.
 """
@@ -23,6 +24,7 @@ import multiprocessing
 import os
 import sys
 import time
+import urllib.request
 
 import cdp_logging
 
@@ -42,6 +44,17 @@ def event(message_id: str) -> None:
 
 def handler_stats() -> dict:
     return log.handlers[0].client.stats()
+
+
+def wait_for_the_server_to_hold_the_first_request() -> bool:
+    """True once the test server says it holds the first request (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(os.environ["CDP_HOST"] + "/held", timeout=10) as answer:
+            if answer.read() == b"yes":
+                return True
+        time.sleep(0.01)
+    return False
 
 
 def say(**fields: object) -> None:
@@ -75,15 +88,13 @@ def main() -> None:
         "loggers": {"app": {"handlers": ["cdp"], "level": "INFO", "propagate": False}},
     })
     event(f"{run_id}-parent-before-0")
-    # Once the worker has taken that first event (its request is held by the test server),
-    # the rest wait in the queue: the fork happens with events both in flight and queued.
-    batcher = log.handlers[0].client._batcher
-    deadline = time.monotonic() + 30
-    while batcher.queued_bytes and time.monotonic() < deadline:
-        time.sleep(0.001)
+    # Once the worker has sent that first event (its request is held by the test server, which
+    # says so at /held), the rest wait in the queue: the fork happens with events both in
+    # flight and queued.
+    first_held = wait_for_the_server_to_hold_the_first_request()
     for i in range(1, BEFORE):
         event(f"{run_id}-parent-before-{i}")
-    at_fork = {**handler_stats(), "queued_bytes": batcher.queued_bytes}
+    at_fork = {**handler_stats(), "first_held": first_held}
 
     if mode == "os-fork":
         pids = []

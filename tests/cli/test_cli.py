@@ -25,9 +25,10 @@ import cdp_logging
 from cdp_logging.autoinstall import SITE_DIRECTORY
 from cdp_logging.cli import main
 from support.legacy import (
-    CDP_LOGGING, GUNICORN, LEGACY_APP, Output, accept_batches, collector_environment,
-    environment, legacy_app, received_events, run, wait_until,
+    CDP_LOGGING, DEADLINE, GUNICORN, LEGACY_APP, Output, accept_batches, collector_environment,
+    environment, legacy_app, received_events, run,
 )
+from support.helpers import wait_until
 
 #: What the legacy application's log lines make, by rules.json and rules.toml alike.
 SHOP_EVENTS = [
@@ -127,7 +128,7 @@ def test_gunicorn_with_two_workers_sends_from_each_worker(collector: HTTPServer)
     errors = Output(server.stderr)
     Output(server.stdout)
     try:
-        listening = wait_until(lambda: errors.find("Listening at: "), what="gunicorn to listen")
+        listening = wait_until(lambda: errors.find("Listening at: "), DEADLINE, message="gunicorn to listen")
         url = re.search(r"Listening at: (http://\S+)", listening).group(1)
 
         def ready_workers() -> set[int]:
@@ -135,7 +136,8 @@ def test_gunicorn_with_two_workers_sends_from_each_worker(collector: HTTPServer)
                     if event.get("event") == "Worker Ready"}
 
         workers = wait_until(lambda: len(ready_workers()) == 2 and ready_workers(),
-                             what=f"both workers to report ready; gunicorn said:\n{errors.text}")
+                             timeout=DEADLINE,
+                             message=lambda: f"both workers to report ready; gunicorn said:\n{errors.text}")
         assert all(isinstance(pid, int) for pid in workers) and server.pid not in workers
         for order in (5001, 5002, 5003, 5004):
             with urllib.request.urlopen(f"{url}/?order={order}&customer=c{order}", timeout=20) as answer:
@@ -145,7 +147,7 @@ def test_gunicorn_with_two_workers_sends_from_each_worker(collector: HTTPServer)
             return {event["properties"]["order_id"]: event["userId"]
                     for event in received_events(collector) if event.get("event") == "Order Placed"}
 
-        wait_until(lambda: len(orders()) == 4, what="the four orders")
+        wait_until(lambda: len(orders()) == 4, DEADLINE, message="the four orders")
         assert orders() == {5001: "c5001", 5002: "c5002", 5003: "c5003", 5004: "c5004"}
     finally:
         server.terminate()
@@ -181,7 +183,7 @@ def test_a_bad_rule_is_skipped_with_one_error_and_the_program_runs_on(
         "at position 6; this rule is skipped, the other rules are used",
     ]
     # Rule 1 works in the child (the parent logs nothing); rule 2 makes nothing.
-    wait_until(lambda: received_events(collector), what="rule 1's event")
+    wait_until(lambda: received_events(collector), DEADLINE, message="rule 1's event")
     assert essentials(received_events(collector)) == [{"type": "identify", "userId": "alice"}]
 
 
@@ -231,7 +233,7 @@ def test_a_bad_variable_is_one_warning_and_the_program_runs_with_the_default(col
     assert [line for line in result.stderr.splitlines() if "CDP_MAX_EVENTS_IN_BATCH" in line] == [
         "cdp-logging: CDP_MAX_EVENTS_IN_BATCH='ten': must be a whole number from 1 to 10000; "
         "using the default, 20"]
-    wait_until(lambda: received_events(collector), what="the program's events")
+    wait_until(lambda: received_events(collector), DEADLINE, message="the program's events")
 
 
 def test_a_bad_variable_stops_start_up_naming_it_when_strict(collector: HTTPServer) -> None:

@@ -13,7 +13,7 @@ import requests
 
 from cdp_logging import ProtocolError, ReadTimeout, TLSError
 from cdp_logging.delivery.transport import HTTPTransport, TransportError
-from support.helpers import wait_until
+from support.helpers import closed_by_peer, wait_until
 from support.raw_server import OK, RawServer, make_certificate, server_context
 
 BODY = b'{"batch":[],"sentAt":"2024-05-01T00:00:00.000Z"}'
@@ -59,8 +59,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_losing_th
     assert transport.post("/v1/batch", BODY).status == 200
     raw_server.close_idle_connections()
     # The server's close has reached the kept-alive socket: it is now readable (at its end).
-    wait_until(lambda: transport._idle and transport._idle[0]._dropped(),
-               message="the server's close to reach the idle connection")
+    wait_until(lambda: closed_by_peer(raw_server.port), message="the server's close to reach the idle connection")
     assert transport.post("/v1/batch", BODY).status == 200
     assert raw_server.connections == 2 and len(raw_server.requests) == 2
 

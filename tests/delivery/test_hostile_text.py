@@ -14,8 +14,9 @@ from pytest_httpserver import HTTPServer
 
 from cdp_logging import Analytics, DeliveryError, InvalidEventError, compat
 from support.reliability import (
-    BATCH_PATH, FAST_RETRIES, WRITE_KEY, Errors, Recorder, start_api, stop_api, url, wait_until,
+    BATCH_PATH, FAST_RETRIES, WRITE_KEY, Errors, Recorder, start_api, stop_api, url,
 )
+from support.helpers import wait_until
 
 #: A file name that is not valid UTF-8, as Python hands it to the application.
 UNDECODABLE = os.fsdecode(b"report-\xff.csv")

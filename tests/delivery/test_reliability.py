@@ -33,8 +33,8 @@ from support.reliability import (
     start_api,
     stop_api,
     url,
-    wait_until,
 )
+from support.helpers import wait_until
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ from support.reliability import (
     start_api,
     stop_api,
     url,
-    wait_until,
 )
+from support.helpers import wait_until
 from support.spool import HoldOnce, finish, index_of, kill, logged, run_spool_app, start_spool_app
 
 #: The kill -9 test's pace, and the default spool_sync_interval: what it may lose is the events

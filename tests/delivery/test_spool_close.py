@@ -18,7 +18,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from support.reliability import BATCH_PATH, Recorder, start_api, stop_api, url, wait_until
+from support.reliability import BATCH_PATH, Recorder, start_api, stop_api, url
+from support.helpers import wait_until
 from support.spool import run_spool_app
 
 #: How long the API takes to answer each request (it has the events from the start).

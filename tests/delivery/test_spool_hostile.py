@@ -19,8 +19,8 @@ from cdp_logging import Analytics, EventDroppedError
 from support.spool import SpoolConsole
 from support.reliability import (
     BATCH_PATH, FAST_RETRIES, WRITE_KEY, Errors, Recorder, free_port, start_api, stop_api, url,
-    wait_until,
 )
+from support.helpers import wait_until
 
 #: Another user's uid ("nobody" on most systems), for the folders root gives away.
 OTHER_UID = 65534

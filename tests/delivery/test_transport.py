@@ -20,6 +20,7 @@ import cdp_logging
 from cdp_logging import DeliveryError
 from cdp_logging.delivery.transport import HTTPTransport, authorization, default_host, key_region
 from cdp_logging.delivery.retry import RetryPolicy, send_with_retries
+from support.leaks import describe_object
 from support.helpers import DEADLINE, WRITE_KEY, batch_requests, raw_body, received_bodies, wait_for_messages, wait_until
 
 Client = Callable[..., cdp_logging.Analytics]
@@ -257,7 +258,8 @@ def test_the_write_key_appears_in_no_repr_log_line_or_error(
         client.track(user_id="u1", event="E", callback=recorder.callback)
         client.flush(timeout=10)
     wait_until(lambda: len(recorder.callbacks) == 2, message="both callbacks")
-    texts = [repr(reported), str(reported), repr(reported._transport), repr(reported.stats()), caplog.text]
+    texts = [repr(reported), str(reported), *describe_object(reported, depth=3), repr(reported.stats()), caplog.text]
+    assert any("HTTPTransport" in text for text in texts)  # the client's transport was looked into
     for error in recorder.errors + [error for error, _ in recorder.callbacks]:
         texts += [str(error), repr(error), repr(error.__dict__), repr(error.cause)]
     assert recorder.errors and caplog.text

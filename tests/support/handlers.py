@@ -1,4 +1,4 @@
-"""Shared pieces of the handler's tests: a collecting server, waiting on conditions, logging
+"""Shared pieces of the handler's tests: a collecting server, logging
 state that is put back after each test, and running Python in a subprocess.
 
 Imported by ``test_handler.py``, ``test_mapping.py``, ``test_events.py`` and
@@ -7,7 +7,6 @@ Imported by ``test_handler.py``, ``test_mapping.py``, ``test_events.py`` and
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import logging
@@ -15,14 +14,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from support import helpers
+from support.helpers import basic_auth, wait_until
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -37,23 +35,11 @@ DELIVERY_TIMEOUT = 15.0
 SUBPROCESS_TIMEOUT = 60.0
 
 
-# -- waiting on conditions ---------------------------------------------------------------------
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = DELIVERY_TIMEOUT) -> Any:
-    """Poll ``condition`` until it returns something true; fail saying ``what`` never happened."""
-    return helpers.wait_until(condition, timeout, message=what)
-
-
 # -- the collecting server ---------------------------------------------------------------------
 
 def new_write_key() -> str:
     """A write key no other test uses: requests are told apart by their Authorization header."""
     return f"test-key-{uuid.uuid4().hex[:12]}"
-
-
-def basic_auth(write_key: str) -> str:
-    """The Authorization header the API expects for ``write_key`` (empty password)."""
-    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
 
 
 def accept_batches(server: HTTPServer, status: int = 200) -> HTTPServer:
@@ -84,26 +70,6 @@ def batches(server: HTTPServer, write_key: str) -> list[dict[str, Any]]:
 def messages(server: HTTPServer, write_key: str) -> list[dict[str, Any]]:
     """Every message ``server`` received with ``write_key``, in arrival order."""
     return [message for body in batches(server, write_key) for message in body["batch"]]
-
-
-def wait_for_messages(
-    server: HTTPServer, write_key: str, count: int, timeout: float = DELIVERY_TIMEOUT
-) -> list[dict[str, Any]]:
-    """Wait until ``count`` messages arrived; return them all."""
-    found: list[dict[str, Any]] = []
-
-    def arrived() -> bool:
-        found[:] = messages(server, write_key)
-        return len(found) >= count
-
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not arrived():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"expected {count} messages at the server within {timeout:g}s, "
-                        f"got {len(found)}: {[m.get('event') or m['type'] for m in found]}")
-        pause.wait(0.02)
-    return found
 
 
 def parse_timestamp(text: str) -> float:
@@ -205,8 +171,8 @@ def restore_logging() -> Iterator[None]:
         for handler in added:
             handler.close()
         logging.disable(saved_disable)
-        wait_for(lambda: not (_cdp_threads() - threads_before),
-                 "the cdp-logging threads started by the test to end", timeout=20.0)
+        wait_until(lambda: not (_cdp_threads() - threads_before), 20.0,
+                   message="the cdp-logging threads started by the test to end")
 
 
 def _pytests(handler: logging.Handler) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import inspect
 import json
 import threading
 import time
@@ -27,20 +29,44 @@ def wait_until(
 ) -> Any:
     """Poll ``predicate`` until it returns something truthy, and return that.
 
-    Fails the test with ``message`` (a string, or a function giving one at the time of
-    failure) or the predicate's name when ``timeout`` passes first.
+    The tests' one way to wait: on a condition, with a deadline, never a bare sleep. The
+    predicate is tried once more after the deadline, so a test descheduled on a busy machine
+    past its deadline still passes when the condition holds. Fails the test with ``message``
+    (a string, or a function giving one at the time of failure; say what was waited for), or
+    else the predicate's source, when ``timeout`` passes first.
     """
     deadline = time.monotonic() + timeout
     pause = threading.Event()
     while True:
+        late = time.monotonic() >= deadline
         result = predicate()
         if result:
             return result
-        if time.monotonic() >= deadline:
+        if late:
             what = message() if callable(message) else message
-            what = what or getattr(predicate, "__name__", repr(predicate))
-            raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for: {what or _describe(predicate)}")
         pause.wait(0.01)
+
+
+def _describe(predicate: Callable[[], Any]) -> str:
+    name = getattr(predicate, "__name__", repr(predicate))
+    if name != "<lambda>":
+        return name
+    try:
+        return inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return name
+
+
+def closed_by_peer(port: int) -> bool:
+    """True once a TCP connection of this process to ``port`` on 127.0.0.1 was closed by the
+    server and not yet by us (CLOSE_WAIT, as the operating system reports it)."""
+    import psutil
+
+    return any(
+        connection.status == psutil.CONN_CLOSE_WAIT and connection.raddr and connection.raddr.port == port
+        for connection in psutil.Process().net_connections(kind="tcp")
+    )
 
 
 def holds_for(predicate: Callable[[], Any], duration: float) -> bool:
@@ -78,16 +104,27 @@ def received_batches(server: HTTPServer) -> list[list[dict[str, Any]]]:
     return [body["batch"] for body in received_bodies(server)]
 
 
-def received_messages(server: HTTPServer) -> list[dict[str, Any]]:
-    """Every message the server received, in order."""
-    return [message for batch in received_batches(server) for message in batch]
+def basic_auth(write_key: str) -> str:
+    """The Authorization header the API expects for ``write_key`` (empty password)."""
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
 
 
-def wait_for_messages(server: HTTPServer, count: int, timeout: float = DEADLINE) -> list[dict[str, Any]]:
-    """Wait until the server holds at least ``count`` messages; return them all."""
-    wait_until(
-        lambda: len(received_messages(server)) >= count,
-        timeout,
-        message=lambda: f"{count} messages at the server (got {len(received_messages(server))})",
-    )
-    return received_messages(server)
+def received_messages(server: HTTPServer, write_key: str | None = None) -> list[dict[str, Any]]:
+    """Every message the server received (with ``write_key``, only those sent with it), in order."""
+    requests = batch_requests(server)
+    if write_key is not None:
+        requests = [r for r in requests if r.headers.get("Authorization") == basic_auth(write_key)]
+    return [message for request in requests for message in json.loads(raw_body(request))["batch"]]
+
+
+def wait_for_messages(
+    server: HTTPServer, count: int, timeout: float = DEADLINE, *, write_key: str | None = None
+) -> list[dict[str, Any]]:
+    """Wait until the server holds at least ``count`` messages (sent with ``write_key``, if
+    given); return them all."""
+    def described() -> str:
+        found = received_messages(server, write_key)
+        return f"{count} messages at the server, got {len(found)}: {[m.get('event') or m['type'] for m in found]}"
+
+    wait_until(lambda: len(received_messages(server, write_key)) >= count, timeout, message=described)
+    return received_messages(server, write_key)

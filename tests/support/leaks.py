@@ -52,9 +52,11 @@ def _safe_repr(value: Any) -> str:
 _PACKAGE = str(Path(cdp_logging.__file__).parent)
 
 
-def describe_object(value: Any) -> Iterator[str]:
+def describe_object(value: Any, depth: int = 1) -> Iterator[str]:
+    """The reprs of ``value``'s attributes, and of theirs down to ``depth`` levels, as a
+    recorder that expands objects shows them (no attribute is named: all are looked at)."""
     # A Secret is the one holder of the key, by design: what shows of it is its repr.
-    if isinstance(value, (str, bytes, int, float, types.ModuleType, type, Secret)) or value is None:
+    if depth < 1 or isinstance(value, (str, bytes, int, float, types.ModuleType, type, Secret)) or value is None:
         return
     names = list(getattr(value, "__dict__", {}))
     for klass in type(value).__mro__:
@@ -65,3 +67,4 @@ def describe_object(value: Any) -> Iterator[str]:
         except Exception:  # an unset slot
             continue
         yield _safe_repr(attribute)
+        yield from describe_object(attribute, depth - 1)

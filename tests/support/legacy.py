@@ -9,9 +9,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
-from support import helpers
 from pytest_httpserver import HTTPServer
 
 from cdp_logging.delivery.transport import Response
@@ -40,11 +38,6 @@ class CapturingTransport:
 
     def close(self) -> None:
         pass
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = DEADLINE, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    return helpers.wait_until(condition, timeout, message=what or None)
 
 
 # -- processes against a collector ----------------------------------------------------------

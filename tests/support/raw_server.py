@@ -44,9 +44,13 @@ class RawServer:
         self._acceptor.start()
 
     @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    @property
     def url(self) -> str:
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def first_then_ok(self, first: bytes | Behaviour) -> None:
         """Answer the next request with ``first``, every later one with OK."""

@@ -7,7 +7,7 @@
 * :class:`SilentServer` accepts connections and never answers: pytest-httpserver cannot.
 * :func:`run_python` runs a script from ``tests/apps`` in its own interpreter.
 
-Every wait is on a condition with a deadline (:func:`wait_until`), never a bare sleep.
+Every wait is on a condition with a deadline (``support.helpers.wait_until``), never a bare sleep.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from support import helpers
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -38,11 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Small retry waits so that retry tests take a fraction of a second.
 FAST_RETRIES = {"initial_backoff": 0.02, "max_backoff": 0.1}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, message: str = "") -> Any:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    return helpers.wait_until(condition, timeout, message=message or None)
 
 
 def batch_of(request: Request) -> list[dict[str, Any]]:

@@ -1019,6 +1019,7 @@ def test_format_event_line_escapes_control_characters() -> None:
     assert "\\u001b" in line and "\\n" in line and "\\u009b" in line and "\\t" in line
 
 
+@pytest.mark.server  # the examples start a collector
 def test_docstring_examples_run() -> None:
     results = doctest.testmod(collector_module, optionflags=doctest.ELLIPSIS)
 
