@@ -280,3 +280,39 @@ def trim_quarantine(db: sqlite3.Connection) -> None:
                "(SELECT id FROM quarantine ORDER BY at DESC, id DESC LIMIT ?)", (QUARANTINE_ROWS,))
     db.execute("UPDATE quarantine SET data = substr(data, 1, ?) WHERE length(data) > ?",
                (QUARANTINE_ROW_BYTES, QUARANTINE_ROW_BYTES))
+
+
+def _varint_length(value: int) -> int:
+    """Bytes of SQLite's variable-length integer for ``value`` (>= 0)."""
+    length = 1
+    while value >= 1 << (7 * length) and length < 9:
+        length += 1
+    return length
+
+
+#: Bytes of a row's id in its cell, at most: ids below 2**35 (34 billion events written).
+_ROWID_BYTES = 5
+
+
+def row_file_bytes(length: int, page_size: int) -> float:
+    """What a row of an event of ``length`` bytes takes of the file once written, at most,
+    by SQLite's file format: its share of the table's leaf page (rows of this size appended
+    one after another fill each page with as many whole cells as fit, no more) plus its
+    overflow pages. A row too large for half a page takes a page of its own: twice its
+    bytes, nearly, for rows just over that size."""
+    usable = page_size  # a spool reserves no bytes at the end of its pages
+    payload = 2 + _varint_length(2 * length + 12) + length  # record header: size, NULL id, BLOB
+    max_local = usable - 35
+    overflow_pages = 0
+    local = payload
+    if payload > max_local:
+        min_local = (usable - 12) * 32 // 255 - 23
+        local = min_local + (payload - min_local) % (usable - 4)
+        if local > max_local:
+            local = min_local
+        overflow_pages = -(-(payload - local) // (usable - 4))
+    cell = _varint_length(payload) + _ROWID_BYTES + local + (4 if overflow_pages else 0)
+    per_page = max(1, (usable - 8) // (cell + 2))  # the leaf's header, a 2-byte pointer a cell
+    # Each leaf page has a cell in a page above it: a child's number, an id, a pointer.
+    leaf_share = (1 / per_page) * (1 + (4 + 9 + 2) / (usable - 12))
+    return page_size * (leaf_share + overflow_pages)

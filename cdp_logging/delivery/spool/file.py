@@ -43,6 +43,7 @@ from .common import (
     ROW_OVERHEAD,
     _chunks,
     _lease_over,
+    row_file_bytes,
     _unreadable,
     holder_is_gone,
 )
@@ -390,6 +391,12 @@ class SpoolFile:
             # over a tenth of the bound at least: a few events in pages left sparse by rows
             # deleted (set aside, sent) would otherwise seem to take the whole file.
             spread = max(1.0, used / max(counted, self.max_bytes / 10)) if counted else 1.0
+            # And at least what these messages' rows will take by SQLite's format: while the
+            # spool holds less than that tenth, or rows of another size, the pages in use
+            # understate it, and a large write (a backlog of 2 KB events, a page each, when
+            # the spool is nearly empty) would grow the file past the bound for good.
+            spread = max(spread, sum(row_file_bytes(len(message), self._page_size)
+                                     for message in messages) / sum(sizes)) if messages else spread
             limit = self.max_bytes / spread
             room = limit - counted
             start, end = 0, len(messages)
