@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     # Imported when a client has a spool: a client without one never loads sqlite3.
     from .delivery.spool import Spool, SpoolFull
 from .outcomes import Outcomes, Stats
-from .registry import _track_client
+from .registry import track_client
 from .calls import Calls
 from .options import without_api_path, check_options
 from .option_sources import from_environment
@@ -232,7 +232,7 @@ class Analytics(Calls):
             self._spool.own_threads = self._batcher.own_threads
             self._sender.spool = self._spool
             self._spool.start()
-        _track_client(self)
+        track_client(self)
 
     def stats(self) -> Stats:
         """Counts of what happened to the calls made so far.

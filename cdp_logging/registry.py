@@ -39,7 +39,8 @@ class Client(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
-_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+#: Every client alive in this process (held weakly): the exit hook closes them, a fork resets them.
+live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 _registered = False
@@ -48,9 +49,10 @@ _registered = False
 _registration_lock = threading.Lock()
 
 
-def _track_client(client: Client) -> None:
+def track_client(client: Client) -> None:
+    """Count ``client`` among the live clients, registering the exit hook with the first."""
     global _registered
-    _clients.add(client)
+    live_clients.add(client)
     if not _registered:
         with _registration_lock:
             if not _registered:
@@ -76,7 +78,7 @@ def close_all_clients(timeout: float | None = None) -> None:
             cdp_logging.close_all_clients()
     """
     begin_shutdown(timeout)
-    clients = list(_clients)
+    clients = list(live_clients)
     for client in clients:
         try:
             client._begin_close(timeout)
@@ -96,7 +98,7 @@ def begin_shutdown(timeout: float | None = None) -> None:
     same shutdown (``close()`` after ``flush()``, atexit after ``logging.shutdown()``) finds
     the deadline already running instead of starting a new one."""
     now = time.monotonic()
-    for client in list(_clients):
+    for client in list(live_clients):
         try:
             client._shutdown_begins(now + (client.shutdown_timeout if timeout is None else timeout))
         except Exception:  # noqa: S110 - at exit every client gets its turn
@@ -118,7 +120,7 @@ def flush_all_clients(timeout: float | None = None) -> bool:
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     delivered = True
-    for client in list(_clients):
+    for client in list(live_clients):
         if client.closed:
             continue
         if deadline is None:
@@ -133,7 +135,7 @@ def flush_all_clients(timeout: float | None = None) -> bool:
 
 
 def _after_fork_in_child() -> None:
-    for client in list(_clients):
+    for client in list(live_clients):
         client._after_fork_in_child()
     _close_at_multiprocessing_exit()
 

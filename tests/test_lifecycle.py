@@ -25,7 +25,7 @@ WRITE_KEY = "test-write-key"
 def only_this_tests_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     """flush_all_clients acts on every live client: let it see this test's alone, not those
     other test modules left open."""
-    monkeypatch.setattr(registry, "_clients", weakref.WeakSet())
+    monkeypatch.setattr(registry, "live_clients", weakref.WeakSet())
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def cdp_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCollector]:
     """
     import os
 
-    from ..registry import _clients
+    from ..registry import live_clients
     from ..constants import ENV_HOST, ENV_WRITE_KEY
     from .collector import LocalCollector
 
@@ -81,6 +81,6 @@ def cdp_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCollector]:
         yield collector
         # Deliver what the test's clients still hold while the collector is there to take
         # it; left for exit, it would be retried against a closed port.
-        for client in list(_clients):
+        for client in list(live_clients):
             if client.host == collector.url and not client.closed:
                 client.flush(timeout=_TEARDOWN_FLUSH_TIMEOUT)
